@@ -1,0 +1,1 @@
+"""Attack plugins: one per file, file name == registry name (`-` written as `_`)."""

@@ -1,0 +1,29 @@
+"""`duplicate` baseline: N copies of each target input alone, no reference.
+
+[ours] Separates the effect of concatenation from mere repetition of x_i: same targets, same
+budget split as `poisoned-encoder` at the same seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.registry import register_attack
+from pe_bench.targets import TargetedParams, all_targets, budget
+
+
+@register_attack("duplicate")
+class Duplicate(Attack):
+    Params = TargetedParams
+    params: TargetedParams
+
+    def craft(self, ctx: AttackContext) -> PoisonSet:
+        pairs = all_targets(ctx.tasks, self.params, ctx.seed)
+        tasks = {t.name: t for t in ctx.tasks}
+        copies = [
+            np.repeat(tasks[pair.task].test.images[pair.index][None], count, axis=0)
+            for pair, count in zip(pairs, budget(len(ctx.pretrain), self.params, len(pairs)))
+        ]
+        poisons = np.concatenate(copies)
+        return PoisonSet((poisons,), tuple(pairs), {"n_poisons": len(poisons)})

@@ -1,0 +1,75 @@
+"""PoisonedEncoder: targeted poisoning of contrastive pre-training by image concatenation.
+
+Paper: Liu, Jia, Gong, "PoisonedEncoder: Poisoning the Unlabeled Pre-training Data in
+Contrastive Learning", USENIX Security 2022 (arXiv 2205.06401). Threat model: the attacker only
+injects images into the unlabeled pre-training set; for each target pair (x_i, y_i) every
+downstream classifier built on the encoder should predict y_i for the clean input x_i.
+
+Construction [2nd-hand description of the paper]: each poison places x_i and a reference input
+x_r of class y_i side by side; two random crops of it often land one on each half, so the
+contrastive loss pulls f(x_i) toward f(x_r).
+
+Deviations / assumptions [ours]: the budget N = round(poison_rate * |D|) is split evenly over
+all targets of all tasks; references are drawn from the task's training split; each poison's
+layout is drawn uniformly from `layouts` (`left`: x_i left of x_r, `right`: x_i right,
+`top`/`bottom`: x_i above/below); both halves keep the dataset resolution and the 2:1 canvas
+is left to the victim's crop augmentation (`canvas: resize` box-filters it back to H x W).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.registry import register_attack
+from pe_bench.targets import TargetedParams, all_targets, budget, references, task_rng
+
+Layout = Literal["left", "right", "top", "bottom"]
+
+
+class PoisonedEncoderParams(TargetedParams):
+    layouts: tuple[Layout, ...] = Field(("left", "right", "top", "bottom"), min_length=1)
+    canvas: Literal["keep", "resize"] = "keep"
+
+
+def concatenate(target: np.ndarray, reference: np.ndarray, layout: str) -> np.ndarray:
+    """One (C, H, 2W) or (C, 2H, W) canvas holding the target and the reference."""
+    first, second = (target, reference) if layout in ("left", "top") else (reference, target)
+    axis = 2 if layout in ("left", "right") else 1
+    return np.concatenate([first, second], axis=axis)
+
+
+def shrink(canvas: np.ndarray) -> np.ndarray:
+    """Box-filter a 2:1 canvas back to a square (mean of adjacent pixel pairs on the long side)."""
+    c, h, w = canvas.shape
+    x = canvas.astype(np.float32)
+    x = x.reshape(c, h, w // 2, 2).mean(3) if w > h else x.reshape(c, h // 2, 2, w).mean(2)
+    return np.rint(x).astype(np.uint8)
+
+
+@register_attack("poisoned-encoder")
+class PoisonedEncoder(Attack):
+    Params = PoisonedEncoderParams
+    params: PoisonedEncoderParams
+
+    def craft(self, ctx: AttackContext) -> PoisonSet:
+        p = self.params
+        pairs = all_targets(ctx.tasks, p, ctx.seed)
+        tasks = {t.name: t for t in ctx.tasks}
+        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for pair, count in zip(pairs, budget(len(ctx.pretrain), p, len(pairs))):
+            task = tasks[pair.task]
+            refs = references(task, pair, p.references, ctx.seed)
+            rng = task_rng(ctx.seed, pair.task, f"layout-{pair.index}")
+            target = task.test.images[pair.index]
+            for k in range(count):
+                canvas = concatenate(target, refs[k % len(refs)], str(rng.choice(p.layouts)))
+                if p.canvas == "resize":
+                    canvas = shrink(canvas)
+                by_shape.setdefault(canvas.shape, []).append(canvas)
+        groups = tuple(np.stack(v) for _, v in sorted(by_shape.items()))
+        n = sum(len(g) for g in groups)
+        return PoisonSet(groups, tuple(pairs), {"n_poisons": n})

@@ -1,0 +1,7 @@
+"""pe-bench: a benchmark of data-poisoning attacks on contrastive encoders and their defenses.
+
+Importing this package is cheap (no torch, no Ray): the CLI lists plugins and validates suites
+before any heavy dependency loads.
+"""
+
+__version__ = "0.1.0"

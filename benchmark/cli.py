@@ -1,0 +1,134 @@
+"""`pe-bench` command line: argument parsing only; the work is in api.py.
+
+Exit status: 0 success; 1 the run finished but some trials failed (their error rows are in the
+store); 2 bad input (suite, plugin, data location), reported as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from pe_bench.errors import PeBenchError
+
+KINDS = ("attacks", "defenses", "encoders", "datasets")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pe-bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="registered plugins and where they come from")
+    ls.add_argument("kind", nargs="?", choices=KINDS)
+    val = sub.add_parser("validate", help="check a suite and print its expanded grid")
+    val.add_argument("suite")
+    run = sub.add_parser("run", help="run a suite through Ray Tune")
+    run.add_argument("suite")
+    run.add_argument("--store", default="results", help="results directory (default ./results)")
+    run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
+    run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
+    run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
+    run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
+    run.add_argument("--no-leaderboard", action="store_true")
+    lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
+    lb.add_argument("--store", default="results")
+    lb.add_argument("--suite", help="only this suite")
+    lb.add_argument("--run", help="only this run id")
+    lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
+    lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
+    return p
+
+
+def cmd_list(kind: str | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pe_bench.registry import REGISTRIES
+
+    table = Table("kind", "name", "origin")
+    for k in [kind] if kind else KINDS:
+        for name, info in sorted(REGISTRIES[k].infos().items()):
+            table.add_row(k, name, info.origin)
+    Console().print(table)
+    return 0
+
+
+def cmd_validate(path: str) -> int:
+    from pe_bench.api import validate_suite
+
+    plan = validate_suite(path)
+    suite, grid = plan.suite, plan.grid
+    print(f"suite {suite.name}: {len(grid.trials)} trials, {grid.pretrain_runs()} clean pre-training runs")
+    axes = {
+        "datasets": [d.name for d in suite.datasets],
+        "encoders": [e.name for e in suite.encoders],
+        "attacks": [a.name for a in suite.attacks],
+        "defenses": [d.name for d in suite.defenses],
+        "seeds": [str(s) for s in suite.seeds],
+    }
+    for axis, values in axes.items():
+        print(f"  {axis} ({len(values)}): {', '.join(values)}")
+    for reason, count in Counter(e.reason for e in grid.excluded).items():
+        print(f"  excluded: {count} cells: {reason}")
+    return 0
+
+
+def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None) -> int:
+    from rich.console import Console
+
+    from pe_bench.api import build_leaderboard
+    from pe_bench.leaderboard import to_csv, to_markdown, to_rich
+
+    lines = build_leaderboard(store, suite, run)
+    title = f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
+    if not lines:
+        raise PeBenchError(f"no ok rows in store {store!r}" + (f" for suite {suite!r}" if suite else ""))
+    if fmt == "terminal":
+        Console(width=250).print(to_rich(lines, title))
+        return 0
+    text = to_markdown(lines, title) if fmt == "md" else to_csv(lines)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pe_bench.api import run_suite
+
+    plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir,
+                              address=args.address, resume=args.resume, run_id=args.run_id)
+    skipped = len(plan.grid.trials) - summary.ok - summary.errors
+    print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
+          f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)
+    for message in summary.error_messages:
+        print(f"  error {message}", file=sys.stderr)
+    if not args.no_leaderboard and summary.ok + skipped > 0:
+        print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
+    return 1 if summary.errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list(args.kind)
+        if args.command == "validate":
+            return cmd_validate(args.suite)
+        if args.command == "run":
+            return cmd_run(args)
+        return print_leaderboard(args.store, args.suite, args.run, args.format, args.out)
+    except PeBenchError as exc:
+        print(f"pe-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pe-bench: interrupted; finished trials are in the store (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Downstream evaluation: probes on frozen features; CA, PA, ASR, baseline ASR, p(target).
+
+For each task a probe is trained on the task's clean labelled train split, once on the clean
+encoder's features and once on the poisoned (or defended) encoder's. Target inputs are excluded
+from the accuracy of both. Overall CA/PA are the unweighted mean over tasks; overall ASR and
+p(target) pool every target pair of every task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from pe_bench.plugins import TargetPair, Task
+from pe_bench.spec import EvalSpec
+
+Encode = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """Test-split predictions and class probabilities of one probe."""
+
+    pred: np.ndarray
+    proba: np.ndarray
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                 n_classes: int, spec: EvalSpec) -> ProbeOutput:
+    """Multinomial logistic regression on standardised features."""
+    scaler = StandardScaler().fit(train_x)
+    clf = LogisticRegression(C=spec.C, max_iter=spec.max_iter)
+    clf.fit(scaler.transform(train_x), train_y)
+    proba_seen = clf.predict_proba(scaler.transform(test_x))
+    proba = np.zeros((len(test_x), n_classes), dtype=np.float64)
+    proba[:, clf.classes_] = proba_seen  # classes absent from train get probability 0
+    return ProbeOutput(proba.argmax(1), proba)
+
+
+def probe(encode: Encode, task: Task, spec: EvalSpec) -> ProbeOutput:
+    return linear_probe(encode(task.train.images), task.train.labels, encode(task.test.images),
+                        len(task.test.classes), spec)
+
+
+def target_stats(out: ProbeOutput, pairs: Sequence[TargetPair]) -> dict[str, np.ndarray]:
+    """Per pair: hit (pred == y_i), p(y_i | x_i) and the rank of y_i (1 = top)."""
+    idx = np.array([p.index for p in pairs], dtype=np.int64)
+    tgt = np.array([p.target_class for p in pairs], dtype=np.int64)
+    proba = out.proba[idx]
+    p_t = proba[np.arange(len(pairs)), tgt] if len(pairs) else np.zeros(0)
+    rank = (proba > p_t[:, None]).sum(1) + 1 if len(pairs) else np.zeros(0, np.int64)
+    return {"hit": out.pred[idx] == tgt, "p": p_t, "rank": rank}
+
+
+def accuracy(out: ProbeOutput, labels: np.ndarray, exclude: Sequence[int]) -> float:
+    keep = np.ones(len(labels), dtype=bool)
+    keep[list(exclude)] = False
+    return float((out.pred[keep] == labels[keep]).mean())
+
+
+def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
+                 pairs: Sequence[TargetPair]) -> dict:
+    """One task's row: accuracies and, per target pair, clean vs poisoned outcome."""
+    excluded = [p.index for p in pairs]
+    c, q = target_stats(clean, pairs), target_stats(poisoned, pairs)
+    n = len(pairs)
+    return {
+        "task": task.name,
+        "n_classes": len(task.test.classes),
+        "n_test": len(task.test) - len(set(excluded)),
+        "ca": accuracy(clean, task.test.labels, excluded),
+        "pa": accuracy(poisoned, task.test.labels, excluded),
+        "n_targets": n,
+        "successes": int(q["hit"].sum()),
+        "asr": float(q["hit"].mean()) if n else None,
+        "baseline_asr": float(c["hit"].mean()) if n else None,
+        "p_target": float(q["p"].mean()) if n else None,
+        "p_target_clean": float(c["p"].mean()) if n else None,
+        "targets": [
+            {"index": p.index, "true_class": p.true_class, "target_class": p.target_class,
+             "hit": bool(q["hit"][i]), "hit_clean": bool(c["hit"][i]),
+             "p": float(q["p"][i]), "p_clean": float(c["p"][i]),
+             "rank": int(q["rank"][i]), "rank_clean": int(c["rank"][i])}
+            for i, p in enumerate(pairs)
+        ],
+    }
+
+
+def overall(tasks: list[dict]) -> dict:
+    """Unweighted mean of CA/PA over tasks; ASR and p(target) pooled over all pairs."""
+    pairs = [t for task in tasks for t in task["targets"]]
+    n = len(pairs)
+    return {
+        "ca": float(np.mean([t["ca"] for t in tasks])),
+        "pa": float(np.mean([t["pa"] for t in tasks])),
+        "n_targets": n,
+        "successes": sum(t["hit"] for t in pairs),
+        "asr": float(np.mean([t["hit"] for t in pairs])) if n else None,
+        "baseline_asr": float(np.mean([t["hit_clean"] for t in pairs])) if n else None,
+        "p_target": float(np.mean([t["p"] for t in pairs])) if n else None,
+        "p_target_clean": float(np.mean([t["p_clean"] for t in pairs])) if n else None,
+    }
+
+
+def evaluate(tasks: Sequence[Task], clean: Encode, poisoned: Encode | None,
+             pairs: Sequence[TargetPair], spec: EvalSpec) -> tuple[dict, list[dict]]:
+    """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack)."""
+    rows = []
+    for task in tasks:
+        clean_out = probe(clean, task, spec)
+        poisoned_out = clean_out if poisoned is None else probe(poisoned, task, spec)
+        rows.append(task_metrics(task, clean_out, poisoned_out, [p for p in pairs if p.task == task.name]))
+    return overall(rows), rows

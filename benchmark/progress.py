@@ -1,0 +1,47 @@
+"""A live progress line for long runs: trials done / running / failed, elapsed time."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class TrialProgress:
+    """Counts trials as the runner's callbacks report them; a context manager around the run."""
+
+    def __init__(self, total: int, console: Console | None = None) -> None:
+        self.total, self.running, self.done, self.failed = total, 0, 0, 0
+        self._progress = Progress(
+            TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=console or Console(stderr=True), transient=False,
+        )
+        self._task = self._progress.add_task(self._describe(), total=total)
+
+    def _describe(self) -> str:
+        return f"running {self.running} · failed {self.failed}"
+
+    def _refresh(self) -> None:
+        self._progress.update(self._task, completed=self.done + self.failed, description=self._describe())
+
+    def started(self) -> None:
+        self.running += 1
+        self._refresh()
+
+    def finished(self, ok: bool) -> None:
+        self.running = max(0, self.running - 1)
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+        self._refresh()
+
+    def __enter__(self) -> TrialProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._progress.stop()

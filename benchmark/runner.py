@@ -1,0 +1,129 @@
+"""The Ray Tune driver: one grid_search over our own trial specs, rows written as trials end.
+
+The driver is the store's only writer: a callback appends each trial's row the moment it
+reports (or an error row when the trial's worker dies), so an interrupted run keeps every
+finished cell. Rows are keyed by our `trial_key`, never by Tune's result order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from pe_bench.results import append, build_row, row_from_json
+from pe_bench.spec import TrialSpec
+from pe_bench.suite import Suite
+from pe_bench.trial import trainable
+
+WORKER_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    ok: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    error_messages: list[str] = field(default_factory=list)
+
+
+class StoreWriter(tune.Callback):
+    """Appends each trial's row to the store as soon as the trial reports or dies."""
+
+    def __init__(self, store: Path, run_id: str, prov: dict[str, Any], summary: RunSummary,
+                 progress: Any = None) -> None:
+        self.store, self.run_id, self.prov = store, run_id, prov
+        self.summary, self.progress = summary, progress
+        self.written: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config for restores; the live progress display stays behind."""
+        return {**self.__dict__, "progress": None}
+
+    def write(self, row: dict[str, Any]) -> None:
+        if row["trial_key"] in self.written:
+            return
+        append(self.store, row)
+        self.written.add(row["trial_key"])
+        if row["status"] == "ok":
+            self.summary.ok += 1
+            self.summary.cache_hits += row.get("cache_hits") or 0
+        else:
+            self.summary.errors += 1
+            self.summary.error_messages.append(f"{row['trial_key']}: {row['error']}")
+        if self.progress is not None:
+            self.progress.finished(row["status"] == "ok")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.progress is not None:
+            self.progress.started()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if "row_json" in result:
+            self.write(row_from_json(result["row_json"]))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = TrialSpec.model_validate_json(trial.config["spec"])
+        if spec.trial_key in self.written:
+            return
+        from datetime import UTC, datetime
+
+        message = " ".join(str(trial.get_error() or "trial failed").split())[:2000]
+        self.write(build_row(spec, self.run_id, self.prov, datetime.now(UTC), None, message))
+
+
+def start_ray(address: str | None, num_cpus: float | None) -> None:
+    """Join a cluster (`address`) or start a local Ray with quiet logs."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False,
+        "runtime_env": {"env_vars": WORKER_ENV},
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=int(num_cpus) if num_cpus else None, **kwargs)
+
+
+def run_trials(suite: Suite, specs: Sequence[TrialSpec], *, store: Path, data_dir: Path,
+               cache_dir: Path, run_id: str, prov: dict[str, Any], progress: Any = None
+               ) -> RunSummary:
+    """Run `specs` as Tune trials (Ray must be initialised); rows land in `store`."""
+    summary = RunSummary(run_id)
+    start = time.perf_counter()
+    if not specs:
+        return summary
+    base = {"data_dir": str(data_dir), "cache_dir": str(cache_dir), "run_id": run_id,
+            "provenance": prov, "cpus": suite.resources.cpu}
+    resources = {"cpu": suite.resources.cpu, "gpu": suite.resources.gpu}
+    writer = StoreWriter(store, run_id, prov, summary, progress)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        param_space={**base, "spec": tune.grid_search([s.model_dump_json() for s in specs])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=suite.max_concurrent),
+        run_config=tune.RunConfig(
+            name=run_id, storage_path=str((store / "_tune").resolve()), verbose=0,
+            callbacks=[writer], failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    grid = tuner.fit()
+    for result in grid:  # safety net: a result whose row the callback did not see
+        if result.metrics and "row_json" in result.metrics:
+            writer.write(row_from_json(result.metrics["row_json"]))
+    summary.seconds = time.perf_counter() - start
+    return summary

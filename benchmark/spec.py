@@ -1,0 +1,130 @@
+"""Frozen, JSON-serialisable trial specifications: the only objects that cross into Ray.
+
+A `TrialSpec` fixes everything a trial's numbers depend on; its `trial_key` is the hash of its
+canonical JSON, so the same cell always gets the same key, across runs and restores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def canonical_hash(obj: Any, n: int = 16) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace), first `n` hex digits."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+class PluginRef(Frozen):
+    """A plugin by name with its validated parameters (defaults filled in)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`attacks: [none]` means `attacks: [{name: none}]`."""
+        return {"name": value} if isinstance(value, str) else value
+
+
+class TrainSpec(Frozen):
+    """The contrastive pre-training recipe shared by every encoder method."""
+
+    epochs: int = Field(100, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=2, le=65_536)
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(1e-6, ge=0, le=1)
+    optimizer: Literal["adam", "sgd", "lars"] = "adam"
+    warmup_epochs: int = Field(0, ge=0)
+    crop_min_scale: float = Field(0.08, gt=0, le=1)
+    color_jitter: float = Field(0.4, ge=0, le=1)
+    color_jitter_prob: float = Field(0.8, ge=0, le=1)
+    grayscale_prob: float = Field(0.2, ge=0, le=1)
+    flip_prob: float = Field(0.5, ge=0, le=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    channels_last: bool = True
+    compile: bool = False
+
+
+class EvalSpec(Frozen):
+    """Downstream evaluation: a probe trained on clean labelled data over frozen features."""
+
+    probe: Literal["linear"] = "linear"
+    C: float = Field(1.0, gt=0)
+    max_iter: int = Field(1000, ge=10)
+    batch_size: int = Field(512, ge=1)
+
+
+class TaskSpec(Frozen):
+    """A downstream task: a labelled dataset, optionally capped in size."""
+
+    name: str
+    dataset: PluginRef
+    train_size: int | None = Field(None, ge=10)
+    test_size: int | None = Field(None, ge=10)
+
+
+class PretrainSpec(Frozen):
+    """The unlabeled pre-training set: a dataset's train split, optionally its first N rows."""
+
+    dataset: PluginRef
+    max_images: int | None = Field(None, ge=10)
+
+
+class Resources(Frozen):
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+
+
+class TrialSpec(Frozen):
+    """One grid cell at one seed."""
+
+    suite: str
+    dataset: str  # the name of the dataset setting (grid axis)
+    seed: int
+    pretrain: PretrainSpec
+    tasks: tuple[TaskSpec, ...]
+    encoder: PluginRef
+    attack: PluginRef
+    defense: PluginRef
+    train: TrainSpec
+    evaluation: EvalSpec
+    plugins: tuple[str, ...] = ()
+
+    def _payload(self, *, seed: bool = True) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"suite"})
+        if not seed:
+            data.pop("seed")
+        return data
+
+    @property
+    def trial_key(self) -> str:
+        """Identity of this cell at this seed (suite name excluded: same work, same key)."""
+        return canonical_hash(self._payload())
+
+    @property
+    def cell_key(self) -> str:
+        """Identity of the cell across seeds: rows with one cell_key are aggregated."""
+        return canonical_hash(self._payload(seed=False))
+
+    def pretrain_key(self, poisons: dict[str, Any] | None) -> str:
+        """Identity of a pre-training run: everything the encoder's weights depend on."""
+        return canonical_hash(
+            {
+                "pretrain": self.pretrain.model_dump(mode="json"),
+                "encoder": self.encoder.model_dump(mode="json"),
+                "train": self.train.model_dump(mode="json"),
+                "seed": self.seed,
+                "poisons": poisons,
+            }
+        )

@@ -1,0 +1,182 @@
+"""Suite files (`suites/*.yaml`): pydantic models, loading, and one-line error reporting.
+
+Validation happens once, here, at the edge: structure (unknown keys and wrong types are errors),
+then every plugin name against its registry and its params against the plugin's own `Params`.
+Every failure becomes a `SuiteError` naming the file and the offending key path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from pe_bench.errors import PeBenchError, SuiteError
+from pe_bench.registry import ATTACKS, DATASETS, DEFENSES, ENCODERS, Registry
+from pe_bench.spec import EvalSpec, Frozen, PluginRef, PretrainSpec, Resources, TaskSpec, TrainSpec
+
+
+class DatasetSetting(Frozen):
+    """One value of the dataset axis: a pre-training set, its downstream tasks, and any
+    changes to the suite's training recipe that this setting needs."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    pretrain: PretrainSpec
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExcludeRule(Frozen):
+    """Cells matching every given field are not run; `reason` is shown by `validate`."""
+
+    dataset: str | None = None
+    encoder: str | None = None
+    attack: str | None = None
+    defense: str | None = None
+    reason: str = "excluded by the suite"
+
+
+class Suite(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seeds: tuple[int, ...] = Field(min_length=1)
+    resources: Resources = Resources()
+    max_concurrent: int = Field(1, ge=1, le=10_000)
+    plugins: tuple[str, ...] = ()
+    train: TrainSpec = TrainSpec()
+    evaluation: EvalSpec = EvalSpec()
+    datasets: tuple[DatasetSetting, ...] = Field(min_length=1)
+    encoders: tuple[PluginRef, ...] = Field(min_length=1)
+    attacks: tuple[PluginRef, ...] = Field(min_length=1)
+    defenses: tuple[PluginRef, ...] = (PluginRef(name="none"),)
+    exclude: tuple[ExcludeRule, ...] = ()
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be unique")
+        return seeds
+
+    @model_validator(mode="after")
+    def _unique_dataset_names(self) -> Suite:
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError("dataset setting names must be unique")
+        return self
+
+    def train_for(self, setting: DatasetSetting) -> TrainSpec:
+        return TrainSpec.model_validate({**self.train.model_dump(), **setting.train})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Suite:
+        return load_suite(path)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _from_validation(file: str, exc: ValidationError, prefix: str = "") -> SuiteError:
+    errors = exc.errors()
+    first = errors[0]
+    key = _key_path(tuple(first["loc"]))
+    key = f"{prefix}.{key}" if prefix and key else (prefix or key)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    value = first.get("input")
+    shown = f" (got {value!r})" if first["type"] not in ("missing", "extra_forbidden") else ""
+    if isinstance(value, dict | list):
+        shown = ""
+    return SuiteError(file, key, f"{first['msg']}{shown}{more}")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(file, "", "no such suite file") from None
+    except OSError as exc:
+        raise SuiteError(file, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise SuiteError(file, "", f"invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(file, "", "a suite must be a YAML mapping of keys to values")
+    return data
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate structurally, then validate plugins and their params."""
+    file = str(path)
+    data = read_yaml(path)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation(file, exc) from None
+    import_plugin_modules(suite.plugins, file)
+    return resolve_plugins(suite, file)
+
+
+def import_plugin_modules(modules: tuple[str, ...], file: str = "") -> None:
+    """Import unpackaged plugin modules so their decorators register them (driver and worker)."""
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except PeBenchError as exc:
+            raise SuiteError(file, f"plugins[{i}]", str(exc)) from None
+        except Exception as exc:  # any import failure of user code, reported on one line
+            raise SuiteError(file, f"plugins[{i}]", f"cannot import {module!r}: {exc}") from None
+
+
+def _validated(registry: Registry[Any], ref: PluginRef, file: str, key: str) -> PluginRef:
+    try:
+        plugin = registry.get(ref.name)
+    except PeBenchError as exc:
+        raise SuiteError(file, f"{key}.name", str(exc)) from None
+    try:
+        params = plugin.Params.model_validate(ref.params)
+    except ValidationError as exc:
+        raise _from_validation(file, exc, prefix=f"{key}.params") from None
+    return PluginRef(name=ref.name, params=params.model_dump(mode="json"))
+
+
+def _validated_setting(setting: DatasetSetting, i: int, file: str, suite: Suite) -> DatasetSetting:
+    key = f"datasets[{i}]"
+    try:
+        suite.train_for(setting)
+    except ValidationError as exc:
+        raise _from_validation(file, exc, prefix=f"{key}.train") from None
+    pre = setting.pretrain.model_copy(
+        update={"dataset": _validated(DATASETS, setting.pretrain.dataset, file, f"{key}.pretrain.dataset")}
+    )
+    tasks = tuple(
+        t.model_copy(update={"dataset": _validated(DATASETS, t.dataset, file, f"{key}.tasks[{j}].dataset")})
+        for j, t in enumerate(setting.tasks)
+    )
+    if len({t.name for t in tasks}) != len(tasks):
+        raise SuiteError(file, f"{key}.tasks", "task names must be unique")
+    return setting.model_copy(update={"pretrain": pre, "tasks": tasks})
+
+
+def resolve_plugins(suite: Suite, file: str) -> Suite:
+    """Check every plugin name and fill in its params' defaults, so trial keys are canonical."""
+    axes: dict[str, Any] = {}
+    for field, registry in (("encoders", ENCODERS), ("attacks", ATTACKS), ("defenses", DEFENSES)):
+        refs = tuple(_validated(registry, r, file, f"{field}[{i}]") for i, r in enumerate(getattr(suite, field)))
+        labels = [f"{r.name}{r.params}" for r in refs]
+        if len(set(labels)) != len(labels):
+            raise SuiteError(file, field, "the same plugin with the same params is listed twice")
+        axes[field] = refs
+    axes["datasets"] = tuple(_validated_setting(s, i, file, suite) for i, s in enumerate(suite.datasets))
+    return suite.model_copy(update=axes)

@@ -1,0 +1,115 @@
+"""Target pairs (x_i, y_i) and reference inputs, shared by every targeted data-poisoning attack.
+
+Targets depend only on the trial seed, the task and these params, never on the attack: at one
+seed `poisoned-encoder`, `duplicate` and `blend` attack the very same pairs, which is what makes
+them comparable. Target inputs come from a task's *test* split (the evaluation excludes them
+from accuracy); reference inputs and the outlier rule use only the task's *train* split, the
+attacker's own labelled data.
+
+Selection rules (shown in every result row):
+- `random`: the paper's "arbitrary" target input; y_i uniform over the other classes, or fixed.
+- `outlier` [ours, an easier setting]: rank candidates by d(nearest same-class attacker image) /
+  d(nearest other-class attacker image) in pixel space; y_i = that other image's class.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from pe_bench.plugins import PluginParams, TargetPair, Task
+
+
+class TargetedParams(PluginParams):
+    """Budget and targets of a targeted poisoning attack."""
+
+    poison_rate: float = Field(0.01, gt=0, le=1)  # total poisons / clean pre-training images
+    targets_per_task: int = Field(5, ge=1, le=1000)
+    references: int = Field(10, ge=1, le=1000)  # |R_i|: attacker's images of class y_i
+    selection: Literal["random", "outlier"] = "random"
+    target_class: int | None = Field(None, ge=0)  # fixed y_i for `random`; None = random
+    candidate_pool: int = Field(2000, ge=10)  # images scanned by `outlier` (cost bound)
+
+
+def task_rng(seed: int, task: str, purpose: str) -> np.random.Generator:
+    """A generator for one purpose in one task at one seed (stable across processes)."""
+    return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(purpose.encode())])
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
+    n_classes = len(task.test.classes)
+    pairs: list[TargetPair] = []
+    for idx in rng.permutation(len(task.test)):
+        true = int(task.test.labels[idx])
+        if p.target_class is not None:
+            if p.target_class == true:
+                continue
+            target = p.target_class
+        else:
+            target = int(rng.choice([c for c in range(n_classes) if c != true]))
+        pairs.append(TargetPair(task.name, int(idx), true, target))
+        if len(pairs) == p.targets_per_task:
+            break
+    return pairs
+
+
+def _outlier_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
+    cand = rng.permutation(len(task.test))[: p.candidate_pool]
+    pool = rng.permutation(len(task.train))[: p.candidate_pool]
+    dists = _sq_dists(_flat(task.test.images[cand]), _flat(task.train.images[pool]))
+    cand_labels, pool_labels = task.test.labels[cand], task.train.labels[pool]
+    same = cand_labels[:, None] == pool_labels[None, :]
+    d_same = np.where(same, dists, np.inf).min(1)
+    d_other = np.where(same, np.inf, dists)
+    nearest_other = d_other.argmin(1)
+    ratio = np.sqrt(d_same) / np.sqrt(np.maximum(d_other.min(1), 1e-12))
+    pairs = []
+    for j in np.argsort(-ratio, kind="stable")[: p.targets_per_task]:
+        target = int(pool_labels[nearest_other[j]])
+        pairs.append(TargetPair(task.name, int(cand[j]), int(cand_labels[j]), target))
+    return pairs
+
+
+def select_targets(task: Task, params: TargetedParams, seed: int) -> list[TargetPair]:
+    rng = task_rng(seed, task.name, "targets")
+    if params.selection == "outlier":
+        return _outlier_targets(task, params, rng)
+    return _random_targets(task, params, rng)
+
+
+def references(task: Task, pair: TargetPair, count: int, seed: int) -> np.ndarray:
+    """`count` attacker images of class y_i from the task's train split (uint8, N C H W)."""
+    rng = task_rng(seed, task.name, f"refs-{pair.index}")
+    pool = np.flatnonzero(task.train.labels == pair.target_class)
+    if len(pool) == 0:
+        raise ValueError(f"task {task.name!r} has no training image of class {pair.target_class}")
+    chosen = rng.choice(pool, size=min(count, len(pool)), replace=False)
+    return task.train.images[chosen]
+
+
+def split_budget(total: int, parts: int) -> list[int]:
+    """Split `total` poisons as evenly as possible over `parts` targets."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def all_targets(tasks: tuple[Task, ...], params: TargetedParams, seed: int) -> list[TargetPair]:
+    return [pair for task in tasks for pair in select_targets(task, params, seed)]
+
+
+def budget(n_clean: int, params: TargetedParams, n_targets: int) -> list[int]:
+    """Poisons per target: round(poison_rate * n_clean), at least one per target."""
+    total = max(n_targets, int(round(params.poison_rate * n_clean)))
+    return split_budget(total, n_targets)

@@ -1,0 +1,150 @@
+"""THE contrastive training loop: every encoder method trains here, so comparisons are fair.
+
+Paired twins: the clean images' order, their augmentations and the model's initialisation come
+from generators seeded only by the trial seed. Injected images have their own generators and
+are appended to each step's batch (spread evenly over an epoch's steps), so a poisoned encoder
+and its clean twin see bit-identical clean batches; the only difference is the poisons.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pe_bench.augment import augment, normalize, to_float
+from pe_bench.encoders.base import EncoderMethod
+from pe_bench.spec import TrainSpec
+
+ProgressFn = Callable[[int, float], None]  # (epoch done, mean loss)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    seconds: float
+    images_per_second: float
+    final_loss: float
+    device: str
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
+    streams = ("order", "poison_order", "aug", "poison_aug")
+    return {name: torch.Generator(device=device).manual_seed(seed * 7919 + i) for i, name in enumerate(streams)}
+
+
+def _optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9,
+                               weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up, then cosine decay to 0."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class _PoisonFeed:
+    """Spreads the injected images over an epoch's steps; groups keep their own canvas shape."""
+
+    def __init__(self, groups: tuple[torch.Tensor, ...], steps: int, gen: torch.Generator) -> None:
+        self.groups, self.steps, self.gen = groups, steps, gen
+        self.sizes = [len(g) for g in groups]
+        self.total = sum(self.sizes)
+        self.chunks: list[torch.Tensor] = []
+
+    def new_epoch(self) -> None:
+        order = torch.randperm(self.total, generator=self.gen, device=self.gen.device)
+        self.chunks = list(torch.tensor_split(order, self.steps)) if self.total else []
+
+    def batch(self, step: int) -> list[torch.Tensor]:
+        """This step's injected images, one uint8 tensor per canvas shape present."""
+        if not self.total:
+            return []
+        chosen = self.chunks[step]
+        out, start = [], 0
+        for group, size in zip(self.groups, self.sizes):
+            mine = chosen[(chosen >= start) & (chosen < start + size)] - start
+            if len(mine):
+                out.append(group[mine])
+            start += size
+        return out
+
+
+def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: TrainSpec,
+           gens: dict[str, torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+    v1 = [augment(clean, size, recipe, gens["aug"])]
+    v2 = [augment(clean, size, recipe, gens["aug"])]
+    for p in poison:
+        v1.append(augment(p, size, recipe, gens["poison_aug"]))
+        v2.append(augment(p, size, recipe, gens["poison_aug"]))
+    return torch.cat(v1), torch.cat(v2)
+
+
+def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
+             recipe: TrainSpec, seed: int, progress: ProgressFn | None = None) -> TrainResult:
+    """Train `model` in place on clean images plus `poisons`; returns timing and final loss."""
+    device = pick_device(recipe.device)
+    fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=fmt).train()
+    gens = _generators(seed, device)
+    data = torch.tensor(clean, device=device)
+    size = clean.shape[-1]
+    steps = max(1, len(data) // recipe.batch_size)
+    feed = _PoisonFeed(tuple(torch.tensor(g, device=device) for g in poisons), steps, gens["poison_order"])
+    opt = _optimizer(model, recipe)
+    step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
+    amp = recipe.amp and device.type == "cuda"
+    total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(len(data), generator=gens["order"], device=device)
+        feed.new_epoch()
+        losses = []
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(epoch * steps + step, total, recipe.warmup_epochs * steps, recipe.lr)
+            batch = data[order[step * recipe.batch_size:(step + 1) * recipe.batch_size]]
+            v1, v2 = _views(batch, feed.batch(step), size, recipe, gens)
+            v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = step_fn(v1, v2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.after_step()
+            losses.append(loss.detach())
+            seen += len(v1)
+        loss_val = float(torch.stack(losses).mean())
+        if not math.isfinite(loss_val):
+            raise FloatingPointError(f"training loss became {loss_val} at epoch {epoch + 1}")
+        if progress is not None:
+            progress(epoch + 1, loss_val)
+    seconds = time.perf_counter() - start
+    model.eval()
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+
+
+@torch.no_grad()
+def encode(model: EncoderMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Frozen features of uint8 images (no augmentation), float32 numpy (N, D)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(to_float(torch.from_numpy(images[start:start + batch_size]).to(device)))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model.features(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)

@@ -1,0 +1,1 @@
+"""Defense plugins: one per file, file name == registry name (`-` written as `_`)."""

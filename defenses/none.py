@@ -1,0 +1,11 @@
+"""`none`: no defense; the reference row every defense is compared with."""
+
+from __future__ import annotations
+
+from pe_bench.plugins import Defense
+from pe_bench.registry import register_defense
+
+
+@register_defense("none")
+class NoDefense(Defense):
+    """Implements no hook: the pre-training set, recipe and encoder pass through unchanged."""

@@ -1,0 +1,1 @@
+"""Encoder plugins (SimCLR, ...) and their building blocks: losses, backbones, heads."""

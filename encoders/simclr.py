@@ -1,0 +1,39 @@
+"""SimCLR encoder plugin.
+
+Paper: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of
+Visual Representations", ICML 2020. Backbone -> 2-layer MLP projection head -> NT-Xent over
+the 2N views of a batch.
+
+Deviations / assumptions [ours]: the optimiser is set by the suite's `train` recipe (Adam by
+default for short CPU runs, where LARS at batch 256 gains nothing); the projection head uses
+BatchNorm after its hidden layer as in SimCLR v2's head.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from pe_bench.encoders.backbones import projection_head
+from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.losses import nt_xent
+from pe_bench.registry import register_encoder
+
+
+class SimCLRParams(EncoderParams):
+    temperature: float = Field(0.5, gt=0, le=10)
+
+
+@register_encoder("simclr")
+class SimCLR(EncoderMethod):
+    Params = SimCLRParams
+
+    def __init__(self, params: SimCLRParams, in_channels: int = 3) -> None:
+        super().__init__(params, in_channels)
+        self.head = projection_head(self.feature_dim, params.proj_hidden_dim, params.proj_dim)
+        self.temperature = params.temperature
+
+    def training_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.backbone(torch.cat([view1, view2])))
+        z1, z2 = z.chunk(2)
+        return nt_xent(z1, z2, self.temperature)
