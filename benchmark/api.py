@@ -38,16 +38,20 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
               address: str | None = None, resume: bool = False, run_id: str | None = None,
               show_progress: bool = True) -> tuple[Plan, RunSummary]:
     """Validate, then run every not-yet-done cell of the suite through Ray Tune."""
+    plan = validate_suite(path)  # before the heavy imports: bad input fails fast
     from pe_bench.data import resolve_data_dir
     from pe_bench.progress import TrialProgress
     from pe_bench.results import latest_ok, new_run_id, provenance, scan
     from pe_bench.runner import run_trials, start_ray
 
-    plan = validate_suite(path)
     store = Path(store).resolve()
     done = {r["trial_key"] for r in latest_ok(scan(store, plan.suite.name))} if resume else set()
     todo = [s for s in plan.grid.trials if s.trial_key not in done]
     rid = run_id or new_run_id()
+    if not todo:
+        from pe_bench.runner import RunSummary
+
+        return plan, RunSummary(rid)
     import ray
 
     if not ray.is_initialized():

@@ -37,11 +37,25 @@ def crop_boxes(n: int, height: int, width: int, min_scale: float, gen: torch.Gen
     h = torch.sqrt(area * scale / log_r.exp())
     ok = (w <= width) & (h <= height)
     first = torch.argmax(ok.int(), dim=1, keepdim=True)
-    w = torch.where(ok.any(1), w.gather(1, first).squeeze(1), torch.tensor(float(width), device=device))
-    h = torch.where(ok.any(1), h.gather(1, first).squeeze(1), torch.tensor(float(height), device=device))
+    found = ok.any(1)
+    fb_w, fb_h = _fallback_size(height, width)
+    w = torch.where(found, w.gather(1, first).squeeze(1), torch.tensor(fb_w, device=device))
+    h = torch.where(found, h.gather(1, first).squeeze(1), torch.tensor(fb_h, device=device))
     x0 = torch.rand(n, generator=gen, device=device) * (width - w)
     y0 = torch.rand(n, generator=gen, device=device) * (height - h)
+    x0 = torch.where(found, x0, (width - w) / 2)  # the fallback is a centre crop
+    y0 = torch.where(found, y0, (height - h) / 2)
     return torch.stack([x0, y0, w, h], dim=1)
+
+
+def _fallback_size(height: int, width: int) -> tuple[float, float]:
+    """The whole canvas, trimmed to the largest allowed aspect ratio (torchvision's rule)."""
+    ratio = width / height
+    if ratio > 4 / 3:
+        return float(round(height * 4 / 3)), float(height)
+    if ratio < 3 / 4:
+        return float(width), float(round(width * 4 / 3))
+    return float(width), float(height)
 
 
 def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor) -> torch.Tensor:

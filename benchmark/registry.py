@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import importlib
 import importlib.util
 import warnings
@@ -73,12 +74,17 @@ def _module_files(module: str) -> list[tuple[str, Path]]:
     return [(module, Path(str(spec.origin)))]
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())
+
+
 def _origin_of(obj: Any) -> str:
     module = getattr(obj, "__module__", "") or ""
     top = module.split(".")[0]
     if top == "pe_bench":
         return BUILTIN_ORIGIN
-    dists = metadata.packages_distributions().get(top)
+    dists = _distributions().get(top)
     return dists[0] if dists else f"module {module}"
 
 
@@ -181,7 +187,8 @@ class Registry(Generic[T]):
                 obj = ep.load()
             except Exception as exc:  # a broken third-party plugin: say which one
                 raise PluginError(
-                    f"{self.kind[:-1]} {name!r} from {dist} failed to import: {exc}"
+                    f"{self.kind[:-1]} {name!r} from {dist} failed to import: "
+                    f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
                 ) from exc
             self._loaded.pop(name, None)  # the decorator may have registered it by module
             self.add(name, obj, dist)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from pe_bench.errors import PeBenchError, SuiteError
 from pe_bench.registry import ATTACKS, DATASETS, DEFENSES, ENCODERS, Registry
@@ -61,12 +61,13 @@ class Suite(Frozen):
             raise ValueError("seeds must be unique")
         return seeds
 
-    @model_validator(mode="after")
-    def _unique_dataset_names(self) -> Suite:
-        names = [d.name for d in self.datasets]
+    @field_validator("datasets")
+    @classmethod
+    def _unique_dataset_names(cls, settings: tuple[DatasetSetting, ...]) -> tuple[DatasetSetting, ...]:
+        names = [d.name for d in settings]
         if len(set(names)) != len(names):
             raise ValueError("dataset setting names must be unique")
-        return self
+        return settings
 
     def train_for(self, setting: DatasetSetting) -> TrainSpec:
         return TrainSpec.model_validate({**self.train.model_dump(), **setting.train})
@@ -93,7 +94,23 @@ def _from_validation(file: str, exc: ValidationError, prefix: str = "") -> Suite
     shown = f" (got {value!r})" if first["type"] not in ("missing", "extra_forbidden") else ""
     if isinstance(value, dict | list):
         shown = ""
-    return SuiteError(file, key, f"{first['msg']}{shown}{more}")
+    message = first["msg"].removeprefix("Value error, ")
+    return SuiteError(file, key, f"{message}{shown}{more}")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error, not a
+    silent override."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -102,10 +119,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SuiteError(file, "", "no such suite file") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(file, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
         raise SuiteError(file, "", f"cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -136,7 +155,8 @@ def import_plugin_modules(modules: tuple[str, ...], file: str = "") -> None:
         except PeBenchError as exc:
             raise SuiteError(file, f"plugins[{i}]", str(exc)) from None
         except Exception as exc:  # any import failure of user code, reported on one line
-            raise SuiteError(file, f"plugins[{i}]", f"cannot import {module!r}: {exc}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SuiteError(file, f"plugins[{i}]", f"cannot import {module!r}: {first}") from None
 
 
 def _validated(registry: Registry[Any], ref: PluginRef, file: str, key: str) -> PluginRef:

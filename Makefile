@@ -1,0 +1,29 @@
+# Set-up and entry points. `make demo` and `make test` each create .venv and install pe-bench
+# on first use (torch, torchvision, Ray: a few minutes), then run.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATA   ?= $(abspath ../shared/data)
+STORE  ?= results
+
+.PHONY: install demo test leaderboard clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pe-bench run suites/quick.yaml --data-dir $(DATA) --store $(STORE)
+
+test: $(STAMP)
+	PE_BENCH_DATA=$(DATA) $(BIN)/python -m pytest
+
+leaderboard: $(STAMP)
+	$(BIN)/pe-bench leaderboard --store $(STORE)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

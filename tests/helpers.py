@@ -1,0 +1,28 @@
+"""Small synthetic data for tests: no files, no downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pe_bench.data import ImageArray
+from pe_bench.plugins import Task
+
+
+def solid_images(labels: np.ndarray, size: int = 8, channels: int = 3, noise: int = 20,
+                 seed: int = 0) -> np.ndarray:
+    """One flat colour per class (class c -> value 20 + 20c), plus a little noise."""
+    rng = np.random.default_rng(seed)
+    base = (20 + 20 * labels.astype(np.int64))[:, None, None, None]
+    imgs = base + rng.integers(-noise, noise + 1, size=(len(labels), channels, size, size))
+    return np.clip(imgs, 0, 255).astype(np.uint8)
+
+
+def toy_task(name: str = "toy", n_classes: int = 4, per_class: int = 12, size: int = 8) -> Task:
+    train_y = np.repeat(np.arange(n_classes), per_class)
+    test_y = np.repeat(np.arange(n_classes), per_class // 2)
+    classes = tuple(str(c) for c in range(n_classes))
+    return Task(
+        name,
+        ImageArray(solid_images(train_y, size, seed=1), train_y, classes),
+        ImageArray(solid_images(test_y, size, seed=2), test_y, classes),
+    )

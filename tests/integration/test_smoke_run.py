@@ -1,0 +1,84 @@
+"""End to end through Ray: `pe-bench run suites/smoke.yaml`, rows in Parquet, a leaderboard.
+
+One Ray session for the whole module (ray.init costs seconds here). Attack success at smoke
+scale is noise, so only the pipeline is checked, never the numbers' direction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pe_bench.cli import main
+from pe_bench.results import scan
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    ray = pytest.importorskip("ray")
+    path = tmp_path_factory.mktemp("store")
+    yield path
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(store: Path) -> int:
+    return main(["run", str(ROOT / "suites" / "smoke.yaml"), "--store", str(store), "--run-id", "first"])
+
+
+def test_smoke_suite_writes_one_ok_row_per_cell(smoke_run: int, store: Path) -> None:
+    assert smoke_run == 0
+    rows = scan(store, "smoke").to_pylist()
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
+    assert len({r["trial_key"] for r in rows}) == 6
+    assert {r["attack"] for r in rows} == {"none", "poisoned-encoder", "duplicate"}
+    for r in rows:
+        assert r["torch_version"] and r["ray_version"] and r["pe_bench_version"]
+        assert 0.0 <= r["pa"] <= 1.0 and r["time_total_s"] > 0
+        if r["attack"] == "none":
+            assert r["n_poisons"] == 0 and r["pa"] == r["ca"] and r["asr"] is None
+        else:
+            assert r["n_poisons"] == 26 and r["n_targets"] == 3 and r["asr"] is not None
+            assert r["time_pretrain_poisoned_s"] > 0
+    # one clean twin per seed, and the attacks of one seed share their target pairs: the
+    # clean-side numbers of both attacked rows of a seed are the same
+    for seed in (0, 1):
+        attacked = [r for r in rows if r["seed"] == seed and r["attack"] != "none"]
+        assert len({(r["ca"], r["p_target_clean"], r["baseline_asr"]) for r in attacked}) == 1
+    assert sum(r["cache_hits"] for r in rows) >= 4
+
+
+def test_leaderboard_from_the_store(smoke_run: int, store: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "board.md"
+    assert main(["leaderboard", "--store", str(store), "--suite", "smoke", "--format", "md",
+                 "--out", str(out)]) == 0
+    text = out.read_text()
+    for attack in ("none", "poisoned-encoder", "duplicate"):
+        assert f"| {attack} |" in text
+    assert main(["leaderboard", "--store", str(store), "--suite", "smoke"]) == 0
+    assert "pe-bench leaderboard" in capsys.readouterr().out
+
+
+def test_resume_reruns_nothing(smoke_run: int, store: Path) -> None:
+    assert main(["run", str(ROOT / "suites" / "smoke.yaml"), "--store", str(store), "--resume",
+                 "--no-leaderboard"]) == 0
+    assert scan(store, "smoke").num_rows == 6
+
+
+def test_failing_trial_becomes_an_error_row(smoke_run: int, store: Path, tmp_path: Path) -> None:
+    suite = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    suite["name"] = "broken"
+    suite["seeds"] = [0]
+    suite["attacks"] = ["none"]
+    # the task's resolution differs from the pre-training set's: the trial must fail cleanly
+    suite["datasets"][0]["tasks"][0]["dataset"]["params"]["resolution"] = 8
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert main(["run", str(path), "--store", str(store), "--no-leaderboard"]) == 1
+    (row,) = scan(store, "broken").to_pylist()
+    assert row["status"] == "error" and "DataError" in row["error"] and "resolution" in row["error"]

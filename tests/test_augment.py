@@ -1,0 +1,85 @@
+"""Batched augmentation: crop geometry, flips, colour ops and determinism."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pe_bench.augment import augment, color_jitter, crop_boxes, random_grayscale, resized_crop
+from pe_bench.spec import TrainSpec
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_crop_boxes_follow_random_resized_crop() -> None:
+    boxes = crop_boxes(4000, 32, 64, 0.08, _gen(), torch.device("cpu"))
+    x0, y0, w, h = boxes.unbind(1)
+    assert (x0 >= 0).all() and (y0 >= 0).all()
+    assert (x0 + w <= 64 + 1e-4).all() and (y0 + h <= 32 + 1e-4).all()
+    frac = w * h / (32 * 64)
+    assert frac.min() >= 0.08 - 1e-4 and frac.max() <= 1 + 1e-4
+    ratio = w / h
+    assert ratio.min() >= 3 / 4 - 1e-4 and ratio.max() <= 4 / 3 + 0.02  # fallback: whole pixels
+
+
+
+def test_crop_area_distribution_matches_torchvision_on_a_two_to_one_canvas() -> None:
+    """The reference is torchvision's own RandomResizedCrop.get_params (rejection sampling)."""
+    from torchvision.transforms import RandomResizedCrop
+
+    torch.manual_seed(0)
+    canvas = torch.zeros(3, 32, 64)
+    ref = [RandomResizedCrop.get_params(canvas, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(4000)]
+    ref_frac = torch.tensor([h * w / (32 * 64) for _, _, h, w in ref])
+    boxes = crop_boxes(4000, 32, 64, 0.08, _gen(1), torch.device("cpu"))
+    frac = boxes[:, 2] * boxes[:, 3] / (32 * 64)
+    assert abs(float(frac.mean() - ref_frac.mean())) < 0.02
+    assert abs(float(frac.median() - ref_frac.median())) < 0.03
+
+
+def test_full_box_is_identity_and_flip_mirrors() -> None:
+    x = torch.rand(2, 3, 8, 8)
+    full = torch.tensor([[0.0, 0.0, 8.0, 8.0]] * 2)
+    same = resized_crop(x, full, 8, torch.tensor([False, False]))
+    assert torch.allclose(same, x, atol=1e-5)
+    mirrored = resized_crop(x, full, 8, torch.tensor([True, False]))
+    assert torch.allclose(mirrored[0], x[0].flip(-1), atol=1e-5)
+    assert torch.allclose(mirrored[1], x[1], atol=1e-5)
+
+
+def test_crop_of_one_half_of_a_canvas_sees_only_that_half() -> None:
+    canvas = torch.cat([torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)], dim=3)  # left white
+    left = resized_crop(canvas, torch.tensor([[0.0, 0.0, 8.0, 8.0]]), 8, torch.tensor([False]))
+    right = resized_crop(canvas, torch.tensor([[8.0, 0.0, 8.0, 8.0]]), 8, torch.tensor([False]))
+    assert torch.allclose(left, torch.ones_like(left)) and torch.allclose(right, torch.zeros_like(right))
+
+
+def test_colour_ops() -> None:
+    x = torch.rand(16, 3, 8, 8)
+    assert torch.equal(color_jitter(x, 0.4, 0.0, _gen()), x)
+    jittered = color_jitter(x, 0.4, 1.0, _gen())
+    assert jittered.shape == x.shape and 0 <= float(jittered.min()) and float(jittered.max()) <= 1
+    assert not torch.allclose(jittered, x)
+    gray = random_grayscale(x, 1.0, _gen())
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    one_channel = torch.rand(4, 1, 8, 8)
+    assert random_grayscale(one_channel, 1.0, _gen()) is one_channel
+    assert color_jitter(one_channel, 0.4, 1.0, _gen()).shape == one_channel.shape
+
+
+def test_hue_rotation_by_full_turn_is_identity() -> None:
+    from pe_bench.augment import _hue_rotate
+
+    x = torch.rand(3, 3, 4, 4)
+    assert torch.allclose(_hue_rotate(x, torch.full((3,), 2 * math.pi)), x, atol=1e-4)
+
+
+def test_augment_is_deterministic_under_a_generator() -> None:
+    images = torch.randint(0, 256, (8, 3, 8, 16), dtype=torch.uint8)
+    a = augment(images, 8, TrainSpec(), _gen(5))
+    b = augment(images, 8, TrainSpec(), _gen(5))
+    c = augment(images, 8, TrainSpec(), _gen(6))
+    assert a.shape == (8, 3, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)

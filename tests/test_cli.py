@@ -1,0 +1,147 @@
+"""The command line: bad input is exit status 2 and one line on stderr, never a traceback.
+
+Runs `pe_bench.cli.main` in-process (capsys); no Ray session is ever started here: `run` must
+stop at validation. The malformed suites are those of test_suite.py (tests/fixtures/suites/bad).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pe_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "suites" / "smoke.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "suites"
+BAD_SUITES = sorted((FIXTURES / "bad").glob("*.yaml"))
+
+
+def expectation(path: Path) -> tuple[str, str]:
+    text = path.read_text(encoding="utf-8")
+    key = re.search(r"^# expect-key:(.*)$", text, re.M)
+    msg = re.search(r"^# expect-msg:(.*)$", text, re.M)
+    assert key and msg, f"{path.name}: header comments # expect-key: / # expect-msg: missing"
+    return key.group(1).strip(), msg.group(1).strip()
+
+
+
+def bad_cases() -> list[Any]:
+    cases = []
+    for path in BAD_SUITES:
+        key, fragment = expectation(path)
+        cases.append(pytest.param(str(path), key, fragment, id=path.stem))
+    cases.append(pytest.param(str(FIXTURES / "no_such_suite.yaml"), "", "no such suite file",
+                              id="missing_file"))  # fmt: skip
+    return cases
+
+
+def assert_one_line_error(stderr: str, file: str, key: str = "", fragment: str = "") -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("pe-bench: error: "), line
+    assert file in line, line
+    if key:
+        assert f"{file}: {key}: " in line, line
+    assert fragment in line, line
+    return line
+
+
+def assert_ray_not_started() -> None:
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize(("path", "key", "fragment"), bad_cases())
+def test_validate_bad_suite(capsys: pytest.CaptureFixture[str], path: str, key: str,
+                            fragment: str) -> None:  # fmt: skip
+    assert main(["validate", path]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line_error(err, path, key, fragment)
+
+
+@pytest.mark.parametrize(("path", "key", "fragment"), bad_cases())
+def test_run_bad_suite_fails_before_ray(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                        path: str, key: str, fragment: str) -> None:  # fmt: skip
+    store = tmp_path / "store"
+    assert main(["run", path, "--store", str(store), "--data-dir", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line_error(err, path, key, fragment)
+    assert_ray_not_started()
+    assert not store.exists()  # nothing written for a suite that never ran
+
+
+def test_validate_smoke_prints_count_and_axes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SMOKE)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == "suite smoke: 6 trials, 2 clean pre-training runs"
+    for axis in ("datasets (1): digits", "encoders (1): simclr",
+                 "attacks (3): none, poisoned-encoder, duplicate", "defenses (1): none",
+                 "seeds (2): 0, 1"):  # fmt: skip
+        assert f"  {axis}" in lines
+
+
+def test_validate_shows_excluded_cells(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    data["exclude"] = [{"attack": "duplicate", "reason": "not in this table"}]
+    path = tmp_path / "excluding.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "suite smoke: 4 trials" in out
+    assert "  excluded: 2 cells: not in this table" in out
+
+
+def test_list_attacks_shows_builtins_with_origin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list", "attacks"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rows = [line for line in out.splitlines() if " attacks " in line]
+    for name in ("none", "poisoned-encoder", "duplicate"):
+        assert any(re.search(rf"\b{re.escape(name)}\s.*\bpe-bench\b", row) for row in rows), out
+    assert "defenses" not in out and "simclr" not in out
+
+
+def test_list_all_kinds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for kind, name in (("attacks", "poisoned-encoder"), ("defenses", "none"),
+                       ("encoders", "simclr"), ("datasets", "digits")):  # fmt: skip
+        assert re.search(rf"\b{kind}\b.*\b{re.escape(name)}\b.*\bpe-bench\b", out), out
+
+
+def test_list_unknown_kind_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "attack"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["empty-dir", "missing-dir"])
+def test_leaderboard_of_empty_store(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    exists: bool) -> None:  # fmt: skip
+    store = tmp_path / "store"
+    if exists:
+        store.mkdir()
+    assert main(["leaderboard", "--store", str(store)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "no ok rows" in assert_one_line_error(err, str(store))

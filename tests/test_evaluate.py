@@ -1,0 +1,65 @@
+"""ASR / accuracy bookkeeping from known predictions, and a probe on separable features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pe_bench.evaluate import ProbeOutput, accuracy, linear_probe, overall, target_stats, task_metrics
+from pe_bench.plugins import TargetPair
+from pe_bench.spec import EvalSpec
+
+from tests.helpers import toy_task
+
+
+def _output(proba: list[list[float]]) -> ProbeOutput:
+    p = np.array(proba, dtype=float)
+    return ProbeOutput(p.argmax(1), p)
+
+
+def test_target_stats_counts_hits_probabilities_and_ranks() -> None:
+    out = _output([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    pairs = [TargetPair("t", 0, 1, 2), TargetPair("t", 1, 0, 2), TargetPair("t", 2, 0, 2)]
+    s = target_stats(out, pairs)
+    assert s["hit"].tolist() == [False, True, False]
+    assert s["p"].tolist() == pytest.approx([0.1, 0.6, 0.3])
+    assert s["rank"].tolist() == [3, 1, 2]
+
+
+def test_accuracy_excludes_targets() -> None:
+    out = _output([[1, 0], [1, 0], [0, 1], [0, 1]])
+    labels = np.array([0, 1, 1, 1])
+    assert accuracy(out, labels, []) == pytest.approx(0.75)
+    assert accuracy(out, labels, [1]) == pytest.approx(1.0)
+
+
+def test_task_and_overall_metrics_from_known_predictions() -> None:
+    task = toy_task(n_classes=2, per_class=4)  # test split: labels [0, 0, 1, 1]
+    clean = _output([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]])
+    poisoned = _output([[0.3, 0.7], [0.8, 0.2], [0.1, 0.9], [0.6, 0.4]])
+    pairs = [TargetPair("toy", 0, 0, 1), TargetPair("toy", 3, 1, 0)]
+    m = task_metrics(task, clean, poisoned, pairs)
+    assert m["n_test"] == 2 and m["ca"] == 1.0 and m["pa"] == 1.0  # targets excluded
+    assert (m["successes"], m["asr"], m["baseline_asr"]) == (2, 1.0, 0.0)
+    assert m["p_target"] == pytest.approx((0.7 + 0.6) / 2)
+    assert m["p_target_clean"] == pytest.approx((0.1 + 0.2) / 2)
+    other = {**m, "task": "b", "ca": 0.5, "pa": 0.25, "targets": m["targets"][:1]}
+    total = overall([m, other])
+    assert total["ca"] == pytest.approx(0.75) and total["pa"] == pytest.approx(0.625)
+    assert total["n_targets"] == 3 and total["successes"] == 3 and total["asr"] == 1.0
+
+
+def test_no_targets_gives_null_attack_metrics() -> None:
+    task = toy_task(n_classes=2, per_class=4)
+    out = _output([[0.9, 0.1]] * 2 + [[0.1, 0.9]] * 2)
+    m = task_metrics(task, out, out, [])
+    assert m["asr"] is None and m["p_target"] is None and m["ca"] == 1.0
+
+
+def test_linear_probe_separates_separable_features() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    x = rng.normal(size=(90, 5)) + 5 * np.eye(3, 5)[y]
+    out = linear_probe(x, y, x, 4, EvalSpec())
+    assert (out.pred == y).mean() > 0.95
+    assert out.proba.shape == (90, 4) and np.allclose(out.proba[:, 3], 0)  # unseen class: p = 0

@@ -1,0 +1,99 @@
+"""The Parquet store: validated rows, unique files, scans that survive bad files, dedupe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pe_bench.leaderboard import aggregate, to_csv, to_markdown
+from pe_bench.results import append, build_row, latest_ok, row_from_json, row_to_json, scan, validate_row
+from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
+
+PROV = {"pe_bench_version": "0", "torch_version": "t", "ray_version": "r", "python_version": "3.11",
+        "git_commit": None}
+
+
+def spec(seed: int = 0, attack: str = "poisoned-encoder") -> TrialSpec:
+    ds = PluginRef(name="digits")
+    return TrialSpec(suite="unit", dataset="digits", seed=seed, pretrain=PretrainSpec(dataset=ds),
+                     tasks=(TaskSpec(name="digits", dataset=ds),), encoder=PluginRef(name="simclr"),
+                     attack=PluginRef(name=attack, params={"selection": "random", "poison_rate": 0.05}),
+                     defense=PluginRef(name="none"), train=TrainSpec(), evaluation=EvalSpec())
+
+
+def metrics(hits: list[bool], ca: float = 0.9, pa: float = 0.88) -> dict:
+    targets = [{"index": i, "true_class": 0, "target_class": 1, "hit": h, "hit_clean": False,
+                "p": 0.6 if h else 0.2, "p_clean": 0.1, "rank": 1 if h else 2, "rank_clean": 3}
+               for i, h in enumerate(hits)]
+    n = len(hits)
+    summary = {"ca": ca, "pa": pa, "n_targets": n, "successes": sum(hits), "asr": sum(hits) / n,
+               "baseline_asr": 0.0, "p_target": sum(t["p"] for t in targets) / n, "p_target_clean": 0.1}
+    return {**summary, "n_pretrain": 100, "n_poisons": 5, "n_removed": 0, "cache_hits": 1,
+            "tasks": [{**summary, "task": "digits", "n_classes": 10, "n_test": 40, "targets": targets}],
+            "timings": {"data": 0.1, "pretrain_clean": 2.0}, "encoder_info": {"device": "cpu",
+                                                                            "images_per_second": 10.0}}
+
+
+def row(seed: int, hits: list[bool], **kw) -> dict:
+    return build_row(spec(seed), "run1", PROV, datetime.now(UTC) - timedelta(seconds=3), metrics(hits, **kw))
+
+
+def test_rows_round_trip_through_json_and_the_store(tmp_path: Path) -> None:
+    r = row_from_json(row_to_json(row(0, [True, False])))
+    path = append(tmp_path, r)
+    assert path.parent == tmp_path / "suite=unit" / "run=run1"
+    table = scan(tmp_path)
+    assert table.num_rows == 1
+    got = table.to_pylist()[0]
+    assert got["trial_key"] == spec(0).trial_key and got["asr"] == 0.5
+    assert got["tasks"][0]["targets"][0]["hit"] is True
+    assert got["time_pretrain_clean_s"] == 2.0 and got["time_total_s"] >= 3
+
+
+def test_validation_rejects_malformed_rows() -> None:
+    good = row(0, [True])
+    with pytest.raises(ValueError, match="lacks"):
+        validate_row({**good, "ca": None})
+    with pytest.raises(ValueError, match="outside the schema"):
+        validate_row({**good, "surprise": 1})
+    with pytest.raises(ValueError, match="status"):
+        validate_row({**good, "status": "maybe"})
+    error_row = build_row(spec(0), "run1", PROV, datetime.now(UTC), None, "boom")
+    assert validate_row(error_row).to_pylist()[0]["error"] == "boom"
+
+
+def test_scan_skips_a_corrupt_file_with_a_warning(tmp_path: Path) -> None:
+    append(tmp_path, row(0, [True]))
+    bad = tmp_path / "suite=unit" / "run=run1" / "broken.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    with pytest.warns(UserWarning, match="skipping unreadable"):
+        assert scan(tmp_path).num_rows == 1
+
+
+def test_latest_ok_keeps_one_row_per_trial(tmp_path: Path) -> None:
+    append(tmp_path, row(0, [False]))
+    append(tmp_path, row(0, [True]))  # a later rerun of the same cell
+    append(tmp_path, build_row(spec(1), "run1", PROV, datetime.now(UTC), None, "failed"))
+    rows = latest_ok(scan(tmp_path))
+    assert len(rows) == 1 and rows[0]["asr"] == 1.0
+
+
+def test_leaderboard_aggregates_over_seeds() -> None:
+    rows = [row(0, [True, False], pa=0.8), row(1, [True, True], pa=0.9), row(2, [False, False], pa=1.0)]
+    (line,) = aggregate(rows)
+    assert line.seeds == 3 and line.published
+    assert (line.successes, line.pairs) == (3, 6)
+    mean, std = line.stats["pa"]
+    assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
+    assert line.stats["asr"][0] == pytest.approx(0.5)
+    md = to_markdown([line], "t")
+    assert "| digits | simclr | digits | poisoned-encoder | random | none | 3 |" in md
+    assert "0.900 ± 0.100" in md and "3/6" in md
+    assert to_csv([line]).splitlines()[0].startswith("dataset,encoder,task")
+
+
+def test_leaderboard_marks_too_few_seeds() -> None:
+    (line,) = aggregate([row(0, [True])])
+    assert not line.published and "1*" in to_markdown([line], "t")

@@ -1,0 +1,231 @@
+"""Suite files: the repo's suites validate; every malformed suite is one line naming file and key.
+
+Malformed suites live in tests/fixtures/suites/bad/, one file per mistake; the first lines say
+what the error must name:
+    # expect-key: attacks[1].params.poison_rate     (empty: an error about the whole file)
+    # expect-msg: less than or equal to 1           (a fragment of the message)
+test_cli.py runs the same files through the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pe_bench.api import validate_suite
+from pe_bench.errors import SuiteError
+from pe_bench.grid import expand
+from pe_bench.suite import Suite, load_suite
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "suites"
+MINIMAL = FIXTURES / "minimal.yaml"
+REPO_SUITES = sorted((REPO / "suites").glob("*.yaml"))
+BAD_SUITES = sorted((FIXTURES / "bad").glob("*.yaml"))
+
+
+
+def expectation(path: Path) -> tuple[str, str]:
+    """(key path, message fragment) declared in a bad suite's header comments."""
+    text = path.read_text(encoding="utf-8")
+    key = re.search(r"^# expect-key:(.*)$", text, re.M)
+    msg = re.search(r"^# expect-msg:(.*)$", text, re.M)
+    assert key and msg, f"{path.name}: header comments # expect-key: / # expect-msg: missing"
+    return key.group(1).strip(), msg.group(1).strip()
+
+
+
+def bad_suite_params() -> list[Any]:
+    return [pytest.param(p, id=p.stem) for p in BAD_SUITES]
+
+
+def check_one_line(message: str, file: str, key: str, fragment: str) -> None:
+    assert "\n" not in message and "\r" not in message, message
+    assert "Traceback" not in message
+    assert file in message, message
+    if key:
+        assert f"{file}: {key}: " in message, message
+    assert fragment in message, message
+
+
+def write_variant(tmp_path: Path, change: Any, name: str = "variant.yaml") -> Path:
+    """A copy of the minimal suite with `change(data)` applied."""
+    data = yaml.safe_load(MINIMAL.read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# -- valid suites ----------------------------------------------------------------------------
+def test_repo_has_suites() -> None:
+    assert any(p.name == "smoke.yaml" for p in REPO_SUITES)
+
+
+@pytest.mark.parametrize("path", REPO_SUITES, ids=lambda p: p.stem)
+def test_repo_suite_validates(path: Path) -> None:
+    plan = validate_suite(path)
+    assert len(plan.grid.trials) >= 1
+    assert plan.suite.name == path.stem
+    assert len({t.trial_key for t in plan.grid.trials}) == len(plan.grid.trials)
+
+
+def test_smoke_has_six_trials() -> None:
+    plan = validate_suite(REPO / "suites" / "smoke.yaml")
+    assert len(plan.grid.trials) == 6
+    assert [t.attack.name for t in plan.grid.trials[:2]] == ["none", "none"]  # clean twins first
+    assert plan.grid.pretrain_runs() == 2
+
+
+def test_string_shorthand_and_default_params() -> None:
+    suite = load_suite(MINIMAL)
+    none, poisoned = suite.attacks
+    assert none.name == "none" and none.params == {}
+    assert poisoned.name == "poisoned-encoder"
+    assert poisoned.params["poison_rate"] == 0.05  # given
+    for default in ("targets_per_task", "references", "selection", "layouts", "canvas"):
+        assert default in poisoned.params  # filled in
+    assert [e.name for e in suite.encoders] == ["simclr"]
+    assert "temperature" in suite.encoders[0].params
+    assert [d.name for d in suite.defenses] == ["none"]  # the default defense axis
+    pretrain = suite.datasets[0].pretrain.dataset
+    assert pretrain.params["resolution"] == 16 and "channels" in pretrain.params
+
+
+def test_shorthand_equals_explicit_form(tmp_path: Path) -> None:
+    def explicit(data: dict[str, Any]) -> None:
+        data["attacks"][0] = {"name": "none", "params": {}}
+        data["encoders"] = [{"name": "simclr"}]
+
+    explicit_path = write_variant(tmp_path, explicit)
+    assert [t.trial_key for t in validate_suite(explicit_path).grid.trials] == [
+        t.trial_key for t in validate_suite(MINIMAL).grid.trials
+    ]
+
+
+def test_from_yaml_is_load_suite() -> None:
+    assert Suite.from_yaml(MINIMAL) == load_suite(MINIMAL)
+
+
+def test_dataset_train_override_is_applied(tmp_path: Path) -> None:
+    def override(data: dict[str, Any]) -> None:
+        data["datasets"][0]["train"] = {"epochs": 3}
+
+    trials = validate_suite(write_variant(tmp_path, override)).grid.trials
+    assert {(t.train.epochs, t.train.batch_size) for t in trials} == {(3, 32)}
+
+
+# -- malformed suites ------------------------------------------------------------------------
+def test_there_are_enough_bad_suites() -> None:
+    assert len(BAD_SUITES) >= 12
+
+
+@pytest.mark.parametrize("path", bad_suite_params())
+def test_bad_suite_is_one_line_naming_file_and_key(path: Path) -> None:
+    key, fragment = expectation(path)
+    with pytest.raises(SuiteError) as err:
+        validate_suite(path)
+    assert err.value.file == str(path)
+    assert err.value.key == key
+    check_one_line(str(err.value), str(path), key, fragment)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(SuiteError) as err:
+        validate_suite(path)
+    check_one_line(str(err.value), str(path), "", "no such suite file")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError) as err:
+        validate_suite(tmp_path)
+    check_one_line(str(err.value), str(tmp_path), "", "cannot read")
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SuiteError) as err:
+        validate_suite(path)
+    check_one_line(str(err.value), str(path), "", "")
+
+
+def test_plugin_module_with_multi_line_import_error(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pe_bench_test_broken_plugin.py").write_text(
+        "raise RuntimeError('first line\\nsecond line')\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write_variant(tmp_path, lambda d: d.update(plugins=["pe_bench_test_broken_plugin"]))
+    with pytest.raises(SuiteError) as err:
+        validate_suite(path)
+    check_one_line(str(err.value), str(path), "plugins[0]", "first line")
+
+
+def test_several_errors_are_counted_on_one_line(tmp_path: Path) -> None:
+    def break_twice(data: dict[str, Any]) -> None:
+        data["train"] = {"epochs": 0, "lr": -1}
+
+    path = write_variant(tmp_path, break_twice)
+    with pytest.raises(SuiteError) as err:
+        validate_suite(path)
+    check_one_line(str(err.value), str(path), "train.epochs", "(and 1 more)")
+
+
+# -- trial keys ------------------------------------------------------------------------------
+def keys(path: Path) -> list[str]:
+    return [t.trial_key for t in expand(load_suite(path)).trials]
+
+
+def test_trial_keys_are_deterministic() -> None:
+    first, second = keys(MINIMAL), keys(MINIMAL)
+    assert first == second
+    assert len(set(first)) == len(first) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{16}", k) for k in first)
+
+
+def test_changing_a_param_changes_the_keys(tmp_path: Path) -> None:
+    def rate(data: dict[str, Any]) -> None:
+        data["attacks"][1]["params"]["poison_rate"] = 0.1
+
+    def epochs(data: dict[str, Any]) -> None:
+        data["train"]["epochs"] = 2
+
+    base = keys(MINIMAL)
+    changed_rate = keys(write_variant(tmp_path, rate, "rate.yaml"))
+    assert changed_rate[0] == base[0]  # the `none` cell does not depend on the attack's params
+    assert changed_rate[1] != base[1]
+    assert set(keys(write_variant(tmp_path, epochs, "epochs.yaml"))).isdisjoint(base)
+
+
+def test_default_written_out_gives_the_same_keys(tmp_path: Path) -> None:
+    def explicit_default(data: dict[str, Any]) -> None:
+        data["attacks"][1]["params"]["targets_per_task"] = 5  # TargetedParams' default
+        data["train"]["lr"] = 1e-3  # TrainSpec's default
+
+    assert keys(write_variant(tmp_path, explicit_default)) == keys(MINIMAL)
+
+
+def test_suite_name_and_description_do_not_enter_the_key(tmp_path: Path) -> None:
+    def rename(data: dict[str, Any]) -> None:
+        data["name"] = "another-name"
+        data["description"] = "same work"
+
+    renamed = write_variant(tmp_path, rename)
+    assert load_suite(renamed).name == "another-name"
+    assert keys(renamed) == keys(MINIMAL)
+
+
+def test_seed_changes_trial_key_but_not_cell_key(tmp_path: Path) -> None:
+    trials = validate_suite(write_variant(tmp_path, lambda d: d.update(seeds=[0, 1]))).grid.trials
+    by_attack: dict[str, list[Any]] = {}
+    for t in trials:
+        by_attack.setdefault(t.attack.name, []).append(t)
+    for same_cell in by_attack.values():
+        assert len({t.trial_key for t in same_cell}) == 2
+        assert len({t.cell_key for t in same_cell}) == 1

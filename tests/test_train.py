@@ -1,0 +1,74 @@
+"""The training loop: determinism, paired clean twins, poison scheduling."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pe_bench.encoders.simclr import SimCLR
+from pe_bench.spec import TrainSpec
+from pe_bench.train import _PoisonFeed, encode, pretrain
+
+RECIPE = TrainSpec(epochs=2, batch_size=16, device="cpu")
+
+
+def _model() -> SimCLR:
+    torch.manual_seed(0)
+    return SimCLR.from_dict({"width": 4, "proj_hidden_dim": 16, "proj_dim": 8})
+
+
+def _images(n: int, h: int = 8, w: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 3, h, w), dtype=np.uint8)
+
+
+def test_poison_feed_covers_each_poison_once_per_epoch() -> None:
+    groups = (torch.arange(5).view(5, 1), torch.arange(100, 103).view(3, 1))
+    feed = _PoisonFeed(groups, steps=3, gen=torch.Generator().manual_seed(0))
+    feed.new_epoch()
+    seen = [int(v) for step in range(3) for part in feed.batch(step) for v in part.flatten()]
+    assert sorted(seen) == [0, 1, 2, 3, 4, 100, 101, 102]
+
+
+def test_same_seed_same_weights() -> None:
+    clean = _images(48)
+    a, b = _model(), _model()
+    pretrain(a, clean, (), RECIPE, seed=3)
+    pretrain(b, clean, (), RECIPE, seed=3)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def test_twin_sees_identical_clean_views(monkeypatch) -> None:
+    """The poisoned run's clean part of every batch equals the clean twin's batch exactly."""
+    clean, poison = _images(48), _images(6, 8, 16, seed=1)
+    recorded: dict[str, list[torch.Tensor]] = {"twin": [], "poisoned": []}
+
+    def run(label: str, poisons: tuple[np.ndarray, ...]) -> None:
+        model = _model()
+        original = model.training_loss
+
+        def spy(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+            recorded[label].append(v1[:RECIPE.batch_size].detach().clone())
+            return original(v1, v2)
+
+        monkeypatch.setattr(model, "training_loss", spy)
+        pretrain(model, clean, poisons, RECIPE, seed=1)
+
+    run("twin", ())
+    run("poisoned", (poison,))
+    assert len(recorded["twin"]) == len(recorded["poisoned"]) == 2 * (48 // 16)
+    for a, b in zip(recorded["twin"], recorded["poisoned"]):
+        assert torch.equal(a, b)
+
+
+def test_poisons_change_the_encoder_and_training_reduces_loss() -> None:
+    clean = _images(64)
+    losses: list[float] = []
+    twin, poisoned = _model(), _model()
+    pretrain(twin, clean, (), TrainSpec(epochs=6, batch_size=32, device="cpu"), seed=0,
+             progress=lambda epoch, loss: losses.append(loss))
+    pretrain(poisoned, clean, (_images(8, 8, 16, seed=2),), TrainSpec(epochs=6, batch_size=32, device="cpu"), seed=0)
+    assert losses[-1] < losses[0]
+    feats_twin, feats_poisoned = encode(twin, clean[:4]), encode(poisoned, clean[:4])
+    assert feats_twin.shape == (4, twin.feature_dim)
+    assert not np.allclose(feats_twin, feats_poisoned)
