@@ -23,7 +23,7 @@ class Duplicate(Attack):
         tasks = {t.name: t for t in ctx.tasks}
         copies = [
             np.repeat(tasks[pair.task].test.images[pair.index][None], count, axis=0)
-            for pair, count in zip(pairs, budget(len(ctx.pretrain), self.params, len(pairs)))
+            for pair, count in zip(pairs, budget(len(ctx.pretrain), self.params, len(pairs)), strict=True)
         ]
         poisons = np.concatenate(copies)
         return PoisonSet((poisons,), tuple(pairs), {"n_poisons": len(poisons)})

@@ -60,7 +60,7 @@ class PoisonedEncoder(Attack):
         pairs = all_targets(ctx.tasks, p, ctx.seed)
         tasks = {t.name: t for t in ctx.tasks}
         by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for pair, count in zip(pairs, budget(len(ctx.pretrain), p, len(pairs))):
+        for pair, count in zip(pairs, budget(len(ctx.pretrain), p, len(pairs)), strict=True):
             task = tasks[pair.task]
             refs = references(task, pair, p.references, ctx.seed)
             rng = task_rng(ctx.seed, pair.task, f"layout-{pair.index}")

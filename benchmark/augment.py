@@ -23,7 +23,8 @@ from pe_bench.spec import TrainSpec
 MEAN, STD = 0.5, 0.25  # fixed input normalisation; the networks' BatchNorm does the rest
 
 
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device, k: int = 1) -> torch.Tensor:
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device,
+             k: int = 1) -> torch.Tensor:
     return torch.rand(n, k, generator=gen, device=device) * (hi - lo) + lo
 
 

@@ -127,7 +127,8 @@ def to_rich(lines: Sequence[Line], title: str) -> Any:
 
     table = Table(title=title, caption=FOOTNOTE, show_lines=False)
     for h in HEADERS:
-        table.add_column(h, justify="right" if h[0].isupper() or h in ("seeds", "poisons", "hits") else "left")
+        numeric = h[0].isupper() or h in ("seeds", "poisons", "hits")
+        table.add_column(h, justify="right" if numeric else "left")
     for ln in lines:
         table.add_row(*cells(ln))
     return table

@@ -25,7 +25,7 @@ from pe_bench.evaluate import evaluate
 from pe_bench.plugins import AttackContext, PoisonSet, PretrainData, Task
 from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
 from pe_bench.spec import TrainSpec, TrialSpec
-from pe_bench.train import encode, pretrain
+from pe_bench.train import encode, pick_device, pretrain
 
 Log = Callable[[str], None]
 
@@ -93,7 +93,7 @@ def trained_encoder(spec: TrialSpec, recipe: TrainSpec, clean: np.ndarray, poiso
 
     state, info, hit = cache.get_or_create("encoders", key, build)
     model.load_state_dict(state)
-    model.to("cuda" if info["device"].startswith("cuda") and torch.cuda.is_available() else "cpu")
+    model.to(pick_device(recipe.device))
     return model.eval(), {**info, "key": key}, hit
 
 
@@ -125,9 +125,9 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: Path, log: Log = lamb
         poisons.targets, spec.evaluation))
     return {
         **summary,
-        "n_pretrain": int(len(clean)),
+        "n_pretrain": len(clean),
         "n_poisons": poisons.size,
-        "n_removed": int(len(removed)),
+        "n_removed": len(removed),
         "tasks": per_task,
         "timings": watch.seconds,
         "cache_hits": int(twin_hit) + int(hit and model is not twin),

@@ -124,7 +124,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise SuiteError(file, "", f"cannot read: {exc.strerror}") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -193,7 +193,8 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
     """Check every plugin name and fill in its params' defaults, so trial keys are canonical."""
     axes: dict[str, Any] = {}
     for field, registry in (("encoders", ENCODERS), ("attacks", ATTACKS), ("defenses", DEFENSES)):
-        refs = tuple(_validated(registry, r, file, f"{field}[{i}]") for i, r in enumerate(getattr(suite, field)))
+        refs = tuple(_validated(registry, r, file, f"{field}[{i}]")
+                     for i, r in enumerate(getattr(suite, field)))
         labels = [f"{r.name}{r.params}" for r in refs]
         if len(set(labels)) != len(labels):
             raise SuiteError(file, field, "the same plugin with the same params is listed twice")

@@ -39,7 +39,8 @@ def pick_device(requested: str) -> torch.device:
 
 def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
     streams = ("order", "poison_order", "aug", "poison_aug")
-    return {name: torch.Generator(device=device).manual_seed(seed * 7919 + i) for i, name in enumerate(streams)}
+    return {name: torch.Generator(device=device).manual_seed(seed * 7919 + i)
+            for i, name in enumerate(streams)}
 
 
 def _optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
@@ -76,7 +77,7 @@ class _PoisonFeed:
             return []
         chosen = self.chunks[step]
         out, start = [], 0
-        for group, size in zip(self.groups, self.sizes):
+        for group, size in zip(self.groups, self.sizes, strict=True):
             mine = chosen[(chosen >= start) & (chosen < start + size)] - start
             if len(mine):
                 out.append(group[mine])

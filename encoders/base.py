@@ -9,8 +9,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from pe_bench.plugins import PluginParams
 from pe_bench.encoders.backbones import build_backbone
+from pe_bench.plugins import PluginParams
 
 
 class EncoderParams(PluginParams):
@@ -33,7 +33,7 @@ class EncoderMethod(nn.Module):
         self.feature_dim: int = self.backbone.feature_dim  # type: ignore[assignment]
 
     @classmethod
-    def from_dict(cls, params: dict | None, in_channels: int = 3) -> "EncoderMethod":
+    def from_dict(cls, params: dict | None, in_channels: int = 3) -> EncoderMethod:
         return cls(cls.Params.model_validate(params or {}), in_channels=in_channels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pe_bench.attacks.poisoned_encoder import concatenate, shrink
-from pe_bench.plugins import AttackContext
+from pe_bench.data import ImageArray
+from pe_bench.plugins import AttackContext, Task
 from pe_bench.registry import ATTACKS
 from pe_bench.targets import TargetedParams, budget, select_targets, split_budget
-
 from tests.helpers import toy_task
 
 
@@ -116,6 +116,7 @@ def test_outlier_rule_finds_the_planted_outlier() -> None:
     test_images = task.test.images.copy()
     # test image 0 is class 0 but looks exactly like class 3: the most extreme outlier
     test_images[0] = task.train.images[task.train.labels == 3][0]
-    planted = type(task)(task.name, task.train, type(task.test)(test_images, task.test.labels, task.test.classes))
+    test = ImageArray(test_images, task.test.labels, task.test.classes)
+    planted = Task(task.name, task.train, test)
     pairs = select_targets(planted, TargetedParams(targets_per_task=1, selection="outlier"), seed=0)
     assert (pairs[0].index, pairs[0].true_class, pairs[0].target_class) == (0, 0, 3)

@@ -15,20 +15,10 @@ import pytest
 import yaml
 
 from pe_bench.cli import main
+from tests.bad_suites import BAD_SUITES, FIXTURES, expectation
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "suites" / "smoke.yaml"
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "suites"
-BAD_SUITES = sorted((FIXTURES / "bad").glob("*.yaml"))
-
-
-def expectation(path: Path) -> tuple[str, str]:
-    text = path.read_text(encoding="utf-8")
-    key = re.search(r"^# expect-key:(.*)$", text, re.M)
-    msg = re.search(r"^# expect-msg:(.*)$", text, re.M)
-    assert key and msg, f"{path.name}: header comments # expect-key: / # expect-msg: missing"
-    return key.group(1).strip(), msg.group(1).strip()
-
 
 
 def bad_cases() -> list[Any]:

@@ -19,8 +19,15 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from pe_bench.data import (ImageArray, cache_dir, clear_memo, load_dataset, parquet_class_names,
-                           read_parquet_split, resolve_data_dir)  # fmt: skip
+from pe_bench.data import (
+    ImageArray,
+    cache_dir,
+    clear_memo,
+    load_dataset,
+    parquet_class_names,
+    read_parquet_split,  # fmt: skip
+    resolve_data_dir,
+)
 from pe_bench.datasets import GTSRB_CLASSES
 from pe_bench.errors import DataError, PluginError
 from pe_bench.registry import DATASETS

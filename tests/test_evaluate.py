@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_bench.evaluate import ProbeOutput, accuracy, linear_probe, overall, target_stats, task_metrics
+from pe_bench.evaluate import (
+    ProbeOutput,
+    accuracy,
+    linear_probe,
+    overall,
+    target_stats,
+    task_metrics,
+)
 from pe_bench.plugins import TargetPair
 from pe_bench.spec import EvalSpec
-
 from tests.helpers import toy_task
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from pe_bench.leaderboard import aggregate, to_csv, to_markdown
-from pe_bench.results import append, build_row, latest_ok, row_from_json, row_to_json, scan, validate_row
+from pe_bench.results import (
+    append,
+    build_row,
+    latest_ok,
+    row_from_json,
+    row_to_json,
+    scan,
+    validate_row,
+)
 from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
 PROV = {"pe_bench_version": "0", "torch_version": "t", "ray_version": "r", "python_version": "3.11",

@@ -20,23 +20,11 @@ from pe_bench.api import validate_suite
 from pe_bench.errors import SuiteError
 from pe_bench.grid import expand
 from pe_bench.suite import Suite, load_suite
+from tests.bad_suites import BAD_SUITES, FIXTURES, expectation
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "suites"
 MINIMAL = FIXTURES / "minimal.yaml"
 REPO_SUITES = sorted((REPO / "suites").glob("*.yaml"))
-BAD_SUITES = sorted((FIXTURES / "bad").glob("*.yaml"))
-
-
-
-def expectation(path: Path) -> tuple[str, str]:
-    """(key path, message fragment) declared in a bad suite's header comments."""
-    text = path.read_text(encoding="utf-8")
-    key = re.search(r"^# expect-key:(.*)$", text, re.M)
-    msg = re.search(r"^# expect-msg:(.*)$", text, re.M)
-    assert key and msg, f"{path.name}: header comments # expect-key: / # expect-msg: missing"
-    return key.group(1).strip(), msg.group(1).strip()
-
 
 
 def bad_suite_params() -> list[Any]:

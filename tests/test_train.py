@@ -34,7 +34,7 @@ def test_same_seed_same_weights() -> None:
     a, b = _model(), _model()
     pretrain(a, clean, (), RECIPE, seed=3)
     pretrain(b, clean, (), RECIPE, seed=3)
-    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
 
 
@@ -57,7 +57,7 @@ def test_twin_sees_identical_clean_views(monkeypatch) -> None:
     run("twin", ())
     run("poisoned", (poison,))
     assert len(recorded["twin"]) == len(recorded["poisoned"]) == 2 * (48 // 16)
-    for a, b in zip(recorded["twin"], recorded["poisoned"]):
+    for a, b in zip(recorded["twin"], recorded["poisoned"], strict=True):
         assert torch.equal(a, b)
 
 
@@ -67,7 +67,8 @@ def test_poisons_change_the_encoder_and_training_reduces_loss() -> None:
     twin, poisoned = _model(), _model()
     pretrain(twin, clean, (), TrainSpec(epochs=6, batch_size=32, device="cpu"), seed=0,
              progress=lambda epoch, loss: losses.append(loss))
-    pretrain(poisoned, clean, (_images(8, 8, 16, seed=2),), TrainSpec(epochs=6, batch_size=32, device="cpu"), seed=0)
+    recipe = TrainSpec(epochs=6, batch_size=32, device="cpu")
+    pretrain(poisoned, clean, (_images(8, 8, 16, seed=2),), recipe, seed=0)
     assert losses[-1] < losses[0]
     feats_twin, feats_poisoned = encode(twin, clean[:4]), encode(poisoned, clean[:4])
     assert feats_twin.shape == (4, twin.feature_dim)
