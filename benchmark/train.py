@@ -145,7 +145,7 @@ def encode(model: EncoderMethod, images: np.ndarray, batch_size: int = 512) -> n
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        x = normalize(to_float(torch.from_numpy(images[start:start + batch_size]).to(device)))
+        x = normalize(to_float(torch.tensor(images[start:start + batch_size], device=device)))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(model.features(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)
