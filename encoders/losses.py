@@ -28,3 +28,40 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     idx = torch.arange(n, device=z.device)
     targets = torch.cat([idx + n, idx])
     return F.cross_entropy(logits, targets)
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE as in MoCo (He et al., CVPR 2020; v2: Chen et al., arXiv 2003.04297).
+
+    `q[i]` (query encoder) and `k[i]` (momentum key encoder) embed two views of image i: the
+    positive pair. The negatives of every query are the `queue` rows (keys of earlier batches),
+    never the other keys of the current batch. Keys and queue carry no gradient.
+    """
+    if q.shape != k.shape or q.ndim != 2 or queue.ndim != 2 or queue.shape[1] != q.shape[1]:
+        raise ValueError(
+            f"info_nce expects q, k (N, D) and queue (K, D); got {q.shape}, {k.shape}, {queue.shape}")
+    q = F.normalize(q.float(), dim=1)
+    k = F.normalize(k.float(), dim=1).detach()
+    negatives = F.normalize(queue.float(), dim=1).detach()
+    positive = (q * k).sum(1, keepdim=True)
+    logits = torch.cat([positive, q @ negatives.t()], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
+              logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss (Radford et al., ICML 2021).
+
+    Row i of each input embeds the i-th image and its caption. Logits are
+    `logit_scale * cos(image_i, text_j)`; the loss is the mean of the image->text and the
+    text->image cross entropies with the matching pair as the target.
+    """
+    if image_features.shape != text_features.shape or image_features.ndim != 2:
+        raise ValueError(
+            f"clip_loss expects two (N, D) tensors; got {image_features.shape}, {text_features.shape}")
+    img = F.normalize(image_features.float(), dim=1)
+    txt = F.normalize(text_features.float(), dim=1)
+    scale = logit_scale.float() if isinstance(logit_scale, torch.Tensor) else logit_scale
+    logits = scale * img @ txt.t()
+    targets = torch.arange(len(img), device=img.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
