@@ -8,5 +8,6 @@ from pe_bench.registry import register_attack
 
 @register_attack("none")
 class NoAttack(Attack):
+    modalities = ()  # injects nothing, so it pairs with every encoder
     def craft(self, ctx: AttackContext) -> PoisonSet:
         return PoisonSet(info={"n_poisons": 0})

@@ -42,8 +42,19 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def probe(encode: Encode, task: Task, spec: EvalSpec) -> ProbeOutput:
+    """The suite's downstream classifier trained on the task's clean labelled train split."""
     return linear_probe(encode(task.train.images), task.train.labels, encode(task.test.images),
                         len(task.test.classes), spec)
+
+
+def zero_shot(encode: Encode, proba: Callable[[np.ndarray, tuple[str, ...]], np.ndarray],
+              task: Task) -> ProbeOutput:
+    """No training data: class probabilities from class-name prompts (image–text encoders)."""
+    p = proba(encode(task.test.images), task.test.classes)
+    return ProbeOutput(p.argmax(1), p)
+
+
+Classify = Callable[[Task], ProbeOutput]
 
 
 def target_stats(out: ProbeOutput, pairs: Sequence[TargetPair]) -> dict[str, np.ndarray]:
@@ -106,12 +117,12 @@ def overall(tasks: list[dict]) -> dict:
     }
 
 
-def evaluate(tasks: Sequence[Task], clean: Encode, poisoned: Encode | None,
-             pairs: Sequence[TargetPair], spec: EvalSpec) -> tuple[dict, list[dict]]:
+def evaluate(tasks: Sequence[Task], clean: Classify, poisoned: Classify | None,
+             pairs: Sequence[TargetPair]) -> tuple[dict, list[dict]]:
     """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack)."""
     rows = []
     for task in tasks:
-        clean_out = probe(clean, task, spec)
-        poisoned_out = clean_out if poisoned is None else probe(poisoned, task, spec)
+        clean_out = clean(task)
+        poisoned_out = clean_out if poisoned is None else poisoned(task)
         rows.append(task_metrics(task, clean_out, poisoned_out, [p for p in pairs if p.task == task.name]))
     return overall(rows), rows

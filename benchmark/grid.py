@@ -1,7 +1,8 @@
 """Expand a validated suite into trial specs: dataset × encoder × attack × defense × seed.
 
-Excluded cells are never scheduled; they are returned with their reason so `validate` can show
-them. Order matters for throughput: `none` attack cells come first (they train the clean
+Excluded cells (by the suite's `exclude` rules, or because the attack's injected data lacks a
+modality the encoder trains on) are never scheduled; they are returned with their reason so
+`validate` can show them. Order matters for throughput: `none` attack cells come first (they train the clean
 twins every poisoned cell needs), then seeds vary fastest so concurrent trials rarely wait on
 the same twin.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from pe_bench.registry import ATTACKS, ENCODERS
 from pe_bench.spec import TrialSpec
 from pe_bench.suite import ExcludeRule, Suite
 
@@ -42,6 +44,19 @@ def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
     return bool(wanted) and all(fields[k] == v for k, v in wanted.items())
 
 
+def incompatibility(spec: TrialSpec) -> str | None:
+    """Why a cell cannot run (and is excluded rather than failed), or None."""
+    encoder = ENCODERS.get(spec.encoder.name)
+    attack = ATTACKS.get(spec.attack.name)
+    missing = set(encoder.modalities) - set(attack.modalities)
+    if attack.modalities and missing:
+        return (f"attack {spec.attack.name} injects {'+'.join(attack.modalities)} data; encoder "
+                f"{spec.encoder.name} trains on {'+'.join(encoder.modalities)}")
+    if spec.evaluation.probe == "zero-shot" and "text" not in encoder.modalities:
+        return f"zero-shot evaluation needs a text encoder; {spec.encoder.name} has none"
+    return None
+
+
 def expand(suite: Suite) -> Grid:
     trials: list[tuple[tuple[bool, int], TrialSpec]] = []
     excluded: list[Excluded] = []
@@ -63,8 +78,9 @@ def expand(suite: Suite) -> Grid:
             plugins=suite.plugins,
         )
         rule = next((r for r in suite.exclude if _matches(r, spec)), None)
-        if rule is not None:
-            excluded.append(Excluded(spec, rule.reason))
+        reason = rule.reason if rule is not None else incompatibility(spec)
+        if reason is not None:
+            excluded.append(Excluded(spec, reason))
         else:
             trials.append(((attack.name != "none", a_idx), spec))
     trials.sort(key=lambda pair: pair[0])  # stable: seeds still vary fastest within an attack

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from pe_bench.cache import ArtifactCache
+from pe_bench.captions import captions, tokenize
 from pe_bench.data import ImageArray, load_dataset
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
-from pe_bench.evaluate import evaluate
+from pe_bench.evaluate import Classify, evaluate, probe, zero_shot
 from pe_bench.plugins import AttackContext, PoisonSet, PretrainData, Task
 from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
-from pe_bench.spec import TrainSpec, TrialSpec
+from pe_bench.spec import EvalSpec, TrainSpec, TrialSpec
 from pe_bench.train import encode, pick_device, pretrain
 
 Log = Callable[[str], None]
@@ -48,7 +49,7 @@ def _cap(data: ImageArray, n: int | None) -> ImageArray:
     return data if n is None or n >= len(data) else data.subset(slice(0, n))
 
 
-def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[np.ndarray, tuple[Task, ...]]:
+def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task, ...]]:
     """The unlabeled pre-training images and the labelled downstream tasks.
 
     Caps take a prefix of each split (the Parquet layouts interleave classes, so a prefix is
@@ -66,7 +67,7 @@ def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[np.ndarray, tuple[Task
                 f"{pre.images.shape[1:]}: set the same resolution and channels on both datasets"
             )
         tasks.append(Task(t.name, train, test))
-    return pre.images, tuple(tasks)
+    return pre, tuple(tasks)
 
 
 def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
@@ -76,53 +77,76 @@ def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
     return cls.from_dict(spec.encoder.params, in_channels=in_channels)
 
 
-def trained_encoder(spec: TrialSpec, recipe: TrainSpec, clean: np.ndarray, poisons: PoisonSet,
-                    cache: ArtifactCache, poison_id: dict[str, Any] | None, log: Log
-                    ) -> tuple[EncoderMethod, dict[str, Any], bool]:
-    """Train (or load from the cache) one encoder; `poison_id=None` is the clean twin."""
-    model = build_encoder(spec, clean.shape[1])
+def caption_tokens(model: EncoderMethod, pre: ImageArray, seed: int) -> np.ndarray | None:
+    """Templated captions of the pre-training images, for image–text encoders only: the one
+    place where pre-training labels are read (to name the class in the caption)."""
+    if "text" not in model.modalities:
+        return None
+    return tokenize(captions(pre.labels, pre.classes, seed))
+
+
+def trained_encoder(spec: TrialSpec, recipe: TrainSpec, pre: ImageArray, clean: np.ndarray,
+                    poisons: PoisonSet, cache: ArtifactCache, poison_id: dict[str, Any] | None,
+                    log: Log) -> tuple[EncoderMethod, dict[str, Any], bool]:
+    """Train (or load from the cache) one encoder; `poison_id=None` is the clean twin.
+
+    Either way the returned model is a fresh one loaded from the stored weights, so a trial
+    that trained the encoder and one that found it cached compute bit-identical features."""
     key = spec.pretrain_key(poison_id)
     label = "clean twin" if poison_id is None else "poisoned encoder"
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         log(f"training {label} ({len(clean)} clean + {poisons.size} injected images)")
-        result = pretrain(model, clean, poisons.groups, recipe, spec.seed)
+        trainee = build_encoder(spec, clean.shape[1])
+        result = pretrain(trainee, clean, poisons.groups, recipe, spec.seed,
+                          texts=caption_tokens(trainee, pre, spec.seed))
         info = {"seconds": result.seconds, "images_per_second": result.images_per_second,
                 "final_loss": result.final_loss, "device": result.device}
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}, info
+        return {k: v.detach().cpu() for k, v in trainee.state_dict().items()}, info
 
     state, info, hit = cache.get_or_create("encoders", key, build)
+    model = build_encoder(spec, clean.shape[1])
     model.load_state_dict(state)
     model.to(pick_device(recipe.device))
     return model.eval(), {**info, "key": key}, hit
+
+
+def classifier(model: EncoderMethod, spec: EvalSpec) -> Classify:
+    """The downstream classifier the suite asks for, on top of the frozen `model`."""
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return encode(model, images, spec.batch_size)
+
+    if spec.probe == "zero-shot":
+        return lambda task: zero_shot(features, model.zero_shot_proba, task)
+    return lambda task: probe(features, task, spec)
 
 
 def run_trial(spec: TrialSpec, data_dir: Path, cache_root: Path, log: Log = lambda _: None
               ) -> dict[str, Any]:
     watch = Stopwatch()
     cache = ArtifactCache(cache_root)
-    clean, tasks = watch.run("data", lambda: load_inputs(spec, data_dir))
+    pre, tasks = watch.run("data", lambda: load_inputs(spec, data_dir))
+    clean = pre.images
     attack = ATTACKS.get(spec.attack.name).from_dict(spec.attack.params)
     defense = DEFENSES.get(spec.defense.name).from_dict(spec.defense.params)
     poisons: PoisonSet = watch.run("attack", lambda: attack.craft(AttackContext(clean, tasks, spec.seed)))
     data, removed = watch.run("defense", lambda: defense.sanitize(PretrainData(clean, poisons)))
     recipe = defense.configure_training(spec.train)
-    twin, twin_info, twin_hit = watch.run(
-        "pretrain_clean", lambda: trained_encoder(spec, spec.train, clean, PoisonSet(), cache, None, log))
+    twin, twin_info, twin_hit = watch.run("pretrain_clean", lambda: trained_encoder(
+        spec, spec.train, pre, clean, PoisonSet(), cache, None, log))
     model, info, hit = twin, twin_info, twin_hit
     if data.poisons.size or recipe != spec.train:
         poison_id = {"attack": spec.attack.model_dump(mode="json"),
                      "tasks": [t.model_dump(mode="json") for t in spec.tasks],
                      "defense": spec.defense.model_dump(mode="json")}
         model, info, hit = watch.run("pretrain_poisoned", lambda: trained_encoder(
-            spec, recipe, data.clean, data.poisons, cache, poison_id, log))
+            spec, recipe, pre, data.clean, data.poisons, cache, poison_id, log))
     model = watch.run("defense", lambda: defense.repair(model, None))
-    batch = spec.evaluation.batch_size
     log("evaluating")
     summary, per_task = watch.run("evaluate", lambda: evaluate(
-        tasks, lambda x: encode(twin, x, batch),
-        None if model is twin else (lambda x: encode(model, x, batch)),
-        poisons.targets, spec.evaluation))
+        tasks, classifier(twin, spec.evaluation),
+        None if model is twin else classifier(model, spec.evaluation), poisons.targets))
     return {
         **summary,
         "n_pretrain": len(clean),

@@ -86,6 +86,8 @@ class Attack(Plugin):
     """A poisoning attack. `craft` returns poisons plus the target pairs it attacks."""
 
     stage: ClassVar[Literal["data", "encoder"]] = "data"
+    # modalities of the data the attack injects: an encoder training on a modality the
+    # attack cannot supply (e.g. captions for CLIP) makes the cell incompatible
     modalities: ClassVar[tuple[str, ...]] = ("image",)
 
     def craft(self, ctx: AttackContext) -> PoisonSet:

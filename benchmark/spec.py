@@ -59,7 +59,7 @@ class TrainSpec(Frozen):
 class EvalSpec(Frozen):
     """Downstream evaluation: a probe trained on clean labelled data over frozen features."""
 
-    probe: Literal["linear"] = "linear"
+    probe: Literal["linear", "zero-shot"] = "linear"  # zero-shot: image–text encoders only
     C: float = Field(1.0, gt=0)
     max_iter: int = Field(1000, ge=10)
     batch_size: int = Field(512, ge=1)

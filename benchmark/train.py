@@ -95,14 +95,29 @@ def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: T
     return torch.cat(v1), torch.cat(v2)
 
 
+def _caption_tokens(model: EncoderMethod, texts: np.ndarray | None, poisons: tuple[np.ndarray, ...],
+                    device: torch.device) -> torch.Tensor | None:
+    """Caption token ids for an image–text method (None for image-only methods)."""
+    if "text" not in model.modalities:
+        return None
+    if texts is None:
+        raise ValueError("this encoder trains on image–caption pairs: pass `texts`")
+    if any(len(p) for p in poisons):
+        raise ValueError("injected images carry no captions: image-only attacks cannot poison this encoder")
+    return torch.tensor(texts, device=device)
+
+
 def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
-             recipe: TrainSpec, seed: int, progress: ProgressFn | None = None) -> TrainResult:
-    """Train `model` in place on clean images plus `poisons`; returns timing and final loss."""
+             recipe: TrainSpec, seed: int, progress: ProgressFn | None = None,
+             texts: np.ndarray | None = None) -> TrainResult:
+    """Train `model` in place on clean images plus `poisons`; returns timing and final loss.
+    `texts` holds caption token ids, one row per clean image, for image–text methods."""
     device = pick_device(recipe.device)
     fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=fmt).train()
     gens = _generators(seed, device)
     data = torch.tensor(clean, device=device)
+    tokens = _caption_tokens(model, texts, poisons, device)
     size = clean.shape[-1]
     steps = max(1, len(data) // recipe.batch_size)
     feed = _PoisonFeed(tuple(torch.tensor(g, device=device) for g in poisons), steps, gens["poison_order"])
@@ -117,11 +132,12 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
         for step in range(steps):
             for group in opt.param_groups:
                 group["lr"] = _lr_at(epoch * steps + step, total, recipe.warmup_epochs * steps, recipe.lr)
-            batch = data[order[step * recipe.batch_size:(step + 1) * recipe.batch_size]]
-            v1, v2 = _views(batch, feed.batch(step), size, recipe, gens)
+            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
+            extra = {} if tokens is None else {"text": tokens[idx]}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = step_fn(v1, v2)
+                loss = step_fn(v1, v2, **extra)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,78 @@
+"""CLIP-style image–text encoder plugin, trained from scratch.
+
+Paper: Radford et al., "Learning Transferable Visual Models From Natural Language
+Supervision", ICML 2021. An image encoder and a text encoder are projected to one space and
+trained with the symmetric contrastive loss over a batch's image–caption pairs; the
+temperature is learned (logit scale initialised at 1/0.07, clamped at 100).
+
+Deviations / assumptions [ours]: offline captions are class names in templates
+(pe_bench.captions), so "image–text" pre-training here is weakly supervised by labels; the text
+encoder is a 2-layer Transformer over hashed word tokens; one augmented view per image is used
+(CLIP uses a random crop only; we apply the suite's augmentation recipe to every encoder so
+comparisons stay fair). Downstream: linear probe on image features, or zero-shot from
+class-name prompts averaged over all templates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from pe_bench.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
+from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.losses import clip_loss
+from pe_bench.encoders.text import TextEncoder
+from pe_bench.registry import register_encoder
+
+
+class CLIPParams(EncoderParams):
+    text_dim: int = Field(128, ge=16)
+    text_depth: int = Field(2, ge=1, le=12)
+    init_temperature: float = Field(0.07, gt=0, le=1)
+
+
+@register_encoder("clip")
+class CLIP(EncoderMethod):
+    Params = CLIPParams
+    modalities = ("image", "text")
+    max_logit_scale = math.log(100.0)
+
+    def __init__(self, params: CLIPParams, in_channels: int = 3) -> None:
+        super().__init__(params, in_channels)
+        self.text = TextEncoder(VOCAB_SIZE, MAX_TOKENS, params.text_dim, params.text_depth)
+        self.image_proj = nn.Linear(self.feature_dim, params.proj_dim, bias=False)
+        self.text_proj = nn.Linear(params.text_dim, params.proj_dim, bias=False)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / params.init_temperature)))
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_scale.clamp(max=self.max_logit_scale).exp()
+
+    def training_loss(self, view1: torch.Tensor, view2: torch.Tensor,
+                      text: torch.Tensor | None = None) -> torch.Tensor:
+        if text is None:
+            raise ValueError("clip needs captions: the training loop passes `text` token ids")
+        image = self.image_proj(self.backbone(view1))
+        return clip_loss(image, self.text_proj(self.text(text)), self.logit_scale())
+
+    @torch.no_grad()
+    def zero_shot_weights(self, classes: Sequence[str]) -> torch.Tensor:
+        """(C, D) unit class embeddings: the mean over templates of unit text embeddings."""
+        device = self.log_scale.device
+        prompts = torch.from_numpy(class_prompts(classes)).to(device)
+        c, t, n = prompts.shape
+        emb = nn.functional.normalize(self.text_proj(self.text(prompts.view(c * t, n))).float(), dim=1)
+        return nn.functional.normalize(emb.view(c, t, -1).mean(1), dim=1)
+
+    @torch.no_grad()
+    def zero_shot_proba(self, features: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+        """Class probabilities from backbone features (as returned by `features`)."""
+        weights = self.zero_shot_weights(classes)
+        feats = torch.from_numpy(features).to(weights.device)
+        image = nn.functional.normalize(self.image_proj(feats).float(), dim=1)
+        logits = self.logit_scale().float() * image @ weights.t()
+        return torch.softmax(logits, dim=1).cpu().numpy()
