@@ -43,7 +43,7 @@ class TrainSpec(Frozen):
     batch_size: int = Field(256, ge=2, le=65_536)
     lr: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(1e-6, ge=0, le=1)
-    optimizer: Literal["adam", "sgd", "lars"] = "adam"
+    optimizer: Literal["adam", "sgd"] = "adam"
     warmup_epochs: int = Field(0, ge=0)
     crop_min_scale: float = Field(0.08, gt=0, le=1)
     color_jitter: float = Field(0.4, ge=0, le=1)

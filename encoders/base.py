@@ -14,7 +14,7 @@ from pe_bench.plugins import PluginParams
 
 
 class EncoderParams(PluginParams):
-    backbone: Literal["small-cnn", "resnet18"] = "small-cnn"
+    backbone: Literal["small-cnn", "resnet18", "vit-tiny"] = "small-cnn"
     width: int | None = Field(None, ge=4, le=1024)  # backbone width; None = its default
     proj_hidden_dim: int = Field(512, ge=8)
     proj_dim: int = Field(128, ge=8)

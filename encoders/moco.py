@@ -1,0 +1,151 @@
+"""MoCo v2 encoder plugin.
+
+Papers: He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation
+Learning", CVPR 2020; Chen, Fan, Girshick, He, "Improved Baselines with Momentum Contrastive
+Learning", arXiv 2003.04297 (v2: MLP projection head, stronger augmentation, temperature 0.2).
+
+A query encoder (backbone -> 2-layer MLP head) embeds one view; a key encoder, an exponential
+moving average of the query encoder that gets no gradient, embeds the other view. InfoNCE
+scores each query against its own key (positive) and a FIFO queue of keys from earlier batches
+(negatives). After the loss the current keys replace the oldest queue entries; after every
+optimiser step the key encoder moves towards the query encoder: k <- m * k + (1 - m) * q.
+Downstream tasks use the query backbone's features.
+
+The key encoder's weights are held as buffers, not parameters: they are saved in
+`state_dict()` (so the artefact cache restores them), move with `.to()`, and never appear in
+`model.parameters()`, so no optimiser built over the model can touch them. The queue
+(`queue`, (queue_size, proj_dim) unit rows) and its write pointer (`queue_ptr`) are buffers
+too; the queue starts as random unit vectors drawn from the global torch RNG at construction
+(seeded by the pipeline), as in the reference implementation.
+
+Deviations / assumptions [ours]:
+- Optimiser, learning-rate schedule, batch size and augmentation come from the suite's `train`
+  recipe shared by every encoder method (Adam by default for short CPU runs), not MoCo's SGD
+  (lr 0.03, momentum 0.9, weight decay 1e-4) recipe.
+- `momentum` defaults to 0.99, not the paper's 0.999: 0.999 is tuned for 200-800 epochs on
+  ImageNet (~1e5-1e6 steps); our short CPU runs take a few thousand steps, and a key encoder
+  with a ~1000-step horizon would barely move. 0.99 is also the value of the MoCo authors'
+  CIFAR-10 demo.
+- Symmetric loss: the loss is the mean of InfoNCE(q(view1), k(view2)) and
+  InfoNCE(q(view2), k(view1)), and both key sets are enqueued (2N keys per step), as in the
+  MoCo authors' CIFAR-10 demo (`symmetric=True`, which sums the two terms instead of
+  averaging). The paper's loss is the one-direction term.
+- No shuffling BN: MoCo shuffles the key batch across GPUs so that a query and its positive
+  key are not normalised with statistics of the same per-GPU sub-batch. On one device a
+  permutation of the batch changes nothing (BatchNorm statistics are permutation-invariant),
+  and emulating the per-GPU split needs split BatchNorm in the backbone (the demo's
+  `SplitBatchNorm`), which the shared backbones do not have. Each view goes through each
+  encoder in its own forward pass (both in train mode, as in the reference), so q(view1) uses
+  view-1 batch statistics and its positive k(view2) view-2 statistics -- but all images of
+  the batch share them. This is a known deviation: MoCo reports that without shuffling BN
+  the model can exploit intra-batch statistics to lower the pretext loss. It also keeps
+  training free of extra random draws (the paired-twin design of pe_bench.train).
+- The queue takes any number of keys per step (the reference requires queue_size to be a
+  multiple of the batch size; here batches vary with the injected images): keys are written
+  at `queue_ptr` with wrap-around, and if one step brings more keys than the queue holds,
+  only the last `queue_size` are kept. Keys are L2-normalised and stored in float32.
+- The keys are enqueued inside `training_loss`, right after the loss is computed, as the
+  reference does in `forward`; calling `training_loss` outside the training loop therefore
+  changes the queue.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from pe_bench.encoders.backbones import projection_head
+from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.losses import info_nce
+from pe_bench.registry import register_encoder
+
+
+class MoCoParams(EncoderParams):
+    temperature: float = Field(0.2, gt=0, le=10)
+    momentum: float = Field(0.99, ge=0, le=1)  # [ours] default; 0.999 in the paper (ImageNet)
+    queue_size: int = Field(4096, ge=1, le=1_048_576)
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of `module` whose parameters are turned into (persistent) buffers of the same
+    names: same forward, same state_dict keys, but invisible to `parameters()` and optimisers."""
+    frozen = copy.deepcopy(module)
+    for sub in frozen.modules():
+        for name, param in list(sub._parameters.items()):
+            del sub._parameters[name]
+            sub.register_buffer(name, None if param is None else param.detach().clone())
+    return frozen
+
+
+@register_encoder("moco")
+class MoCo(EncoderMethod):
+    Params = MoCoParams
+
+    def __init__(self, params: MoCoParams, in_channels: int = 3) -> None:
+        super().__init__(params, in_channels)
+        self.head = projection_head(self.feature_dim, params.proj_hidden_dim, params.proj_dim)
+        self.key_backbone = _frozen_copy(self.backbone)
+        self.key_head = _frozen_copy(self.head)
+        self.temperature = params.temperature
+        self.momentum = params.momentum
+        self.register_buffer("queue", F.normalize(torch.randn(params.queue_size, params.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def _ema_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(key tensors, query parameters) matched by name; looked up afresh every call because
+        `.to()` replaces buffer tensors."""
+        keys, queries = [], []
+        for query, key in ((self.backbone, self.key_backbone), (self.head, self.key_head)):
+            key_buffers = dict(key.named_buffers())
+            for name, param in query.named_parameters():
+                keys.append(key_buffers[name])
+                queries.append(param.detach())
+        return keys, queries
+
+    def key_weights(self) -> dict[str, torch.Tensor]:
+        """The key encoder's EMA-tracked weights (its BatchNorm running statistics excluded),
+        named as the matching query parameters in `backbone.*` / `head.*`."""
+        out = {}
+        for prefix, query, key in (("backbone", self.backbone, self.key_backbone),
+                                   ("head", self.head, self.key_head)):
+            key_buffers = dict(key.named_buffers())
+            out.update({f"{prefix}.{name}": key_buffers[name] for name, _ in query.named_parameters()})
+        return out
+
+    def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.key_head(self.key_backbone(x))
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        """Write `keys` at the pointer with wrap-around, as if written one by one: the pointer
+        advances by len(keys) mod queue_size; with more keys than slots, the last ones win."""
+        size, n = self.queue.shape[0], len(keys)
+        kept = F.normalize(keys.float(), dim=1)[-size:]
+        idx = (self.queue_ptr + (n - len(kept)) + torch.arange(len(kept), device=keys.device)) % size
+        self.queue[idx] = kept
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def training_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        # One forward per view and encoder, so that (as in the reference) a query and its
+        # positive key are never normalised with the statistics of one and the same BN batch.
+        q1, q2 = self.head(self.backbone(view1)), self.head(self.backbone(view2))
+        k1, k2 = self._keys(view1), self._keys(view2)
+        loss = (info_nce(q1, k2, self.queue, self.temperature)
+                + info_nce(q2, k1, self.queue, self.temperature)) / 2
+        # In-place update after the loss: info_nce keeps a normalised copy of the queue for
+        # backward, and autograd's version counter would flag it if that ever changed.
+        self._enqueue(torch.cat([k1, k2]))
+        return loss
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        keys, queries = self._ema_pairs()
+        if self.momentum == 1.0 or not keys:
+            return
+        torch._foreach_mul_(keys, self.momentum)
+        torch._foreach_add_(keys, queries, alpha=1.0 - self.momentum)
