@@ -120,3 +120,15 @@ def test_outlier_rule_finds_the_planted_outlier() -> None:
     planted = Task(task.name, task.train, test)
     pairs = select_targets(planted, TargetedParams(targets_per_task=1, selection="outlier"), seed=0)
     assert (pairs[0].index, pairs[0].true_class, pairs[0].target_class) == (0, 0, 3)
+
+
+def test_blend_mixes_target_and_reference_pixels() -> None:
+    from pe_bench.attacks.blend import blend
+
+    mixed = blend(_img(200), _img(100), 0.25)
+    assert mixed.shape == (3, 4, 4) and (mixed == 175).all()
+    params = {"poison_rate": 0.25, "targets_per_task": 2, "references": 2}
+    poisons = ATTACKS.get("blend").from_dict(params).craft(_ctx())
+    same_budget = ATTACKS.get("poisoned-encoder").from_dict(params).craft(_ctx())
+    assert poisons.targets == same_budget.targets and poisons.size == same_budget.size
+    assert {g.shape[1:] for g in poisons.groups} == {(3, 8, 8)}
