@@ -8,7 +8,8 @@ The crop is torchvision's RandomResizedCrop semantics (area fraction in [min_sca
 *input canvas*, log-uniform aspect ratio in [3/4, 4/3], up to 10 tries then the whole canvas)
 done for the whole batch with one `grid_sample`; the horizontal flip is folded into the same
 affine map. Colour jitter applies brightness, contrast, saturation and hue in a fixed order
-[ours: SimCLR draws a random order]; hue is a rotation of the chroma plane in YIQ space.
+[ours: SimCLR draws a random order], folded into one affine colour map per sample; hue is a
+rotation of the chroma plane in YIQ space.
 """
 
 from __future__ import annotations
@@ -73,35 +74,54 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
+_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return GRAY[0] * x[:, 0:1] + GRAY[1] * x[:, 1:2] + GRAY[2] * x[:, 2:3]
 
 
-def _hue_rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by `angle` (radians, per sample) in YIQ space."""
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
-    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
-    i, q = yiq[:, 1], yiq[:, 2]
-    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
+def hue_matrices(angle: torch.Tensor) -> torch.Tensor:
+    """(n, 3, 3) RGB maps rotating hue by `angle` radians: rotation of the IQ plane in YIQ."""
+    to_yiq = torch.tensor(_TO_YIQ, dtype=angle.dtype, device=angle.device)
+    rot = torch.zeros(len(angle), 3, 3, dtype=angle.dtype, device=angle.device)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2] = angle.cos(), -angle.sin()
+    rot[:, 2, 1], rot[:, 2, 2] = angle.sin(), angle.cos()
+    return torch.linalg.inv(to_yiq) @ rot @ to_yiq
+
+
+def colour_maps(n: int, channels: int, strength: float, gen: torch.Generator,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample (scale, chroma map): brightness*contrast and saturation-then-hue as 3x3."""
+    s = 0.8 * strength
+    b, c, sat = (_uniform(n, 1 - s, 1 + s, gen, device).view(-1) for _ in range(3))
+    hue = _uniform(n, -0.2 * strength, 0.2 * strength, gen, device).view(-1) * 2 * math.pi
+    if channels != 3:
+        return b, c, torch.eye(channels, device=device).expand(n, channels, channels)
+    gray = torch.tensor(GRAY, device=device).expand(3, 3)
+    eye = torch.eye(3, device=device)
+    saturation = sat.view(-1, 1, 1) * eye + (1 - sat).view(-1, 1, 1) * gray
+    return b, c, hue_matrices(hue) @ saturation
 
 
 def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """SimCLR colour distortion: brightness/contrast/saturation 0.8*s, hue 0.2*s, w.p. `prob`."""
-    n, dev = x.shape[0], x.device
-    apply = (torch.rand(n, generator=gen, device=dev) < prob).to(x.dtype).view(-1, 1, 1, 1)
-    s = 0.8 * strength
-    b, c, sat = (_uniform(n, 1 - s, 1 + s, gen, dev).view(-1, 1, 1, 1).to(x.dtype) for _ in range(3))
-    hue = _uniform(n, -0.2 * strength, 0.2 * strength, gen, dev).view(-1).to(x.dtype) * 2 * math.pi
-    y = (x * b).clamp(0, 1)
-    mean = _gray(y).mean(dim=(1, 2, 3), keepdim=True) if x.shape[1] == 3 else y.mean((1, 2, 3), keepdim=True)
-    y = ((y - mean) * c + mean).clamp(0, 1)
-    if x.shape[1] == 3:
-        g = _gray(y)
-        y = ((y - g) * sat + g).clamp(0, 1)
-        y = _hue_rotate(y, hue).clamp(0, 1)
-    return apply * y + (1 - apply) * x
+    """SimCLR colour distortion, w.p. `prob`: brightness, contrast, saturation (each 0.8*s) and
+    hue (0.2*s) in that order. The four steps are linear, so they are folded into one
+    per-sample affine colour map applied with a single batched matmul and clamped once at the
+    end [ours: torchvision clamps after each step; the maps agree wherever no step saturates]."""
+    n, ch = x.shape[:2]
+    apply = torch.rand(n, generator=gen, device=x.device) < prob
+    b, c, chroma = colour_maps(n, ch, strength, gen, x.device)
+    mean = (_gray(x) if ch == 3 else x).mean(dim=(1, 2, 3))  # contrast pivots on the mean luma
+    matrix = (c * b).view(-1, 1, 1) * chroma
+    offset = ((1 - c) * b * mean).view(-1, 1) * chroma.sum(2)
+    eye = torch.eye(ch, device=x.device, dtype=x.dtype)
+    matrix = torch.where(apply.view(-1, 1, 1), matrix.to(x.dtype), eye)
+    offset = torch.where(apply.view(-1, 1), offset.to(x.dtype), torch.zeros_like(offset, dtype=x.dtype))
+    y = torch.baddbmm(offset.unsqueeze(2), matrix, x.reshape(n, ch, -1))
+    return y.view_as(x).clamp_(0, 1)
 
 
 def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:

@@ -70,11 +70,38 @@ def test_colour_ops() -> None:
     assert color_jitter(one_channel, 0.4, 1.0, _gen()).shape == one_channel.shape
 
 
-def test_hue_rotation_by_full_turn_is_identity() -> None:
-    from pe_bench.augment import _hue_rotate
+def test_hue_rotation_by_full_turn_is_identity_and_keeps_gray_gray() -> None:
+    from pe_bench.augment import hue_matrices
 
-    x = torch.rand(3, 3, 4, 4)
-    assert torch.allclose(_hue_rotate(x, torch.full((3,), 2 * math.pi)), x, atol=1e-4)
+    full = hue_matrices(torch.full((2,), 2 * math.pi))
+    assert torch.allclose(full, torch.eye(3).expand(2, 3, 3), atol=1e-5)
+    gray = torch.full((3,), 0.5)
+    assert torch.allclose(hue_matrices(torch.tensor([1.0]))[0] @ gray, gray, atol=1e-5)
+
+
+def _sequential_jitter(x: torch.Tensor, b: float, c: float, s: float, hue: float) -> torch.Tensor:
+    """Slow reference: the four steps one after another, as torchvision defines them."""
+    from pe_bench.augment import _gray, hue_matrices
+
+    y = x * b
+    mean = _gray(y).mean()
+    y = (y - mean) * c + mean
+    g = _gray(y)
+    y = (y - g) * s + g
+    return torch.einsum("ij,jhw->ihw", hue_matrices(torch.tensor([hue]))[0], y[0])[None]
+
+
+def test_fused_colour_map_matches_sequential_steps(monkeypatch) -> None:
+    """Away from saturation (mid-grey inputs, small factors) fused == sequential."""
+    import pe_bench.augment as aug
+
+    x = 0.45 + 0.1 * torch.rand(1, 3, 6, 6)
+    draws = iter([torch.tensor([[1.1]]), torch.tensor([[0.9]]), torch.tensor([[1.2]]),
+                  torch.tensor([[0.05 / (2 * math.pi)]])])
+    monkeypatch.setattr(aug, "_uniform", lambda *a, **k: next(draws))
+    got = aug.color_jitter(x, 0.4, 1.0, _gen())
+    want = _sequential_jitter(x, 1.1, 0.9, 1.2, 0.05)
+    assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_augment_is_deterministic_under_a_generator() -> None:
