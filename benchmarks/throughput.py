@@ -1,0 +1,356 @@
+"""Pre-training throughput: pe-bench's batched on-device pipeline vs a per-sample DataLoader.
+
+For each image-only encoder x backbone this measures pre-training images/s (one image = one
+pair of views, as in `TrainResult.images_per_second`) three ways, with the same model
+initialisation, optimiser (`pe_bench.train`'s), loss, batch size, channels_last layout and,
+on CUDA, bfloat16 autocast:
+
+- **pe-bench**: `pe_bench.train.pretrain` itself on a subset of exactly `batch * steps`
+  images (one epoch of `steps` steps), timed by its own `TrainResult`; a separate warm-up call
+  of `batch * warmup` images runs first and is not counted. The dataset is on the device and
+  augmentation is batched there (`pe_bench.augment`).
+- **reference**: the conventional recipe -- a torch `DataLoader` over a map-style dataset
+  whose `__getitem__` applies torchvision transforms per sample, twice (two views):
+  RandomResizedCrop(scale=(crop_min_scale, 1)), RandomHorizontalFlip,
+  RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8), RandomGrayscale(0.2),
+  ToTensor/ToDtype + Normalize. `v1` = torchvision.transforms on PIL images (as
+  torchvision's CIFAR10 class hands them out), `v2` = torchvision.transforms.v2 on uint8
+  tensors. Pinned memory and non_blocking copies on CUDA. The first `warmup` steps (worker
+  start-up included), plus 2 per worker (the batches workers prefetch), are not counted.
+  With workers the reference uses `threads` + `num_workers` processes' worth of CPU while
+  pe-bench uses `threads`: say so when comparing.
+- **model only**: the same optimiser steps on one pre-augmented batch already on the device:
+  the ceiling either pipeline could reach. "input share" = 1 - pipeline img/s / model-only
+  img/s is the fraction of a step spent producing views; on CUDA a pipeline is called
+  GPU-bound when that share is below 15 %, else input-bound.
+
+Timers are read after `torch.cuda.synchronize()` on CUDA (`pretrain` synchronises itself when
+it reads the epoch's loss before stopping its clock). Peak GPU memory is
+`torch.cuda.max_memory_allocated()` over the timed part of each pipeline.
+
+On a CPU shared with other jobs, pass `--threads 1`: with 2 intra-op threads on 2 busy cores
+pe-bench's batched ops stalled ~10x (OpenMP threads waiting on each other) while the
+single-threaded per-sample transforms did not, which inverts the comparison.
+
+Usage: .venv/bin/python benchmarks/throughput.py [--encoders simclr] [--backbones small-cnn]
+       [--device auto|cpu|cuda] [--batch-size N] [--steps N] [--num-workers N] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+try:
+    from benchmarks import _common as common
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    import _common as common  # type: ignore[no-redef]
+
+from pe_bench.augment import MEAN, STD, augment
+from pe_bench.encoders.base import EncoderMethod
+from pe_bench.spec import TrainSpec
+from pe_bench.train import _optimizer, pretrain
+
+GPU_BOUND_SHARE = 0.15  # input share below this on CUDA: the GPU is the limit
+PREFETCH = 2  # DataLoader prefetch_factor (torch's default) of the reference's workers
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_mib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _memory_format(recipe: TrainSpec) -> torch.memory_format:
+    return torch.channels_last if recipe.channels_last else torch.contiguous_format
+
+
+def train_step(model: EncoderMethod, opt: torch.optim.Optimizer, v1: torch.Tensor, v2: torch.Tensor,
+               device: torch.device, amp: bool) -> torch.Tensor:
+    """One optimiser step exactly as `pe_bench.train.pretrain` takes it."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = model.training_loss(v1, v2)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    model.after_step()
+    return loss.detach()
+
+
+# -- pe-bench ----------------------------------------------------------------------------------
+def measure_pebench(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec, steps: int,
+                    warmup: int, device: torch.device) -> dict[str, Any]:
+    """`pretrain` on batch*steps images (one epoch = `steps` steps), after a warm-up call."""
+    batch = recipe.batch_size
+    if warmup:
+        pretrain(model, common.take(images, batch * warmup), (), recipe, seed=1)
+    _reset_peak(device)
+    result = pretrain(model, common.take(images, batch * steps), (), recipe, seed=0)
+    return {"img_s": result.images_per_second, "seconds": result.seconds,
+            "loss": result.final_loss, "peak_mib": _peak_mib(device)}
+
+
+# -- model only ------------------------------------------------------------------------------
+def measure_model_only(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec, steps: int,
+                       warmup: int, device: torch.device) -> dict[str, Any]:
+    """The optimiser steps alone, on one batch of views augmented once, already on the device."""
+    fmt = _memory_format(recipe)
+    model.to(device=device, memory_format=fmt).train()
+    opt = _optimizer(model, recipe)
+    amp = recipe.amp and device.type == "cuda"
+    gen = torch.Generator(device=device).manual_seed(0)
+    batch = torch.tensor(common.take(images, recipe.batch_size), device=device)
+    size = images.shape[-1]
+    v1 = augment(batch, size, recipe, gen).contiguous(memory_format=fmt)
+    v2 = augment(batch, size, recipe, gen).contiguous(memory_format=fmt)
+    for _ in range(warmup):
+        train_step(model, opt, v1, v2, device, amp)
+    _reset_peak(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, opt, v1, v2, device, amp)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {"img_s": steps * recipe.batch_size / seconds, "seconds": seconds,
+            "peak_mib": _peak_mib(device)}
+
+
+# -- per-sample reference ------------------------------------------------------------------------
+def reference_transform(api: str, size: int, channels: int, min_scale: float) -> Any:
+    """The conventional SimCLR CIFAR augmentation, applied to one image at a time."""
+    mean, std = [MEAN] * channels, [STD] * channels
+    if api == "v1":
+        from torchvision import transforms as T
+
+        return T.Compose([
+            T.RandomResizedCrop(size, scale=(min_scale, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ])
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+class TwoViewDataset(Dataset):
+    """Map-style dataset returning two independently transformed views of image i.
+
+    v1: images kept as uint8 HWC numpy and turned into a PIL image per access, as torchvision's
+    CIFAR10 does; v2: uint8 CHW tensors fed to transforms.v2 directly."""
+
+    def __init__(self, images: np.ndarray, api: str, min_scale: float) -> None:
+        self.api = api
+        channels, size = images.shape[1], images.shape[-1]
+        self.transform = reference_transform(api, size, channels, min_scale)
+        if api == "v1":
+            hwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+            self.data: Any = np.ascontiguousarray(hwc[..., 0]) if channels == 1 else hwc
+        else:
+            self.data = torch.tensor(images)  # a writable copy (the dataset memo is read-only)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = Image.fromarray(self.data[i]) if self.api == "v1" else self.data[i]
+        return self.transform(img), self.transform(img)
+
+
+def measure_reference(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec, steps: int,
+                      warmup: int, device: torch.device, api: str, num_workers: int,
+                      seed: int) -> dict[str, Any]:
+    """The same optimiser steps fed by a per-sample DataLoader; warm-up steps not counted."""
+    fmt = _memory_format(recipe)
+    model.to(device=device, memory_format=fmt).train()
+    opt = _optimizer(model, recipe)
+    amp = recipe.amp and device.type == "cuda"
+    batch = recipe.batch_size
+    # Workers fill a queue of PREFETCH batches each while the first steps run; that many extra
+    # untimed steps keep batches made before the clock starts from flattering the timed ones.
+    warmup += PREFETCH * num_workers
+    dataset = TwoViewDataset(common.take(images, batch * (warmup + steps)), api, recipe.crop_min_scale)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=num_workers,
+                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+                        prefetch_factor=PREFETCH if num_workers else None)
+    torch.manual_seed(seed)  # the transforms draw from the global RNG (workers: from the loader's)
+    batches = iter(loader)  # starts the workers, if any
+    losses, start = [], time.perf_counter()
+    for i in range(warmup + steps):
+        if i == warmup:  # the clock covers fetching the batch too
+            _reset_peak(device)  # synchronises: the warm-up's GPU work is done
+            start = time.perf_counter()
+        v1, v2 = next(batches)
+        v1 = v1.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        v2 = v2.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        losses.append(train_step(model, opt, v1, v2, device, amp))
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {"img_s": steps * batch / seconds, "seconds": seconds,
+            "loss": float(torch.stack(losses[warmup:]).mean()), "peak_mib": _peak_mib(device)}
+
+
+# -- driver ----------------------------------------------------------------------------------------
+def _share(pipeline: float, model_only: float | None) -> float | None:
+    return None if not model_only else max(0.0, 1.0 - pipeline / model_only)
+
+
+def _limit(share: float | None, device: torch.device) -> str | None:
+    if share is None:
+        return None
+    if device.type != "cuda":
+        return "cpu"  # augmentation and model share the same cores: the share says who costs what
+    return "gpu" if share < GPU_BOUND_SHARE else "input"
+
+
+def measure_one(name: str, cls: type[EncoderMethod], backbone: str, images: np.ndarray,
+                args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    row: dict[str, Any] = {"encoder": name, "backbone": backbone, "width": args.width, "device": str(device),
+                           "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
+                           "num_workers": args.num_workers}
+    model = common.build_model(cls, backbone, args.width, images.shape[1], args.seed)
+    if isinstance(model, str):
+        print(f"skipped {name} x {backbone}: {model}")
+        return []
+    row["parameters"] = sum(p.numel() for p in model.parameters())
+    recipe = TrainSpec(epochs=1, batch_size=args.batch_size, device=device.type, lr=args.lr)
+
+    def fresh() -> EncoderMethod:
+        """A copy of the initial model; the previous measurement's copy is freed first, so it
+        neither counts in the next peak GPU memory nor starts from trained weights."""
+        gc.collect()
+        return copy.deepcopy(model)
+
+    try:
+        pe = measure_pebench(fresh(), images, recipe, args.steps, args.warmup, device)
+        only = (measure_model_only(fresh(), images, recipe, args.steps, args.warmup, device)
+                if args.model_only else None)
+        refs = {api: measure_reference(fresh(), images, recipe, args.steps, args.warmup,
+                                       device, api, args.num_workers, args.seed)
+                for api in args.reference}
+    except (RuntimeError, FloatingPointError) as exc:  # e.g. CUDA out of memory: report, go on
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        print(f"failed {name} x {backbone}: {' '.join(str(exc).split())[:200]}")
+        return [{**row, "error": " ".join(str(exc).split())[:500]}]
+    model_img_s = None if only is None else only["img_s"]
+    pe_share = _share(pe["img_s"], model_img_s)
+    row.update({"pebench_img_s": pe["img_s"], "pebench_loss": pe["loss"], "pebench_peak_mib": pe["peak_mib"],
+                "model_only_img_s": model_img_s,
+                "model_only_peak_mib": None if only is None else only["peak_mib"],
+                "pebench_input_share": pe_share, "pebench_limit": _limit(pe_share, device)})
+    rows = []
+    for api, ref in refs.items():
+        ref_share = _share(ref["img_s"], model_img_s)
+        rows.append({**row, "reference": api, "reference_img_s": ref["img_s"],
+                     "reference_loss": ref["loss"], "reference_peak_mib": ref["peak_mib"],
+                     "reference_input_share": ref_share, "reference_limit": _limit(ref_share, device),
+                     "ratio": pe["img_s"] / ref["img_s"]})
+    return rows
+
+
+def print_rows(rows: Sequence[dict[str, Any]], device: torch.device) -> None:
+    cuda = device.type == "cuda"
+    columns = ["encoder", "backbone", "device", "batch", "pe-bench img/s", "reference", "ref img/s",
+               "ratio", "model-only img/s", "input share pe/ref"]
+    if cuda:
+        columns += ["limit pe/ref", "peak MiB pe/ref"]
+    table = []
+    for r in rows:
+        if "error" in r:
+            head = [r["encoder"], r["backbone"], r["device"], str(r["batch_size"])]
+            table.append([*head, "error: " + r["error"][:40]] + [""] * (len(columns) - 5))
+            continue
+        share = "-" if r["pebench_input_share"] is None else (
+            f"{r['pebench_input_share']:.0%} / {r['reference_input_share']:.0%}")
+        line = [r["encoder"], r["backbone"], r["device"], str(r["batch_size"]),
+                common.fmt(r["pebench_img_s"]), f"{r['reference']} w{r['num_workers']}",
+                common.fmt(r["reference_img_s"]), f"{r['ratio']:.1f}x",
+                common.fmt(r["model_only_img_s"]), share]
+        if cuda:
+            line += [f"{r['pebench_limit'] or '-'} / {r['reference_limit'] or '-'}",
+                     f"{common.fmt(r['pebench_peak_mib'])} / {common.fmt(r['reference_peak_mib'])}"]
+        table.append(line)
+    common.print_table("pre-training throughput (images/s; one image = two views)", columns, table)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(parser, backbones_default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 512 on CUDA")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 20 on CUDA)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed warm-up steps before each measurement (default: 1 on CPU, 3 on CUDA)")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader workers of the reference pipeline (default: %(default)s)")
+    parser.add_argument("--reference", nargs="+", choices=("v1", "v2"), default=["v1"],
+                        help="torchvision API of the reference: v1 (PIL) and/or v2 (uint8 tensors)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--no-model-only", dest="model_only", action="store_false",
+                        help="skip the model-only measurement (and with it the input share / limit)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = common.setup_process(args.threads)
+    device = common.pick_device(args.device)
+    cuda = device.type == "cuda"
+    args.batch_size = args.batch_size or (512 if cuda else 256)
+    args.steps = args.steps or (20 if cuda else 5)
+    args.warmup = (3 if cuda else 1) if args.warmup is None else args.warmup
+    if args.steps < 1 or args.batch_size < 2 or args.warmup < 0:
+        raise SystemExit("need --steps >= 1, --batch-size >= 2, --warmup >= 0")
+    need = args.batch_size * (args.warmup + args.steps)
+    images = common.load_split(args.dataset, "train", args.resolution, args.data_dir, need, args.seed).images
+    encoders = common.image_encoders(common.names(args.encoders))
+    backbones = common.backbone_names(common.names(args.backbones))
+    print(f"device {device}, {threads} threads, batch {args.batch_size}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up, reference DataLoader num_workers={args.num_workers}"
+          f"{f' (+{PREFETCH * args.num_workers} warm-up steps)' if args.num_workers else ''}, "
+          f"images {args.dataset} {tuple(images.shape[1:])}")
+    rows: list[dict[str, Any]] = []
+    for name, cls in encoders:
+        for backbone in backbones:
+            rows.extend(measure_one(name, cls, backbone, images, args, device))
+    print_rows(rows, device)
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    common.write_json(args.out, {"benchmark": "throughput",
+                                 "environment": common.environment(device, threads),
+                                 "config": config, "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
