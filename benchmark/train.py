@@ -52,7 +52,7 @@ def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
             for i, name in enumerate(streams)}
 
 
-def _optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
+def make_optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9,
                                weight_decay=recipe.weight_decay)
@@ -130,7 +130,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     size = clean.shape[-1]
     steps = max(1, len(data) // recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
-    opt = _optimizer(model, recipe)
+    opt = make_optimizer(model, recipe)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
     amp = recipe.amp and device.type == "cuda"
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()

@@ -58,7 +58,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 from pe_bench.augment import MEAN, STD, augment
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.spec import TrainSpec
-from pe_bench.train import _optimizer, pretrain
+from pe_bench.train import make_optimizer, pretrain
 
 GPU_BOUND_SHARE = 0.15  # input share below this on CUDA: the GPU is the limit
 PREFETCH = 2  # DataLoader prefetch_factor (torch's default) of the reference's workers
@@ -117,7 +117,7 @@ def measure_model_only(model: EncoderMethod, images: np.ndarray, recipe: TrainSp
     """The optimiser steps alone, on one batch of views augmented once, already on the device."""
     fmt = _memory_format(recipe)
     model.to(device=device, memory_format=fmt).train()
-    opt = _optimizer(model, recipe)
+    opt = make_optimizer(model, recipe)
     amp = recipe.amp and device.type == "cuda"
     gen = torch.Generator(device=device).manual_seed(0)
     batch = torch.tensor(common.take(images, recipe.batch_size), device=device)
@@ -193,7 +193,7 @@ def measure_reference(model: EncoderMethod, images: np.ndarray, recipe: TrainSpe
     """The same optimiser steps fed by a per-sample DataLoader; warm-up steps not counted."""
     fmt = _memory_format(recipe)
     model.to(device=device, memory_format=fmt).train()
-    opt = _optimizer(model, recipe)
+    opt = make_optimizer(model, recipe)
     amp = recipe.amp and device.type == "cuda"
     batch = recipe.batch_size
     # Workers fill a queue of PREFETCH batches each while the first steps run; that many extra
