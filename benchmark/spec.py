@@ -13,6 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+# Part of every cached encoder's key: bump it whenever a change to train.py, augment.py or an
+# encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
+TRAINING_REVISION = 2
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -121,6 +126,7 @@ class TrialSpec(Frozen):
         """Identity of a pre-training run: everything the encoder's weights depend on."""
         return canonical_hash(
             {
+                "revision": TRAINING_REVISION,
                 "pretrain": self.pretrain.model_dump(mode="json"),
                 "encoder": self.encoder.model_dump(mode="json"),
                 "train": self.train.model_dump(mode="json"),
