@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pe_bench.plugins import Attack, AttackContext, PoisonSet
 from pe_bench.registry import register_attack
-from pe_bench.targets import TargetedParams, all_targets, budget, references
+from pe_bench.targets import TargetedParams, craft_with_references
 
 
 class BlendParams(TargetedParams):
@@ -31,14 +31,5 @@ class Blend(Attack):
     params: BlendParams
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
-        p = self.params
-        pairs = all_targets(ctx.tasks, p, ctx.seed)
-        tasks = {t.name: t for t in ctx.tasks}
-        poisons = []
-        for pair, count in zip(pairs, budget(len(ctx.pretrain), p, len(pairs)), strict=True):
-            task = tasks[pair.task]
-            refs = references(task, pair, p.references, ctx.seed)
-            target = task.test.images[pair.index]
-            poisons += [blend(target, refs[k % len(refs)], p.alpha) for k in range(count)]
-        stacked = np.stack(poisons)
-        return PoisonSet((stacked,), tuple(pairs), {"n_poisons": len(stacked)})
+        alpha = self.params.alpha
+        return craft_with_references(ctx, self.params, lambda t, r, _: blend(t, r, alpha))

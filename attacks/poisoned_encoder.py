@@ -25,7 +25,7 @@ from pydantic import Field
 
 from pe_bench.plugins import Attack, AttackContext, PoisonSet
 from pe_bench.registry import register_attack
-from pe_bench.targets import TargetedParams, all_targets, budget, references, task_rng
+from pe_bench.targets import TargetedParams, craft_with_references
 
 Layout = Literal["left", "right", "top", "bottom"]
 
@@ -57,19 +57,9 @@ class PoisonedEncoder(Attack):
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         p = self.params
-        pairs = all_targets(ctx.tasks, p, ctx.seed)
-        tasks = {t.name: t for t in ctx.tasks}
-        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for pair, count in zip(pairs, budget(len(ctx.pretrain), p, len(pairs)), strict=True):
-            task = tasks[pair.task]
-            refs = references(task, pair, p.references, ctx.seed)
-            rng = task_rng(ctx.seed, pair.task, f"layout-{pair.index}")
-            target = task.test.images[pair.index]
-            for k in range(count):
-                canvas = concatenate(target, refs[k % len(refs)], str(rng.choice(p.layouts)))
-                if p.canvas == "resize":
-                    canvas = shrink(canvas)
-                by_shape.setdefault(canvas.shape, []).append(canvas)
-        groups = tuple(np.stack(v) for _, v in sorted(by_shape.items()))
-        n = sum(len(g) for g in groups)
-        return PoisonSet(groups, tuple(pairs), {"n_poisons": n})
+
+        def make(target: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            canvas = concatenate(target, reference, str(rng.choice(p.layouts)))
+            return shrink(canvas) if p.canvas == "resize" else canvas
+
+        return craft_with_references(ctx, p, make)

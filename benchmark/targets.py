@@ -15,12 +15,15 @@ Selection rules (shown in every result row):
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import PluginParams, TargetPair, Task
+from pe_bench.plugins import AttackContext, PluginParams, PoisonSet, TargetPair, Task
+
+PoisonMaker = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
 
 class TargetedParams(PluginParams):
@@ -113,3 +116,21 @@ def budget(n_clean: int, params: TargetedParams, n_targets: int) -> list[int]:
     """Poisons per target: round(poison_rate * n_clean), at least one per target."""
     total = max(n_targets, int(round(params.poison_rate * n_clean)))
     return split_budget(total, n_targets)
+
+
+def craft_with_references(ctx: AttackContext, params: TargetedParams, make: PoisonMaker) -> PoisonSet:
+    """Every poison of every target pair is `make(x_i, x_r, rng)`, x_r cycling over R_i; the
+    poisons are grouped by canvas shape so augmentation stays batched."""
+    pairs = all_targets(ctx.tasks, params, ctx.seed)
+    tasks = {t.name: t for t in ctx.tasks}
+    by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
+    for pair, count in zip(pairs, budget(len(ctx.pretrain), params, len(pairs)), strict=True):
+        task = tasks[pair.task]
+        refs = references(task, pair, params.references, ctx.seed)
+        rng = task_rng(ctx.seed, pair.task, f"layout-{pair.index}")
+        target = task.test.images[pair.index]
+        for k in range(count):
+            poison = make(target, refs[k % len(refs)], rng)
+            by_shape.setdefault(poison.shape, []).append(poison)
+    groups = tuple(np.stack(v) for _, v in sorted(by_shape.items()))
+    return PoisonSet(groups, tuple(pairs), {"n_poisons": sum(len(g) for g in groups)})
