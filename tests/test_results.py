@@ -96,6 +96,8 @@ def test_leaderboard_aggregates_over_seeds() -> None:
     mean, std = line.stats["pa"]
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
     assert line.stats["asr"][0] == pytest.approx(0.5)
+    assert line.delta_p.mean == pytest.approx(0.3) and line.delta_p.excludes_zero
+    assert line.delta_asr.mean == pytest.approx(0.5) and line.delta_asr.low >= 0
     md = to_markdown([line], "t")
     assert "| digits | simclr | digits | poisoned-encoder | random | none | 3 |" in md
     assert "0.900 ± 0.100" in md and "3/6" in md
