@@ -292,3 +292,19 @@ class ParquetFolder(Dataset):
             )
         p = self.params
         return read_parquet_split(directory, split, p.resolution, p.channels)
+
+
+@register_dataset("cifar10-coarse")
+class Cifar10Coarse(Dataset):
+    """CIFAR-10 relabelled as a 2-class task: vehicle (airplane, automobile, ship, truck) vs
+    animal (the other six). The same images as `cifar10`, read through its cache."""
+
+    Params: ClassVar[type[DatasetParams]] = ImageDatasetParams
+    VEHICLES: ClassVar[frozenset[str]] = frozenset({"airplane", "automobile", "ship", "truck"})
+
+    def load(self, split: str, data_dir: Path) -> ImageArray:
+        from pe_bench.data import load_dataset
+
+        fine = load_dataset("cifar10", split, self.params.model_dump(), data_dir)
+        coarse = np.array([0 if c in self.VEHICLES else 1 for c in fine.classes], dtype=np.int64)
+        return ImageArray(fine.images, coarse[fine.labels], ("vehicle", "animal"))

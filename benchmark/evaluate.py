@@ -41,10 +41,39 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return ProbeOutput(proba.argmax(1), proba)
 
 
+def mlp_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int,
+              spec: EvalSpec, seed: int = 0) -> ProbeOutput:
+    """The MLP downstream classifier of the authors' related BadEncoder code: features ->
+    512 -> 256 -> C, ReLU and dropout 0.5 after each hidden layer, Adam, cross entropy, on
+    standardised features; seeded, so the same features give the same classifier."""
+    import torch
+    from torch import nn
+
+    scaler = StandardScaler().fit(train_x)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(train_x.shape[1], 512), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, n_classes))
+    x = torch.tensor(scaler.transform(train_x), dtype=torch.float32)
+    y = torch.tensor(train_y, dtype=torch.long)
+    opt = torch.optim.Adam(net.parameters(), lr=spec.mlp_lr)
+    for _ in range(spec.mlp_epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(spec.mlp_batch_size):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        logits = net(torch.tensor(scaler.transform(test_x), dtype=torch.float32))
+    proba = torch.softmax(logits, dim=1).numpy().astype(np.float64)
+    return ProbeOutput(proba.argmax(1), proba)
+
+
 def probe(encode: Encode, task: Task, spec: EvalSpec) -> ProbeOutput:
     """The suite's downstream classifier trained on the task's clean labelled train split."""
-    return linear_probe(encode(task.train.images), task.train.labels, encode(task.test.images),
-                        len(task.test.classes), spec)
+    fit = mlp_probe if spec.probe == "mlp" else linear_probe
+    return fit(encode(task.train.images), task.train.labels, encode(task.test.images),
+               len(task.test.classes), spec)
 
 
 def zero_shot(encode: Encode, proba: Callable[[np.ndarray, tuple[str, ...]], np.ndarray],

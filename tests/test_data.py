@@ -303,3 +303,16 @@ def test_image_array_validation_and_subset() -> None:
         ImageArray(np.zeros((4, 2, 8, 8), np.uint8), np.zeros(4, np.int64), ("a",))
     with pytest.raises(ValueError, match="classes"):
         ImageArray(np.zeros((1, 3, 8, 8), np.uint8), np.array([5]), ("a",))
+
+
+def test_cifar10_coarse_is_vehicle_vs_animal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data_dir / "cifar10").is_dir():
+        pytest.skip("real CIFAR-10 not available")
+    monkeypatch.setenv("PE_BENCH_CACHE", str(tmp_path / "cache"))
+    fine = load_dataset("cifar10", "test", {}, data_dir)
+    coarse = load_dataset("cifar10-coarse", "test", {}, data_dir)
+    assert coarse.classes == ("vehicle", "animal") and len(coarse) == len(fine)
+    vehicles = {fine.classes.index(c) for c in ("airplane", "automobile", "ship", "truck")}
+    assert (coarse.labels == np.where(np.isin(fine.labels, list(vehicles)), 0, 1)).all()
+    assert np.bincount(coarse.labels).tolist() == [4000, 6000]
