@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from pe_bench.encoders.base import with_optimizer_defaults
 from pe_bench.registry import ATTACKS, ENCODERS
 from pe_bench.spec import TrialSpec
 from pe_bench.suite import ExcludeRule, Suite
@@ -73,7 +74,7 @@ def expand(suite: Suite) -> Grid:
             encoder=encoder,
             attack=attack,
             defense=defense,
-            train=suite.train_for(setting),
+            train=with_optimizer_defaults(suite.train_for(setting), ENCODERS.get(encoder.name)),
             evaluation=suite.evaluation,
             plugins=suite.plugins,
         )

@@ -12,10 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 # Part of every cached encoder's key: bump it whenever a change to train.py, augment.py or an
 # encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
-TRAINING_REVISION = 2
+TRAINING_REVISION = 3
 
 
 class Frozen(BaseModel):
@@ -46,9 +45,11 @@ class TrainSpec(Frozen):
 
     epochs: int = Field(100, ge=1, le=10_000)
     batch_size: int = Field(256, ge=2, le=65_536)
-    lr: float = Field(1e-3, gt=0, le=10)
-    weight_decay: float = Field(1e-6, ge=0, le=1)
-    optimizer: Literal["adam", "sgd"] = "adam"
+    # None = the encoder method's own default (EncoderMethod.optimizer_defaults); resolved
+    # when the grid is expanded, so every trial spec names concrete values
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    lr: float | None = Field(None, gt=0, le=10)
+    weight_decay: float | None = Field(None, ge=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
     crop_min_scale: float = Field(0.08, gt=0, le=1)
     color_jitter: float = Field(0.4, ge=0, le=1)
@@ -62,12 +63,17 @@ class TrainSpec(Frozen):
 
 
 class EvalSpec(Frozen):
-    """Downstream evaluation: a probe trained on clean labelled data over frozen features."""
+    """Downstream evaluation: a classifier trained on clean labelled data over frozen features
+    (`linear`: logistic regression; `mlp`: 512-256-C with dropout), or `zero-shot` from
+    class-name prompts (image–text encoders only)."""
 
-    probe: Literal["linear", "zero-shot"] = "linear"  # zero-shot: image–text encoders only
-    C: float = Field(1.0, gt=0)
-    max_iter: int = Field(1000, ge=10)
-    batch_size: int = Field(512, ge=1)
+    probe: Literal["linear", "mlp", "zero-shot"] = "linear"
+    C: float = Field(1.0, gt=0)  # linear: inverse L2 strength
+    max_iter: int = Field(1000, ge=10)  # linear: solver iterations
+    mlp_epochs: int = Field(100, ge=1)
+    mlp_lr: float = Field(1e-3, gt=0)
+    mlp_batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(512, ge=1)  # feature extraction
 
 
 class TaskSpec(Frozen):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pe_bench.augment import augment, normalize, to_float
-from pe_bench.encoders.base import EncoderMethod
+from pe_bench.encoders.base import EncoderMethod, with_optimizer_defaults
 from pe_bench.spec import TrainSpec
 
 ProgressFn = Callable[[int, float], None]  # (epoch done, mean loss)
@@ -53,10 +53,14 @@ def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
 
 
 def make_optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9,
-                               weight_decay=recipe.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    """The recipe's optimiser; fields it leaves unset come from the method's defaults."""
+    r = with_optimizer_defaults(recipe, type(model))
+    kwargs = {"lr": r.lr, "weight_decay": r.weight_decay}
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), momentum=0.9, **kwargs)
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), **kwargs)
+    return torch.optim.Adam(model.parameters(), **kwargs)
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -131,6 +135,8 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     steps = max(1, len(data) // recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
     opt = make_optimizer(model, recipe)
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
     amp = recipe.amp and device.type == "cuda"
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
@@ -140,7 +146,8 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
         losses = []
         for step in range(steps):
             for group in opt.param_groups:
-                group["lr"] = _lr_at(epoch * steps + step, total, recipe.warmup_epochs * steps, recipe.lr)
+                group["lr"] = _lr_at(epoch * steps + step, total, recipe.warmup_epochs * steps,
+                                     group["initial_lr"])
             idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
             v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)

@@ -135,7 +135,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="unlabelled train prefix (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=1e-3, help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=None, help="default: each method's own")
     parser.add_argument("--train-size", type=int, default=5000,
                         help="labelled train prefix for the probes (default: %(default)s)")
     parser.add_argument("--test-size", type=int, default=2000,

@@ -316,7 +316,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="DataLoader workers of the reference pipeline (default: %(default)s)")
     parser.add_argument("--reference", nargs="+", choices=("v1", "v2"), default=["v1"],
                         help="torchvision API of the reference: v1 (PIL) and/or v2 (uint8 tensors)")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None, help="default: each method's own")
     parser.add_argument("--no-model-only", dest="model_only", action="store_false",
                         help="skip the model-only measurement (and with it the input share / limit)")
     return parser.parse_args(argv)

@@ -3,7 +3,7 @@ training loss over two augmented views. The one training loop (pe_bench.train) d
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -11,6 +11,7 @@ from torch import nn
 
 from pe_bench.encoders.backbones import build_backbone
 from pe_bench.plugins import PluginParams
+from pe_bench.spec import TrainSpec
 
 
 class EncoderParams(PluginParams):
@@ -25,6 +26,8 @@ class EncoderMethod(nn.Module):
 
     Params: ClassVar[type[EncoderParams]] = EncoderParams
     modalities: ClassVar[tuple[str, ...]] = ("image",)
+    # the method's own optimiser, used for whatever a suite's `train` leaves unset
+    optimizer_defaults: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6}
 
     def __init__(self, params: EncoderParams, in_channels: int = 3) -> None:
         super().__init__()
@@ -45,3 +48,9 @@ class EncoderMethod(nn.Module):
 
     def after_step(self) -> None:
         """Hook after each optimiser step (momentum encoders update here)."""
+
+
+def with_optimizer_defaults(recipe: TrainSpec, method: type[EncoderMethod]) -> TrainSpec:
+    """`recipe` with its unset optimiser fields taken from the method's defaults."""
+    unset = {k: v for k, v in method.optimizer_defaults.items() if getattr(recipe, k) is None}
+    return recipe.model_copy(update=unset) if unset else recipe

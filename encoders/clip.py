@@ -9,7 +9,8 @@ Deviations / assumptions [ours]: offline captions are class names in templates
 (pe_bench.captions), so "image–text" pre-training here is weakly supervised by labels; the text
 encoder is a 2-layer Transformer over hashed word tokens; one augmented view per image is used
 (CLIP uses a random crop only; we apply the suite's augmentation recipe to every encoder so
-comparisons stay fair). Downstream: linear probe on image features, or zero-shot from
+comparisons stay fair); optimiser AdamW, lr 5e-4, weight decay 0.2 as in CLIP, unless the suite
+sets its own. Downstream: linear probe on image features, or zero-shot from
 class-name prompts averaged over all templates.
 """
 
@@ -40,6 +41,7 @@ class CLIPParams(EncoderParams):
 class CLIP(EncoderMethod):
     Params = CLIPParams
     modalities = ("image", "text")
+    optimizer_defaults = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.2}
     max_logit_scale = math.log(100.0)
 
     def __init__(self, params: CLIPParams, in_channels: int = 3) -> None:

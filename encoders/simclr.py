@@ -4,8 +4,9 @@ Paper: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Lea
 Visual Representations", ICML 2020. Backbone -> 2-layer MLP projection head -> NT-Xent over
 the 2N views of a batch.
 
-Deviations / assumptions [ours]: the optimiser is set by the suite's `train` recipe (Adam by
-default for short CPU runs, where LARS at batch 256 gains nothing); the projection head uses
+Deviations / assumptions [ours]: the default optimiser is Adam (lr 1e-3, weight decay 1e-6),
+common in small-batch SimCLR reimplementations, not LARS (which targets batches of 4096); a
+suite's `train` may override it; the projection head uses
 BatchNorm after its hidden layer as in SimCLR v2's head.
 """
 

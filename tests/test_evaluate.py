@@ -69,3 +69,15 @@ def test_linear_probe_separates_separable_features() -> None:
     out = linear_probe(x, y, x, 4, EvalSpec())
     assert (out.pred == y).mean() > 0.95
     assert out.proba.shape == (90, 4) and np.allclose(out.proba[:, 3], 0)  # unseen class: p = 0
+
+
+def test_mlp_probe_separates_separable_features_deterministically() -> None:
+    from pe_bench.evaluate import mlp_probe
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    x = rng.normal(size=(90, 5)) + 5 * np.eye(3, 5)[y]
+    spec = EvalSpec(probe="mlp", mlp_epochs=30)
+    out = mlp_probe(x, y, x, 3, spec)
+    assert (out.pred == y).mean() > 0.95 and np.allclose(out.proba.sum(1), 1)
+    assert np.array_equal(mlp_probe(x, y, x, 3, spec).proba, out.proba)

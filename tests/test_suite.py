@@ -217,3 +217,17 @@ def test_seed_changes_trial_key_but_not_cell_key(tmp_path: Path) -> None:
     for same_cell in by_attack.values():
         assert len({t.trial_key for t in same_cell}) == 2
         assert len({t.cell_key for t in same_cell}) == 1
+
+
+def test_each_encoder_brings_its_optimiser_unless_the_suite_sets_one(tmp_path: Path) -> None:
+    def trains(extra: str) -> dict[str, tuple]:
+        path = tmp_path / "opt.yaml"
+        path.write_text(MINIMAL.read_text(encoding="utf-8").replace(
+            "encoders: [simclr]", "encoders: [simclr, moco, clip]").replace(
+            "train: {epochs: 1, batch_size: 32}", "train: {epochs: 1, batch_size: 32" + extra + "}"))
+        grid = expand(load_suite(path))
+        return {t.encoder.name: (t.train.optimizer, t.train.lr, t.train.weight_decay) for t in grid.trials}
+
+    assert trains("") == {"simclr": ("adam", 1e-3, 1e-6), "moco": ("sgd", 0.06, 5e-4),
+                          "clip": ("adamw", 5e-4, 0.2)}
+    assert trains(", lr: 0.01")["moco"] == ("sgd", 0.01, 5e-4)
