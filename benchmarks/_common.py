@@ -104,9 +104,10 @@ def take(images: np.ndarray, n: int) -> np.ndarray:
     return images[np.arange(n) % len(images)]
 
 
-def image_encoders(requested: Sequence[str] | None) -> list[tuple[str, type[EncoderMethod]]]:
-    """Registered (or requested) encoder classes that train on images alone; others are
-    reported as skipped (e.g. CLIP-style encoders need captions)."""
+def image_encoders(requested: Sequence[str] | None,
+                   allow_text: bool = False) -> list[tuple[str, type[EncoderMethod]]]:
+    """Registered (or requested) encoder classes that train on images alone (or, with
+    `allow_text`, also image–caption ones); others are reported as skipped."""
     out = []
     for name in requested or ENCODERS.names():
         try:
@@ -117,7 +118,7 @@ def image_encoders(requested: Sequence[str] | None) -> list[tuple[str, type[Enco
             print(f"skipped encoder {name!r}: {exc}")
             continue
         modalities = tuple(getattr(cls, "modalities", IMAGE_ONLY))
-        if modalities != IMAGE_ONLY:
+        if modalities != IMAGE_ONLY and not allow_text:
             print(f"skipped encoder {name!r}: it trains on {'+'.join(modalities)}, "
                   "these benchmarks feed images only")
             continue

@@ -1,9 +1,9 @@
 """Representation quality after a short pre-training, against the same network untrained.
 
-For each image-only encoder (default: every registered one, e.g. simclr and moco) and backbone
-(default: small-cnn), this pre-trains on the first `--pretrain-size` images of the dataset's
-train split with `pe_bench.train.pretrain` (the benchmark's own loop and recipe: Adam,
-batched augmentation) and reports, for the trained encoder and for the *same architecture at
+For each encoder (default: every registered one; clip trains on templated captions of the
+pre-training images) and backbone (default: small-cnn), this pre-trains on the first
+`--pretrain-size` images of the dataset's train split with `pe_bench.train.pretrain` (the
+benchmark's own loop: each method's optimiser defaults, batched augmentation) and reports, for the trained encoder and for the *same architecture at
 the same random initialisation* (what the training started from):
 
 - kNN accuracy: k nearest neighbours (default k=20) by cosine similarity between frozen
@@ -43,6 +43,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 from pe_bench.data import ImageArray
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.evaluate import linear_probe
+from pe_bench.pipeline import caption_tokens
 from pe_bench.spec import EvalSpec, TrainSpec
 from pe_bench.train import encode, pretrain
 
@@ -83,10 +84,10 @@ def evaluate_encoder(model: EncoderMethod, train: ImageArray, test: ImageArray, 
             "probe_converged": converged, "eval_seconds": time.perf_counter() - start}
 
 
-def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: np.ndarray, train: ImageArray,
+def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: ImageArray, train: ImageArray,
             test: ImageArray, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     width = args.width if args.width is not None else DEFAULT_WIDTHS.get(backbone)
-    model = common.build_model(cls, backbone, width, pre.shape[1], args.seed)
+    model = common.build_model(cls, backbone, width, pre.images.shape[1], args.seed)
     if isinstance(model, str):
         print(f"skipped {name} x {backbone}: {model}")
         return []
@@ -99,7 +100,9 @@ def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: np.ndarray,
     rows = [{**base, "init": "random", **evaluate_encoder(untrained, train, test, args.k, spec)}]
     recipe = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device.type)
     print(f"pre-training {name} x {backbone}: {len(pre)} images, {args.epochs} epochs ...", flush=True)
-    result = pretrain(model, pre, (), recipe, args.seed)
+    # image–text methods get templated captions of the pre-training images (pe_bench.captions)
+    texts = caption_tokens(model, pre, args.seed)
+    result = pretrain(model, pre.images, (), recipe, args.seed, texts=texts)
     trained = evaluate_encoder(model, train, test, args.k, spec)
     rows.append({**base, "init": "trained", **trained, "train_seconds": result.seconds,
                  "images_per_second": result.images_per_second, "final_loss": result.final_loss})
@@ -152,13 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     full_train = common.load_split(args.dataset, "train", args.resolution, args.data_dir, size, args.seed)
     full_test = common.load_split(args.dataset, "test", args.resolution, args.data_dir, args.test_size,
                                   args.seed)
-    pre = full_train.images[:args.pretrain_size]
+    pre = full_train.subset(slice(0, args.pretrain_size))
     train, test = full_train.subset(slice(0, args.train_size)), full_test.subset(slice(0, args.test_size))
     if len(pre) < args.batch_size:
         raise SystemExit(f"{len(pre)} pre-training images: fewer than one batch of {args.batch_size}")
-    encoders = common.image_encoders(common.names(args.encoders))
+    encoders = common.image_encoders(common.names(args.encoders), allow_text=True)
     backbones = common.backbone_names(common.names(args.backbones))
-    print(f"device {device}, {threads} threads; {args.dataset} {tuple(pre.shape[1:])}: pre-train on "
+    print(f"device {device}, {threads} threads; {args.dataset} {tuple(pre.images.shape[1:])}: pre-train on "
           f"{len(pre)} images x {args.epochs} epochs, probes on {len(train)} train / {len(test)} test")
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
