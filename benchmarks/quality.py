@@ -3,8 +3,9 @@
 For each encoder (default: every registered one; clip trains on templated captions of the
 pre-training images) and backbone (default: small-cnn), this pre-trains on the first
 `--pretrain-size` images of the dataset's train split with `pe_bench.train.pretrain` (the
-benchmark's own loop: each method's optimiser defaults, batched augmentation) and reports, for the trained encoder and for the *same architecture at
-the same random initialisation* (what the training started from):
+benchmark's own loop: each method's optimiser defaults, batched augmentation) and reports,
+for the trained encoder and for the *same architecture at the same random initialisation*
+(what the training started from):
 
 - kNN accuracy: k nearest neighbours (default k=20) by cosine similarity between frozen
   features (`pe_bench.train.encode`) of the test images and of the labelled train prefix;
