@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,6 @@ class StoreWriter(tune.Callback):
         spec = TrialSpec.model_validate_json(trial.config["spec"])
         if spec.trial_key in self.written:
             return
-        from datetime import UTC, datetime
-
         message = " ".join(str(trial.get_error() or "trial failed").split())[:2000]
         self.write(build_row(spec, self.run_id, self.prov, datetime.now(UTC), None, message))
 
