@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
