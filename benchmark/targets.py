@@ -10,6 +10,10 @@ Selection rules (shown in every result row):
 - `random`: the paper's "arbitrary" target input; y_i uniform over the other classes, or fixed.
 - `outlier` [ours, an easier setting]: rank candidates by d(nearest same-class attacker image) /
   d(nearest other-class attacker image) in pixel space; y_i = that other image's class.
+- `ambiguous` [ours, an easier setting]: the lowest-margin candidates (top-1 minus top-2
+  probability) under the attacker's surrogate clean model, a logistic regression on the pixels
+  of its own labelled data; y_i = the surrogate's runner-up class. At small scale such targets
+  flip between clean seeds, so read them against the paired clean twin.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class TargetedParams(PluginParams):
     poison_rate: float = Field(0.01, gt=0, le=1)  # total poisons / clean pre-training images
     targets_per_task: int = Field(5, ge=1, le=1000)
     references: int = Field(10, ge=1, le=1000)  # |R_i|: attacker's images of class y_i
-    selection: Literal["random", "outlier"] = "random"
+    selection: Literal["random", "outlier", "ambiguous"] = "random"
     target_class: int | None = Field(None, ge=0)  # fixed y_i for `random`; None = random
     candidate_pool: int = Field(2000, ge=10)  # images scanned by `outlier` (cost bound)
 
@@ -85,10 +89,33 @@ def _outlier_targets(task: Task, p: TargetedParams, rng: np.random.Generator) ->
     return pairs
 
 
+def _ambiguous_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
+    from sklearn.linear_model import LogisticRegression
+
+    cand = rng.permutation(len(task.test))[: p.candidate_pool]
+    pool = rng.permutation(len(task.train))[: p.candidate_pool]
+    surrogate = LogisticRegression(C=0.1, max_iter=300)
+    surrogate.fit(_flat(task.train.images[pool]), task.train.labels[pool])
+    proba = surrogate.predict_proba(_flat(task.test.images[cand]))
+    top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+    margin = proba[np.arange(len(cand)), top2[:, 0]] - proba[np.arange(len(cand)), top2[:, 1]]
+    pairs = []
+    for j in np.argsort(margin, kind="stable"):
+        true = int(task.test.labels[cand[j]])
+        # the runner-up, or the top class when the surrogate already errs on this input
+        target = int(surrogate.classes_[top2[j, 1] if surrogate.classes_[top2[j, 0]] == true else top2[j, 0]])
+        pairs.append(TargetPair(task.name, int(cand[j]), true, target))
+        if len(pairs) == p.targets_per_task:
+            break
+    return pairs
+
+
 def select_targets(task: Task, params: TargetedParams, seed: int) -> list[TargetPair]:
     rng = task_rng(seed, task.name, "targets")
     if params.selection == "outlier":
         return _outlier_targets(task, params, rng)
+    if params.selection == "ambiguous":
+        return _ambiguous_targets(task, params, rng)
     return _random_targets(task, params, rng)
 
 

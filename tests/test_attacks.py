@@ -132,3 +132,16 @@ def test_blend_mixes_target_and_reference_pixels() -> None:
     same_budget = ATTACKS.get("poisoned-encoder").from_dict(params).craft(_ctx())
     assert poisons.targets == same_budget.targets and poisons.size == same_budget.size
     assert {g.shape[1:] for g in poisons.groups} == {(3, 8, 8)}
+
+
+def test_ambiguous_rule_picks_the_input_between_two_classes() -> None:
+    task = toy_task(per_class=12)
+    test_images = task.test.images.copy()
+    # test image 0 (class 0) is the pixel average of a class-1 and a class-2 training image
+    a, b = task.train.images[task.train.labels == 1][0], task.train.images[task.train.labels == 2][0]
+    test_images[0] = ((a.astype(np.int64) + b) // 2).astype(np.uint8)
+    planted = Task(task.name, task.train, ImageArray(test_images, task.test.labels, task.test.classes))
+    (pair,) = select_targets(planted, TargetedParams(targets_per_task=1, selection="ambiguous"), seed=0)
+    assert pair.index == 0 and pair.true_class == 0 and pair.target_class in (1, 2)
+    pairs = select_targets(planted, TargetedParams(targets_per_task=5, selection="ambiguous"), seed=0)
+    assert all(p.target_class != p.true_class for p in pairs)
