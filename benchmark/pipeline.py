@@ -49,14 +49,28 @@ def _cap(data: ImageArray, n: int | None) -> ImageArray:
     return data if n is None or n >= len(data) else data.subset(slice(0, n))
 
 
+def union(parts: list[ImageArray], names: list[str]) -> ImageArray:
+    """Several datasets as one pre-training set; their classes are kept apart (for captions)."""
+    if len(parts) == 1:
+        return parts[0]
+    shapes = {p.images.shape[1:] for p in parts}
+    if len(shapes) > 1:
+        raise DataError(f"pre-training datasets {', '.join(names)} differ in image shape "
+                        f"{sorted(shapes)}: give them the same resolution and channels")
+    offsets = np.cumsum([0] + [len(p.classes) for p in parts[:-1]])
+    return ImageArray(np.concatenate([p.images for p in parts]),
+                      np.concatenate([p.labels + o for p, o in zip(parts, offsets, strict=True)]),
+                      tuple(c for p in parts for c in p.classes))
+
+
 def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task, ...]]:
     """The unlabeled pre-training images and the labelled downstream tasks.
 
     Caps take a prefix of each split (the Parquet layouts interleave classes, so a prefix is
     class-balanced); task images must share the pre-training resolution and channels, because
     poisons are built from them."""
-    ref = spec.pretrain.dataset
-    pre = _cap(load_dataset(ref.name, "train", ref.params, data_dir), spec.pretrain.max_images)
+    pre = union([_cap(load_dataset(r.name, "train", r.params, data_dir), spec.pretrain.max_images)
+                 for r in spec.pretrain.refs()], [r.name for r in spec.pretrain.refs()])
     tasks = []
     for t in spec.tasks:
         train = _cap(load_dataset(t.dataset.name, "train", t.dataset.params, data_dir), t.train_size)

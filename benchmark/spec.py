@@ -86,10 +86,15 @@ class TaskSpec(Frozen):
 
 
 class PretrainSpec(Frozen):
-    """The unlabeled pre-training set: a dataset's train split, optionally its first N rows."""
+    """The unlabeled pre-training set: a dataset's train split (optionally its first N rows),
+    plus the train splits of any datasets in `also` (the union, e.g. CIFAR-10 ∪ digits)."""
 
     dataset: PluginRef
-    max_images: int | None = Field(None, ge=10)
+    also: tuple[PluginRef, ...] = ()
+    max_images: int | None = Field(None, ge=10)  # per dataset
+
+    def refs(self) -> tuple[PluginRef, ...]:
+        return (self.dataset, *self.also)
 
 
 class Resources(Frozen):

@@ -177,9 +177,11 @@ def _validated_setting(setting: DatasetSetting, i: int, file: str, suite: Suite)
         suite.train_for(setting)
     except ValidationError as exc:
         raise _from_validation(file, exc, prefix=f"{key}.train") from None
-    pre = setting.pretrain.model_copy(
-        update={"dataset": _validated(DATASETS, setting.pretrain.dataset, file, f"{key}.pretrain.dataset")}
-    )
+    also = tuple(_validated(DATASETS, r, file, f"{key}.pretrain.also[{j}]")
+                 for j, r in enumerate(setting.pretrain.also))
+    pre = setting.pretrain.model_copy(update={
+        "dataset": _validated(DATASETS, setting.pretrain.dataset, file, f"{key}.pretrain.dataset"),
+        "also": also})
     tasks = tuple(
         t.model_copy(update={"dataset": _validated(DATASETS, t.dataset, file, f"{key}.tasks[{j}].dataset")})
         for j, t in enumerate(setting.tasks)

@@ -41,3 +41,22 @@ def test_poisoned_trial_pairs_with_a_cached_twin(tmp_path: Path) -> None:
 def test_clip_trial_evaluates_by_probe_or_zero_shot(tmp_path: Path, probe: str) -> None:
     out = run_trial(spec("clip", "none", probe=probe), Path("unused"), tmp_path)
     assert out["n_poisons"] == 0 and 0.0 <= out["ca"] <= 1.0 and out["pa"] == out["ca"]
+
+
+def test_union_pre_training_set(tmp_path: Path) -> None:
+    base = spec("simclr", "none")
+    union = base.model_copy(update={"pretrain": base.pretrain.model_copy(update={
+        "also": (PluginRef(name="digits", params={"resolution": 16, "channels": 3}),)})})
+    assert union.trial_key != base.trial_key
+    out = run_trial(union, Path("unused"), tmp_path)
+    assert out["n_pretrain"] == 2 * 256
+
+
+def test_union_of_mismatched_shapes_is_a_clear_error(tmp_path: Path) -> None:
+    from pe_bench.errors import DataError
+
+    base = spec("simclr", "none")
+    bad = base.model_copy(update={"pretrain": base.pretrain.model_copy(update={
+        "also": (PluginRef(name="digits", params={"resolution": 8}),)})})
+    with pytest.raises(DataError, match="differ in image shape"):
+        run_trial(bad, Path("unused"), tmp_path)

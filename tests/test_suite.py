@@ -231,3 +231,14 @@ def test_each_encoder_brings_its_optimiser_unless_the_suite_sets_one(tmp_path: P
     assert trains("") == {"simclr": ("adam", 1e-3, 1e-6), "moco": ("sgd", 0.06, 5e-4),
                           "clip": ("adamw", 5e-4, 0.2)}
     assert trains(", lr: 0.01")["moco"] == ("sgd", 0.01, 5e-4)
+
+
+def test_union_pretraining_datasets_are_validated(tmp_path: Path) -> None:
+    good = write_variant(tmp_path, lambda d: d["datasets"][0]["pretrain"].update(
+        also=[{"name": "digits", "params": {"resolution": 16}}]), "good.yaml")
+    (trial, *_) = expand(load_suite(good)).trials
+    assert [r.name for r in trial.pretrain.refs()] == ["digits", "digits"]
+    bad = write_variant(tmp_path, lambda d: d["datasets"][0]["pretrain"].update(also=["digitz"]), "bad.yaml")
+    with pytest.raises(SuiteError) as err:
+        load_suite(bad)
+    check_one_line(str(err.value), str(bad), "datasets[0].pretrain.also[0].name", "did you mean 'digits'")
