@@ -16,4 +16,5 @@ def test_readme_suite_example_validates(tmp_path: Path) -> None:
     path = tmp_path / "example.yaml"
     path.write_text(block.group(1), encoding="utf-8")
     plan = validate_suite(path)
-    assert len(plan.grid.trials) == 3 * 3 and [e.reason for e in plan.grid.excluded] == ["not needed here"] * 3
+    assert len(plan.grid.trials) == 3 * 3
+    assert [e.reason for e in plan.grid.excluded] == ["not needed here"] * 3
