@@ -5,6 +5,7 @@ Notebooks and tests call these directly; cli.py only parses arguments.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,27 +43,23 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     from pe_bench.data import resolve_data_dir
     from pe_bench.progress import TrialProgress
     from pe_bench.results import latest_ok, new_run_id, provenance, scan
-    from pe_bench.runner import run_trials, start_ray
+    from pe_bench.runner import RunSummary, run_trials, start_ray
 
     store = Path(store).resolve()
     done = {r["trial_key"] for r in latest_ok(scan(store, plan.suite.name))} if resume else set()
     todo = [s for s in plan.grid.trials if s.trial_key not in done]
     rid = run_id or new_run_id()
     if not todo:
-        from pe_bench.runner import RunSummary
-
         return plan, RunSummary(rid)
     import ray
 
     if not ray.is_initialized():
         start_ray(address, None)
-    progress = TrialProgress(len(todo)) if show_progress and todo else None
-    kwargs = dict(store=store, data_dir=resolve_data_dir(data_dir),
-                  cache_dir=default_cache_dir(store), run_id=rid, prov=provenance())
-    if progress is None:
-        return plan, run_trials(plan.suite, todo, progress=None, **kwargs)
-    with progress:
-        return plan, run_trials(plan.suite, todo, progress=progress, **kwargs)
+    progress = TrialProgress(len(todo)) if show_progress else None
+    with progress if progress is not None else contextlib.nullcontext():
+        return plan, run_trials(plan.suite, todo, store=store, data_dir=resolve_data_dir(data_dir),
+                                cache_dir=default_cache_dir(store), run_id=rid, prov=provenance(),
+                                progress=progress)
 
 
 def build_leaderboard(store: str | Path = "results", suite: str | None = None,
