@@ -120,6 +120,19 @@ def _caption_tokens(model: EncoderMethod, texts: np.ndarray | None, poisons: tup
     return torch.tensor(texts, device=device)
 
 
+def _optimise(model: EncoderMethod, step_fn: Callable[..., torch.Tensor], opt: torch.optim.Optimizer,
+              views: tuple[torch.Tensor, torch.Tensor], extra: dict[str, torch.Tensor],
+              amp: bool) -> torch.Tensor:
+    """One optimiser step on a pair of view batches; returns the (detached) loss."""
+    with torch.autocast(views[0].device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = step_fn(*views, **extra)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    model.after_step()
+    return loss.detach()
+
+
 def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
              recipe: TrainSpec, seed: int, progress: ProgressFn | None = None,
              texts: np.ndarray | None = None) -> TrainResult:
@@ -152,13 +165,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
             extra = {} if tokens is None else {"text": tokens[idx]}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = step_fn(v1, v2, **extra)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.after_step()
-            losses.append(loss.detach())
+            losses.append(_optimise(model, step_fn, opt, (v1, v2), extra, amp))
             seen += len(v1)
         loss_val = float(torch.stack(losses).mean())
         if not math.isfinite(loss_val):
