@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -60,6 +61,7 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
     try:
         import_plugin_modules(spec.plugins)
         metrics = run_trial(spec, Path(config["data_dir"]), Path(config["cache_dir"]))
+        metrics["node_id"] = ray.get_runtime_context().get_node_id()
         return build_row(spec, config["run_id"], config["provenance"], started, metrics)
     except Exception as exc:  # recorded as an error row; the suite goes on
         return build_row(spec, config["run_id"], config["provenance"], started, None, one_line(exc))
