@@ -51,7 +51,8 @@ SCHEMA = pa.schema([
     ("cache_hits", pa.int64()), ("train_images_per_s", pa.float64()), ("device", pa.string()),
     ("pe_bench_version", pa.string()), ("torch_version", pa.string()),
     ("ray_version", pa.string()), ("python_version", pa.string()), ("git_commit", pa.string()),
-    ("hostname", pa.string()), ("node_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("hostname", pa.string()), ("node_id", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
 ])
 REQUIRED_OK = ("ca", "pa", "n_pretrain", "n_poisons", "time_total_s")
@@ -94,7 +95,8 @@ def build_row(spec: TrialSpec, run_id: str, prov: dict[str, Any], started: datet
         "time_total_s": (finished - started).total_seconds(),
         "train_images_per_s": m.get("encoder_info", {}).get("images_per_second"),
         "device": m.get("encoder_info", {}).get("device"),
-        "hostname": socket.gethostname(), "node_id": m.get("node_id"), "started_at": started, "finished_at": finished,
+        "hostname": socket.gethostname(), "node_id": m.get("node_id"),
+        "started_at": started, "finished_at": finished,
         **prov,
     }
     return row
