@@ -204,7 +204,8 @@ class Registry(Generic[T]):
 ATTACKS: Registry[Any] = Registry("attacks", ["pe_bench.attacks"], "register_attack")
 DEFENSES: Registry[Any] = Registry("defenses", ["pe_bench.defenses"], "register_defense")
 ENCODERS: Registry[Any] = Registry("encoders", ["pe_bench.encoders"], "register_encoder")
-DATASETS: Registry[Any] = Registry("datasets", ["pe_bench.datasets"], "register_dataset")
+DATASETS: Registry[Any] = Registry("datasets", [
+    "pe_bench.datasets", "pe_bench.datasets_extra", "pe_bench.datasets_folders"], "register_dataset")
 REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (ATTACKS, DEFENSES, ENCODERS, DATASETS)
 }
