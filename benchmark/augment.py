@@ -140,14 +140,47 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def augment(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Generator) -> torch.Tensor:
-    """One augmented view of a uint8 batch, normalised, at `size` x `size`."""
-    x = to_float(images)
-    n, _, height, width = x.shape
-    boxes = crop_boxes(n, height, width, recipe.crop_min_scale, gen, x.device)
-    flip = torch.rand(n, generator=gen, device=x.device) < recipe.flip_prob
+def _render(x: torch.Tensor, boxes: torch.Tensor, size: int, recipe: TrainSpec,
+            gen: torch.Generator) -> torch.Tensor:
+    """Crop to `boxes`, then flip, colour-jitter, grayscale and normalise (float input)."""
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < recipe.flip_prob
     x = resized_crop(x, boxes, size, flip)
     if recipe.color_jitter > 0:
         x = color_jitter(x, recipe.color_jitter, recipe.color_jitter_prob, gen)
     x = random_grayscale(x, recipe.grayscale_prob, gen)
     return normalize(x)
+
+
+def augment(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Generator) -> torch.Tensor:
+    """One augmented view of a uint8 batch, normalised, at `size` x `size`."""
+    x = to_float(images)
+    n, _, height, width = x.shape
+    boxes = crop_boxes(n, height, width, recipe.crop_min_scale, gen, x.device)
+    return _render(x, boxes, size, recipe, gen)
+
+
+def localized_boxes(first: torch.Tensor, height: int, width: int, min_scale: float, margin: float,
+                    gen: torch.Generator) -> torch.Tensor:
+    """Boxes drawn RandomResizedCrop-style inside `first` grown by `margin` (a fraction of the
+    box) on each side and clipped to the canvas (localized cropping, Zhang et al.,
+    CorruptEncoder, CVPR 2024) [ours: the aspect-ratio range is relative to that region]."""
+    x0, y0, w, h = first.unbind(1)
+    rx0, ry0 = (x0 - margin * w).clamp(min=0), (y0 - margin * h).clamp(min=0)
+    rw = (x0 + w * (1 + margin)).clamp(max=width) - rx0
+    rh = (y0 + h * (1 + margin)).clamp(max=height) - ry0
+    u = crop_boxes(len(first), 1, 1, min_scale, gen, first.device)
+    return torch.stack([rx0 + u[:, 0] * rw, ry0 + u[:, 1] * rh, u[:, 2] * rw, u[:, 3] * rh], dim=1)
+
+
+def view_pair(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two augmented views of a batch: independent crops, or the second localized in the
+    first (`recipe.crop_mode`)."""
+    if recipe.crop_mode == "independent":
+        return augment(images, size, recipe, gen), augment(images, size, recipe, gen)
+    x = to_float(images)
+    n, _, height, width = x.shape
+    first = crop_boxes(n, height, width, recipe.crop_min_scale, gen, x.device)
+    v1 = _render(x, first, size, recipe, gen)
+    second = localized_boxes(first, height, width, recipe.crop_min_scale, recipe.crop_margin, gen)
+    return v1, _render(x, second, size, recipe, gen)

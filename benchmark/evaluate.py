@@ -102,11 +102,27 @@ def accuracy(out: ProbeOutput, labels: np.ndarray, exclude: Sequence[int]) -> fl
     return float((out.pred[keep] == labels[keep]).mean())
 
 
+def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
+    """Majority vote of several classifiers (a partition ensemble). `proba` is the vote share
+    per class; ties go to the class with the higher mean probability."""
+    if len(outputs) == 1:
+        return outputs[0]
+    n, c = outputs[0].proba.shape
+    votes = np.zeros((n, c))
+    for out in outputs:
+        votes[np.arange(n), out.pred] += 1
+    mean_p = np.mean([out.proba for out in outputs], axis=0)
+    pred = (votes + 1e-6 * mean_p).argmax(1)
+    return ProbeOutput(pred, votes / len(outputs))
+
+
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
-                 pairs: Sequence[TargetPair]) -> dict:
-    """One task's row: accuracies and, per target pair, clean vs poisoned outcome."""
+                 pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None) -> dict:
+    """One task's row: accuracies and, per target pair, the outcome on the clean twin, on this
+    (possibly defended) encoder, and on the undefended poisoned encoder."""
+    undefended = poisoned if undefended is None else undefended
     excluded = [p.index for p in pairs]
-    c, q = target_stats(clean, pairs), target_stats(poisoned, pairs)
+    c, q, u = (target_stats(o, pairs) for o in (clean, poisoned, undefended))
     n = len(pairs)
     return {
         "task": task.name,
@@ -114,44 +130,51 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
         "n_test": len(task.test) - len(set(excluded)),
         "ca": accuracy(clean, task.test.labels, excluded),
         "pa": accuracy(poisoned, task.test.labels, excluded),
+        "pa_undefended": accuracy(undefended, task.test.labels, excluded),
         "n_targets": n,
         "successes": int(q["hit"].sum()),
-        "asr": float(q["hit"].mean()) if n else None,
-        "baseline_asr": float(c["hit"].mean()) if n else None,
-        "p_target": float(q["p"].mean()) if n else None,
-        "p_target_clean": float(c["p"].mean()) if n else None,
+        **_rates({"asr": q["hit"], "baseline_asr": c["hit"], "asr_undefended": u["hit"],
+                  "p_target": q["p"], "p_target_clean": c["p"], "p_target_undefended": u["p"]}),
         "targets": [
             {"index": p.index, "true_class": p.true_class, "target_class": p.target_class,
              "hit": bool(q["hit"][i]), "hit_clean": bool(c["hit"][i]),
-             "p": float(q["p"][i]), "p_clean": float(c["p"][i]),
+             "hit_undefended": bool(u["hit"][i]), "p": float(q["p"][i]),
+             "p_clean": float(c["p"][i]), "p_undefended": float(u["p"][i]),
              "rank": int(q["rank"][i]), "rank_clean": int(c["rank"][i])}
             for i, p in enumerate(pairs)
         ],
     }
 
 
+def _rates(values: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Means over target pairs (None without pairs)."""
+    return {k: float(np.mean(v)) if len(v) else None for k, v in values.items()}
+
+
 def overall(tasks: list[dict]) -> dict:
     """Unweighted mean of CA/PA over tasks; ASR and p(target) pooled over all pairs."""
     pairs = [t for task in tasks for t in task["targets"]]
-    n = len(pairs)
+    pooled = {"asr": "hit", "baseline_asr": "hit_clean", "asr_undefended": "hit_undefended",
+              "p_target": "p", "p_target_clean": "p_clean", "p_target_undefended": "p_undefended"}
     return {
         "ca": float(np.mean([t["ca"] for t in tasks])),
         "pa": float(np.mean([t["pa"] for t in tasks])),
-        "n_targets": n,
+        "pa_undefended": float(np.mean([t["pa_undefended"] for t in tasks])),
+        "n_targets": len(pairs),
         "successes": sum(t["hit"] for t in pairs),
-        "asr": float(np.mean([t["hit"] for t in pairs])) if n else None,
-        "baseline_asr": float(np.mean([t["hit_clean"] for t in pairs])) if n else None,
-        "p_target": float(np.mean([t["p"] for t in pairs])) if n else None,
-        "p_target_clean": float(np.mean([t["p_clean"] for t in pairs])) if n else None,
+        **_rates({k: np.array([t[f] for t in pairs], dtype=float) for k, f in pooled.items()}),
     }
 
 
 def evaluate(tasks: Sequence[Task], clean: Classify, poisoned: Classify | None,
-             pairs: Sequence[TargetPair]) -> tuple[dict, list[dict]]:
-    """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack)."""
+             pairs: Sequence[TargetPair], undefended: Classify | None = None) -> tuple[dict, list[dict]]:
+    """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack,
+    no defense); `undefended=None` means `poisoned` is undefended."""
     rows = []
     for task in tasks:
         clean_out = clean(task)
         poisoned_out = clean_out if poisoned is None else poisoned(task)
-        rows.append(task_metrics(task, clean_out, poisoned_out, [p for p in pairs if p.task == task.name]))
+        undefended_out = None if undefended is None else undefended(task)
+        rows.append(task_metrics(task, clean_out, poisoned_out,
+                                 [p for p in pairs if p.task == task.name], undefended_out))
     return overall(rows), rows

@@ -1,9 +1,9 @@
-"""One trial, start to finish, without Ray:
-data -> attack -> pre-defense -> pre-training (clean twin + poisoned) -> post-defense -> evaluate.
+"""One trial, start to finish, without Ray: data -> attack -> pre-training (clean twin and
+undefended poisoned encoder) -> defense (pre-, in-, post-processing) -> evaluate.
 
 Returns the trial's metrics as a plain dict (the driver adds provenance and writes the row).
-Both encoders go through the artefact cache, so the clean twin of a seed is trained once and
-shared by every cell of the grid that needs it.
+Every encoder goes through the artefact cache (pe_bench.stages), so the clean twin of a seed,
+and the undefended poisoned encoder every defense starts from, are trained once per grid.
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pe_bench.cache import ArtifactCache
-from pe_bench.captions import captions, tokenize
 from pe_bench.data import ImageArray, load_dataset
+from pe_bench.defend import apply_defense
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
-from pe_bench.evaluate import Classify, evaluate, probe, zero_shot
+from pe_bench.evaluate import Classify, evaluate, probe, vote, zero_shot
 from pe_bench.plugins import AttackContext, PoisonSet, PretrainData, Task
-from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
-from pe_bench.spec import EvalSpec, TrainSpec, TrialSpec
-from pe_bench.train import encode, pick_device, pretrain
+from pe_bench.registry import ATTACKS, DEFENSES
+from pe_bench.spec import EvalSpec, TrialSpec
+from pe_bench.stages import Trainer
+from pe_bench.train import encode
 
 Log = Callable[[str], None]
 
@@ -84,91 +84,53 @@ def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task
     return pre, tuple(tasks)
 
 
-def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
-    """The encoder at its seeded initialisation: identical for a poisoned run and its twin."""
-    torch.manual_seed(spec.seed)
-    cls = ENCODERS.get(spec.encoder.name)
-    return cls.from_dict(spec.encoder.params, in_channels=in_channels)
+def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
+    """The suite's downstream classifier on top of frozen encoders; several encoders (a
+    partition ensemble) each get their own classifier and vote."""
 
+    def one(model: EncoderMethod) -> Classify:
+        def features(images: np.ndarray) -> np.ndarray:
+            return encode(model, images, spec.batch_size)
 
-def caption_tokens(model: EncoderMethod, pre: ImageArray, seed: int) -> np.ndarray | None:
-    """Templated captions of the pre-training images, for image–text encoders only: the one
-    place where pre-training labels are read (to name the class in the caption)."""
-    if "text" not in model.modalities:
-        return None
-    return tokenize(captions(pre.labels, pre.classes, seed))
+        if spec.probe == "zero-shot":
+            return lambda task: zero_shot(features, model.zero_shot_proba, task)
+        return lambda task: probe(features, task, spec)
 
-
-def trained_encoder(spec: TrialSpec, recipe: TrainSpec, pre: ImageArray, clean: np.ndarray,
-                    poisons: PoisonSet, cache: ArtifactCache, poison_id: dict[str, Any] | None,
-                    log: Log) -> tuple[EncoderMethod, dict[str, Any], bool]:
-    """Train (or load from the cache) one encoder; `poison_id=None` is the clean twin.
-
-    Either way the returned model is a fresh one loaded from the stored weights, so a trial
-    that trained the encoder and one that found it cached compute bit-identical features."""
-    key = spec.pretrain_key(poison_id)
-    label = "clean twin" if poison_id is None else "poisoned encoder"
-
-    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        log(f"training {label} ({len(clean)} clean + {poisons.size} injected images)")
-        trainee = build_encoder(spec, clean.shape[1])
-        result = pretrain(trainee, clean, poisons.groups, recipe, spec.seed,
-                          texts=caption_tokens(trainee, pre, spec.seed))
-        info = {"seconds": result.seconds, "images_per_second": result.images_per_second,
-                "final_loss": result.final_loss, "device": result.device}
-        return {k: v.detach().cpu() for k, v in trainee.state_dict().items()}, info
-
-    state, info, hit = cache.get_or_create("encoders", key, build)
-    model = build_encoder(spec, clean.shape[1])
-    model.load_state_dict(state)
-    model.to(pick_device(recipe.device))
-    return model.eval(), {**info, "key": key}, hit
-
-
-def classifier(model: EncoderMethod, spec: EvalSpec) -> Classify:
-    """The downstream classifier the suite asks for, on top of the frozen `model`."""
-
-    def features(images: np.ndarray) -> np.ndarray:
-        return encode(model, images, spec.batch_size)
-
-    if spec.probe == "zero-shot":
-        return lambda task: zero_shot(features, model.zero_shot_proba, task)
-    return lambda task: probe(features, task, spec)
+    members = [one(m) for m in models]
+    return lambda task: vote([c(task) for c in members])
 
 
 def run_trial(spec: TrialSpec, data_dir: Path, cache_root: Path, log: Log = lambda _: None
               ) -> dict[str, Any]:
     watch = Stopwatch()
-    cache = ArtifactCache(cache_root)
     pre, tasks = watch.run("data", lambda: load_inputs(spec, data_dir))
-    clean = pre.images
+    trainer = Trainer(spec, pre, ArtifactCache(cache_root), log)
     attack = ATTACKS.get(spec.attack.name).from_dict(spec.attack.params)
     defense = DEFENSES.get(spec.defense.name).from_dict(spec.defense.params)
-    poisons: PoisonSet = watch.run("attack", lambda: attack.craft(AttackContext(clean, tasks, spec.seed)))
-    data, removed = watch.run("defense", lambda: defense.sanitize(PretrainData(clean, poisons)))
-    recipe = defense.configure_training(spec.train)
-    twin, twin_info, twin_hit = watch.run("pretrain_clean", lambda: trained_encoder(
-        spec, spec.train, pre, clean, PoisonSet(), cache, None, log))
-    model, info, hit = twin, twin_info, twin_hit
-    if data.poisons.size or recipe != spec.train:
-        poison_id = {"attack": spec.attack.model_dump(mode="json"),
-                     "tasks": [t.model_dump(mode="json") for t in spec.tasks],
-                     "defense": spec.defense.model_dump(mode="json")}
-        model, info, hit = watch.run("pretrain_poisoned", lambda: trained_encoder(
-            spec, recipe, pre, data.clean, data.poisons, cache, poison_id, log))
-    model = watch.run("defense", lambda: defense.repair(model, None))
+    poisons: PoisonSet = watch.run(
+        "attack", lambda: attack.craft(AttackContext(pre.images, tasks, spec.seed)))
+    data = PretrainData(pre.images, poisons)
+    twin = watch.run("pretrain_clean", lambda: trainer.encoder(PretrainData(pre.images, PoisonSet()),
+                                                               spec.train, "clean twin"))
+    undefended = twin if spec.poison_id() is None else watch.run(
+        "pretrain_poisoned", lambda: trainer.encoder(data, spec.train, "poisoned encoder"))
+    defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended))
     log("evaluating")
+    members = [m.model for m in defended.members]
+    same = len(members) == 1 and members[0] is undefended.model
     summary, per_task = watch.run("evaluate", lambda: evaluate(
-        tasks, classifier(twin, spec.evaluation),
-        None if model is twin else classifier(model, spec.evaluation), poisons.targets))
+        tasks, classifier([twin.model], spec.evaluation),
+        None if same and undefended is twin else classifier(members, spec.evaluation),
+        poisons.targets, None if same else classifier([undefended.model], spec.evaluation)))
+    hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
     return {
         **summary,
-        "n_pretrain": len(clean),
+        "n_pretrain": len(pre.images),
         "n_poisons": poisons.size,
-        "n_removed": len(removed),
         "tasks": per_task,
         "timings": watch.seconds,
-        "cache_hits": int(twin_hit) + int(hit and model is not twin),
-        "clean_encoder": twin_info,
-        "encoder_info": info,
+        "defense": defended.report,
+        "cache_hits": sum(hits.values()),
+        "clean_encoder": twin.info,
+        "encoder_info": defended.members[0].info,
     }

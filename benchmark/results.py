@@ -24,17 +24,25 @@ import pyarrow.parquet as pq
 from pe_bench import __version__
 from pe_bench.spec import TrialSpec
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: defense metrics; version-1 files read with them null
 TIMING_STAGES = ("data", "attack", "defense", "pretrain_clean", "pretrain_poisoned", "evaluate")
 
 TARGET = pa.struct([
     ("index", pa.int64()), ("true_class", pa.int64()), ("target_class", pa.int64()),
-    ("hit", pa.bool_()), ("hit_clean", pa.bool_()), ("p", pa.float64()),
-    ("p_clean", pa.float64()), ("rank", pa.int64()), ("rank_clean", pa.int64()),
+    ("hit", pa.bool_()), ("hit_clean", pa.bool_()), ("hit_undefended", pa.bool_()),
+    ("p", pa.float64()), ("p_clean", pa.float64()), ("p_undefended", pa.float64()),
+    ("rank", pa.int64()), ("rank_clean", pa.int64()),
 ])
-METRICS = [("ca", pa.float64()), ("pa", pa.float64()), ("n_targets", pa.int64()),
-           ("successes", pa.int64()), ("asr", pa.float64()), ("baseline_asr", pa.float64()),
-           ("p_target", pa.float64()), ("p_target_clean", pa.float64())]
+METRICS = [("ca", pa.float64()), ("pa", pa.float64()), ("pa_undefended", pa.float64()),
+           ("n_targets", pa.int64()), ("successes", pa.int64()), ("asr", pa.float64()),
+           ("baseline_asr", pa.float64()), ("asr_undefended", pa.float64()),
+           ("p_target", pa.float64()), ("p_target_clean", pa.float64()),
+           ("p_target_undefended", pa.float64())]
+# what a defense cost and, for filters, caught (see pe_bench.defend)
+DEFENSE = [("defense_hooks", pa.string()), ("n_encoders", pa.int64()),
+           ("clean_removed", pa.int64()), ("poison_recall", pa.float64()),
+           ("poison_precision", pa.float64()), ("clean_used", pa.int64()),
+           ("defense_extra_s", pa.float64())]
 TASK = pa.struct([("task", pa.string()), ("n_classes", pa.int64()), ("n_test", pa.int64()),
                   *METRICS, ("targets", pa.list_(TARGET))])
 SCHEMA = pa.schema([
@@ -46,7 +54,7 @@ SCHEMA = pa.schema([
     ("defense", pa.string()), ("defense_params", pa.string()),
     ("selection", pa.string()), ("poison_rate", pa.float64()), ("spec_json", pa.string()),
     ("n_pretrain", pa.int64()), ("n_poisons", pa.int64()), ("n_removed", pa.int64()),
-    *METRICS, ("tasks", pa.list_(TASK)),
+    *METRICS, *DEFENSE, ("tasks", pa.list_(TASK)),
     *[(f"time_{s}_s", pa.float64()) for s in TIMING_STAGES], ("time_total_s", pa.float64()),
     ("cache_hits", pa.int64()), ("train_images_per_s", pa.float64()), ("device", pa.string()),
     ("pe_bench_version", pa.string()), ("torch_version", pa.string()),
@@ -89,7 +97,8 @@ def build_row(spec: TrialSpec, run_id: str, prov: dict[str, Any], started: datet
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
         "selection": params.get("selection"), "poison_rate": params.get("poison_rate"),
         "spec_json": spec.model_dump_json(),
-        **{k: m.get(k) for k in ("n_pretrain", "n_poisons", "n_removed", "tasks", "cache_hits")},
+        **{k: m.get(k) for k in ("n_pretrain", "n_poisons", "tasks", "cache_hits")},
+        **_defense_fields(m.get("defense")),
         **{name: m.get(name) for name, _ in METRICS},
         **{f"time_{s}_s": timings.get(s) for s in TIMING_STAGES},
         "time_total_s": (finished - started).total_seconds(),
@@ -100,6 +109,14 @@ def build_row(spec: TrialSpec, run_id: str, prov: dict[str, Any], started: datet
         **prov,
     }
     return row
+
+
+def _defense_fields(report: dict[str, Any] | None) -> dict[str, Any]:
+    r = report or {}
+    return {"n_removed": r.get("n_removed"), "defense_hooks": r.get("hooks"),
+            "n_encoders": r.get("n_encoders"), "clean_removed": r.get("clean_removed"),
+            "poison_recall": r.get("poison_recall"), "poison_precision": r.get("poison_precision"),
+            "clean_used": r.get("clean_used"), "defense_extra_s": r.get("extra_s")}
 
 
 def validate_row(row: dict[str, Any]) -> pa.Table:
@@ -135,10 +152,29 @@ def scan(store: Path, suite: str | None = None, run: str | None = None) -> pa.Ta
     tables = []
     for path in sorted(Path(store).glob(pattern)):
         try:
-            tables.append(pq.read_table(path).cast(SCHEMA))
+            tables.append(conform(pq.read_table(path)))
         except (pa.ArrowException, OSError, ValueError) as exc:
             warnings.warn(f"skipping unreadable results file {path}: {exc}", stacklevel=2)
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A stored table in the current schema: columns added since it was written are null
+    (older rows stay readable), nested structs likewise; then a strict cast."""
+    columns = []
+    for f in SCHEMA:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(len(table), f.type))
+        else:
+            columns.append(_conform_column(table.column(f.name), f.type))
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _conform_column(col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    if col.type == target:
+        return col
+    rows = col.to_pylist()
+    return pa.chunked_array([pa.array(rows, type=target)], type=target)
 
 
 def latest_ok(table: pa.Table) -> list[dict[str, Any]]:

@@ -52,6 +52,10 @@ class TrainSpec(Frozen):
     weight_decay: float | None = Field(None, ge=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
     crop_min_scale: float = Field(0.08, gt=0, le=1)
+    # `localized`: the second view's crop is drawn inside the first view's box grown by
+    # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense)
+    crop_mode: Literal["independent", "localized"] = "independent"
+    crop_margin: float = Field(0.1, ge=0, le=1)
     color_jitter: float = Field(0.4, ge=0, le=1)
     color_jitter_prob: float = Field(0.8, ge=0, le=1)
     grayscale_prob: float = Field(0.2, ge=0, le=1)
@@ -133,15 +137,27 @@ class TrialSpec(Frozen):
         """Identity of the cell across seeds: rows with one cell_key are aggregated."""
         return canonical_hash(self._payload(seed=False))
 
-    def pretrain_key(self, poisons: dict[str, Any] | None) -> str:
-        """Identity of a pre-training run: everything the encoder's weights depend on."""
-        return canonical_hash(
-            {
-                "revision": TRAINING_REVISION,
-                "pretrain": self.pretrain.model_dump(mode="json"),
-                "encoder": self.encoder.model_dump(mode="json"),
-                "train": self.train.model_dump(mode="json"),
-                "seed": self.seed,
-                "poisons": poisons,
-            }
-        )
+    def pretrain_key(self, poisons: dict[str, Any] | None, train: TrainSpec | None = None,
+                     data: dict[str, Any] | None = None) -> str:
+        """Identity of a pre-training run: everything the encoder's weights depend on.
+        `train` overrides the recipe (in-processing defenses); `data` names a subset of the
+        pre-training set (pre-processing and partitioning defenses)."""
+        payload = {
+            "revision": TRAINING_REVISION,
+            "pretrain": self.pretrain.model_dump(mode="json"),
+            "encoder": self.encoder.model_dump(mode="json"),
+            "train": (train or self.train).model_dump(mode="json"),
+            "seed": self.seed,
+            "poisons": poisons,
+        }
+        if data is not None:
+            payload["data"] = data
+        return canonical_hash(payload)
+
+    def poison_id(self) -> dict[str, Any] | None:
+        """What the injected images depend on (None without an attack). The defense is not
+        part of it: every defense of a cell starts from the same poisoned set."""
+        if self.attack.name == "none":
+            return None
+        return {"attack": self.attack.model_dump(mode="json"),
+                "tasks": [t.model_dump(mode="json") for t in self.tasks]}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pe_bench.augment import augment, normalize, to_float
+from pe_bench.augment import augment, normalize, to_float, view_pair
 from pe_bench.encoders.base import EncoderMethod, with_optimizer_defaults
 from pe_bench.spec import TrainSpec
 
@@ -100,12 +100,9 @@ class _PoisonFeed:
 
 def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: TrainSpec,
            gens: dict[str, torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-    v1 = [augment(clean, size, recipe, gens["aug"])]
-    v2 = [augment(clean, size, recipe, gens["aug"])]
-    for p in poison:
-        v1.append(augment(p, size, recipe, gens["poison_aug"]))
-        v2.append(augment(p, size, recipe, gens["poison_aug"]))
-    return torch.cat(v1), torch.cat(v2)
+    pairs = [view_pair(clean, size, recipe, gens["aug"])]
+    pairs += [view_pair(p, size, recipe, gens["poison_aug"]) for p in poison]
+    return torch.cat([a for a, _ in pairs]), torch.cat([b for _, b in pairs])
 
 
 def _caption_tokens(model: EncoderMethod, texts: np.ndarray | None, poisons: tuple[np.ndarray, ...],
@@ -174,6 +171,42 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+
+
+def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
+            seed: int) -> TrainResult:
+    """Train `student`'s features to match the frozen `teacher`'s on augmented views of
+    `images` (loss 1 - cosine similarity), with the recipe's optimiser and cosine schedule:
+    the feature-distillation defense of Saha et al. (SSL-Backdoor, CVPR 2022)."""
+    device = pick_device(recipe.device)
+    student.to(device).train()
+    teacher.to(device).eval()
+    gen = torch.Generator(device=device).manual_seed(seed * 7919 + 101)
+    data = to_device(images, device)
+    steps = max(1, len(data) // recipe.batch_size)
+    opt = make_optimizer(student, recipe)
+    base = [g["lr"] for g in opt.param_groups]
+    total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(len(data), generator=gen, device=device)
+        losses = []
+        for step in range(steps):
+            for group, lr in zip(opt.param_groups, base, strict=True):
+                group["lr"] = _lr_at(epoch * steps + step, total, 0, lr)
+            x = augment(data[order[step * recipe.batch_size:(step + 1) * recipe.batch_size]],
+                        images.shape[-1], recipe, gen)
+            with torch.no_grad():
+                target = teacher.features(x)
+            loss = (1 - torch.nn.functional.cosine_similarity(student.features(x), target)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+            seen += len(x)
+        loss_val = float(torch.stack(losses).mean())
+    seconds = time.perf_counter() - start
+    student.eval()
     return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
 
 

@@ -44,8 +44,8 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 from pe_bench.data import ImageArray
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.evaluate import linear_probe
-from pe_bench.pipeline import caption_tokens
 from pe_bench.spec import EvalSpec, TrainSpec
+from pe_bench.stages import caption_tokens
 from pe_bench.train import encode, pretrain
 
 # Backbone widths when --width is not given: the small CNN at the width of pe-bench's CPU suites

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pe_bench.pipeline import run_trial
@@ -60,3 +61,44 @@ def test_union_of_mismatched_shapes_is_a_clear_error(tmp_path: Path) -> None:
         "also": (PluginRef(name="digits", params={"resolution": 8}),)})})
     with pytest.raises(DataError, match="differ in image shape"):
         run_trial(bad, Path("unused"), tmp_path)
+
+
+def defended(name: str, encoder: str = "simclr", **params) -> TrialSpec:
+    base = spec(encoder, "poisoned-encoder", poison_rate=0.1, targets_per_task=2)
+    return base.model_copy(update={"defense": PluginRef(name=name, params=params)})
+
+
+def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: Path) -> None:
+    plain = run_trial(defended("none"), Path("unused"), tmp_path)
+    assert plain["defense"]["n_encoders"] == 1 and plain["pa_undefended"] == plain["pa"]
+    ens = run_trial(defended("partition-ensemble", k=2), Path("unused"), tmp_path)
+    assert ens["cache_hits"] == 2  # twin and undefended encoder were trained by the `none` cell
+    assert ens["defense"]["n_encoders"] == 2 and ens["defense"]["hooks"] == "partition"
+    assert ens["asr_undefended"] == plain["asr"] and ens["pa_undefended"] == plain["pa"]
+    assert ens["tasks"][0]["targets"][0]["p_undefended"] == plain["tasks"][0]["targets"][0]["p"]
+    repaired = run_trial(defended("clean-finetune", clean_images=64, epochs=1, mode="distill"),
+                         Path("unused"), tmp_path)
+    assert repaired["defense"]["clean_used"] == 64 and repaired["cache_hits"] == 2
+    assert repaired["defense"]["extra_s"] > 0
+    short = run_trial(defended("early-stop", fraction=0.5), Path("unused"), tmp_path)
+    assert short["defense"]["hooks"] == "configure_training"
+
+
+def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
+    from pe_bench.plugins import Defense
+    from pe_bench.registry import DEFENSES
+
+    class DropInjected(Defense):  # an oracle filter: removes every non-square canvas
+        def sanitize(self, data, seed):
+            sizes = np.cumsum([0] + [len(a) for a in data.images()])
+            removed = np.arange(sizes[1], sizes[-1])
+            return data.without(removed), removed
+
+    DEFENSES.add("oracle-filter", DropInjected, "tests")
+    try:
+        out = run_trial(defended("oracle-filter"), Path("unused"), tmp_path)
+    finally:
+        DEFENSES._loaded.pop("oracle-filter")
+    d = out["defense"]
+    assert (d["poison_recall"], d["poison_precision"], d["clean_removed"]) == (1.0, 1.0, 0)
+    assert d["n_removed"] == out["n_poisons"]

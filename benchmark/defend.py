@@ -1,0 +1,96 @@
+"""Apply a defense's stage hooks to one trial and measure what the defense cost and caught.
+
+pre-processing (`sanitize`) -> in-processing (`configure_training`, `partition`) ->
+post-processing (`repair`). A defense that changes nothing before training reuses the
+undefended poisoned encoder (one per grid, shared with the `none` cell and every
+post-processing defense); anything it trains is cached by the images it saw and its recipe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pe_bench.errors import PluginError
+from pe_bench.plugins import Defense, PretrainData
+from pe_bench.spec import TrainSpec
+from pe_bench.stages import Trained, Trainer
+
+
+@dataclass
+class Defended:
+    """The encoders behind the defended classifier (k > 1: their predictions vote) and the
+    defense's costs and, for filters, how well it separated poisons from clean images."""
+
+    members: list[Trained]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(m.hit for m in self.members)
+
+
+def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
+    """Poison recall / precision of a pre-processing filter and the clean images it lost."""
+    removed = np.unique(np.asarray(removed, dtype=np.int64))
+    if len(removed) and (removed.min() < 0 or removed.max() >= data.size):
+        raise PluginError(f"sanitize removed image ids outside 0..{data.size - 1}")
+    caught = int((removed >= len(data.clean)).sum())
+    return {
+        "n_removed": len(removed),
+        "clean_removed": len(removed) - caught,
+        "poison_recall": caught / data.poisons.size if data.poisons.size else None,
+        "poison_precision": caught / len(removed) if len(removed) else None,
+    }
+
+
+def _sanitized(defense: Defense, data: PretrainData, seed: int) -> tuple[PretrainData, dict[str, Any]]:
+    start = time.perf_counter()
+    kept, removed = defense.sanitize(data, seed)
+    report = {**filter_scores(data, removed), "sanitize_s": time.perf_counter() - start}
+    if kept.size != data.size - report["n_removed"]:
+        raise PluginError(f"sanitize returned {kept.size} images but removed {report['n_removed']} "
+                          f"of {data.size}: build the kept set with data.without(removed)")
+    return kept, report
+
+
+def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: TrainSpec,
+             trainer: Trainer, undefended: Trained) -> list[Trained]:
+    """Train one encoder per part of the kept set (unless nothing changed before training)."""
+    parts = defense.partition(kept)
+    if not parts:
+        raise PluginError("partition returned no parts")
+    whole = kept.identity() == data.identity()
+    if whole and len(parts) == 1 and recipe == trainer.spec.train:
+        return [undefended]
+    members = []
+    for i, part in enumerate(parts):
+        data_id = None if whole and len(parts) == 1 else {**part.identity(), "part": f"{i + 1}/{len(parts)}"}
+        label = f"defended encoder {i + 1}/{len(parts)}" if len(parts) > 1 else "defended encoder"
+        members.append(trainer.encoder(part, recipe, label, data_id))
+    return members
+
+
+def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
+                  undefended: Trained) -> Defended:
+    """Run every hook of `defense` on the attacked pre-training set `data`."""
+    kept, report = _sanitized(defense, data, trainer.spec.seed)
+    recipe = defense.configure_training(trainer.spec.train)
+    if not isinstance(recipe, TrainSpec):
+        raise PluginError("configure_training must return the train recipe (a TrainSpec)")
+    members = _members(defense, data, kept, recipe, trainer, undefended)
+    trained_s = sum(m.info.get("seconds", 0.0) for m in members if m is not undefended)
+    if any(m is not undefended for m in members):
+        trained_s -= undefended.info.get("seconds", 0.0)
+    clean_used, repair_s = 0, 0.0
+    if "repair" in defense.implements():
+        members = [trainer.repaired(m, defense, data.clean) for m in members]
+        clean_used = max(m.info.get("clean_used", 0) for m in members)
+        repair_s = sum(m.info.get("seconds", 0.0) for m in members)
+    report.update(n_encoders=len(members), clean_used=clean_used,
+                  extra_s=report["sanitize_s"] + trained_s + repair_s,
+                  hooks=",".join(defense.implements()))
+    return Defended(members, report)

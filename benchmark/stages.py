@@ -1,0 +1,126 @@
+"""Encoders of one trial, each trained once per grid through the artefact cache.
+
+Every encoder a trial needs (the clean twin, the undefended poisoned encoder, the encoders a
+defense trains, a repaired encoder) is keyed by everything its weights depend on, so cells that
+need the same encoder share it, whichever worker gets there first. A model handed out is always
+a fresh one loaded from the stored weights: a trial that trained it and one that found it
+cached compute bit-identical features.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from pe_bench.cache import ArtifactCache
+from pe_bench.captions import captions, tokenize
+from pe_bench.data import ImageArray
+from pe_bench.encoders.base import EncoderMethod
+from pe_bench.errors import PluginError
+from pe_bench.plugins import Defense, PretrainData, RepairContext
+from pe_bench.registry import ENCODERS
+from pe_bench.spec import TrainSpec, TrialSpec, canonical_hash
+from pe_bench.train import distill, pick_device, pretrain
+
+Log = Callable[[str], None]
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Trained:
+    """An encoder ready for evaluation, with its cache key and how it was made."""
+
+    model: EncoderMethod
+    key: str
+    info: dict[str, Any]
+    hit: bool
+
+
+def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
+    """The encoder at its seeded initialisation: identical for a poisoned run and its twin."""
+    torch.manual_seed(spec.seed)
+    cls = ENCODERS.get(spec.encoder.name)
+    return cls.from_dict(spec.encoder.params, in_channels=in_channels)
+
+
+def caption_tokens(model: EncoderMethod, pre: ImageArray, seed: int) -> np.ndarray | None:
+    """Templated captions of the pre-training images, for image–text encoders only: the one
+    place where pre-training labels are read (to name the class in the caption)."""
+    if "text" not in model.modalities:
+        return None
+    return tokenize(captions(pre.labels, pre.classes, seed))
+
+
+def _state(model: EncoderMethod) -> State:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+class Trainer:
+    """Trains, caches and loads the encoders of one trial."""
+
+    def __init__(self, spec: TrialSpec, pre: ImageArray, cache: ArtifactCache, log: Log) -> None:
+        self.spec, self.pre, self.cache, self.log = spec, pre, cache, log
+        self.channels = pre.images.shape[1]
+
+    def fresh_encoder(self) -> EncoderMethod:
+        return build_encoder(self.spec, self.channels)
+
+    def _load(self, state: State) -> EncoderMethod:
+        model = self.fresh_encoder()
+        model.load_state_dict(state)
+        model.to(pick_device(self.spec.train.device))
+        return model.eval()
+
+    def encoder(self, data: PretrainData, recipe: TrainSpec, label: str,
+                data_id: dict[str, Any] | None = None) -> Trained:
+        """Pre-train (or load) an encoder on `data` with `recipe`. `data_id` names a subset
+        of the pre-training set; None means all of it (with the attack's poisons, if any)."""
+        key = self.spec.pretrain_key(self.spec.poison_id() if data.poisons.size else None,
+                                     recipe, data_id)
+
+        def build() -> tuple[State, dict[str, Any]]:
+            self.log(f"training {label} ({len(data.clean)} clean + {data.poisons.size} injected images)")
+            trainee = self.fresh_encoder()
+            texts = caption_tokens(trainee, self.pre, self.spec.seed)
+            result = pretrain(trainee, data.clean, data.poisons.groups, recipe, self.spec.seed,
+                              texts=None if texts is None else texts[data.clean_ids])
+            return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
+                                     "images_per_second": result.images_per_second,
+                                     "device": result.device}
+
+        state, info, hit = self.cache.get_or_create("encoders", key, build)
+        return Trained(self._load(state), key, {**info, "key": key}, hit)
+
+    def repaired(self, base: Trained, defense: Defense, pool: np.ndarray) -> Trained:
+        """`base` after the defense's post-processing (cached like any encoder)."""
+        key = canonical_hash({"base": base.key, "repair": self.spec.defense.model_dump(mode="json")})
+
+        def build() -> tuple[State, dict[str, Any]]:
+            self.log(f"post-processing with {self.spec.defense.name}")
+            ctx = RepairContext(self.spec.seed, pool, self)
+            start = time.perf_counter()
+            out = defense.repair(base.model, ctx)
+            return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used}
+
+        state, info, hit = self.cache.get_or_create("encoders", key, build)
+        return Trained(self._load(state), key, {**info, "key": key}, hit)
+
+    def finetune(self, model: EncoderMethod, images: np.ndarray, epochs: int) -> EncoderMethod:
+        """Continue `model`'s own contrastive training on `images` (the trial's recipe)."""
+        if "text" in model.modalities:
+            raise PluginError("contrastive fine-tuning needs captions; image–text encoders are not "
+                              "supported: use distillation")
+        pretrain(model, images, (), self.spec.train.model_copy(update={"epochs": epochs}),
+                 self.spec.seed + 1)
+        return model
+
+    def distill(self, student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray,
+                epochs: int) -> EncoderMethod:
+        distill(student, teacher, images, self.spec.train.model_copy(update={"epochs": epochs}),
+                self.spec.seed + 1)
+        return student

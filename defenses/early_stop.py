@@ -1,0 +1,27 @@
+"""`early-stop`: pre-train for fewer epochs, so the encoder sees the poisons fewer times.
+
+Slot: the spec's in-processing "early stopping / fewer epochs" defense (../shared/PAPER.md,
+defense 3; PoisonedEncoder, Liu, Jia, Gong, USENIX Security 2022, reports that fewer epochs
+lower ASR at a cost in utility). Threat model: the defender controls the training length.
+Assumptions [ours]: the learning-rate schedule is the suite's (cosine to zero over the
+shortened run), not the full schedule cut off part way; the saved compute shows as a
+negative extra wall time.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from pe_bench.plugins import Defense, PluginParams
+from pe_bench.registry import register_defense
+
+
+@register_defense("early-stop")
+class EarlyStop(Defense):
+    """Train for `fraction` of the suite's epochs (at least one)."""
+
+    class Params(PluginParams):
+        fraction: float = Field(0.5, gt=0, le=1)
+
+    def configure_training(self, train: BaseModel) -> BaseModel:
+        return train.model_copy(update={"epochs": max(1, round(train.epochs * self.params.fraction))})

@@ -1,0 +1,72 @@
+"""Contract tests over every registered defense, plus each built-in's own effect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pe_bench.plugins import PoisonSet, PretrainData
+from pe_bench.registry import DEFENSES
+from pe_bench.spec import TrainSpec
+from pe_bench.testing import check_defense, tiny_data
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES.names()))
+def test_every_registered_defense_meets_the_contract(name: str) -> None:
+    check_defense(DEFENSES.get(name))
+
+
+def test_contract_catches_a_nondeterministic_filter() -> None:
+    from pe_bench.plugins import Defense
+
+    class Flaky(Defense):
+        def sanitize(self, data, seed):
+            ids = np.random.default_rng().choice(data.size, 3, replace=False)
+            return data.without(ids), ids
+
+    with pytest.raises(AssertionError, match="deterministic"):
+        check_defense(Flaky)
+
+
+def test_without_keeps_original_ids_across_groups() -> None:
+    data = tiny_data()
+    n = len(data.clean)
+    kept = data.without(np.array([0, 5, n, n + 6]))  # two clean, first of each poison group
+    assert kept.size == data.size - 4
+    assert 0 not in kept.clean_ids and 5 not in kept.clean_ids
+    assert list(kept.poison_ids[:2]) == [1, 2] and 6 not in kept.poison_ids
+    assert [len(g) for g in kept.poisons.groups] == [5, 3]
+
+
+def test_early_stop_and_conservative_crop_change_only_the_recipe() -> None:
+    base = TrainSpec(epochs=120, crop_min_scale=0.08)
+    assert DEFENSES.get("early-stop").from_dict({"fraction": 0.25}).configure_training(base).epochs == 30
+    crop = DEFENSES.get("conservative-crop").from_dict({"min_scale": 0.6, "mode": "localized"})
+    recipe = crop.configure_training(base)
+    assert (recipe.crop_min_scale, recipe.crop_mode, recipe.epochs) == (0.6, "localized", 120)
+
+
+def test_partitions_are_disjoint_exhaustive_and_by_content() -> None:
+    data = tiny_data()
+    parts = DEFENSES.get("partition-ensemble").from_dict({"k": 4}).partition(data)
+    clean = np.concatenate([p.clean_ids for p in parts])
+    assert sorted(clean) == list(range(len(data.clean)))
+    assert sum(p.poisons.size for p in parts) == data.poisons.size
+    copies = [p for p in parts if any(np.array_equal(g, np.repeat(data.clean[:1], len(g), 0))
+                                      for g in p.poisons.groups)]
+    assert len(copies) == 1  # identical images land in one partition
+
+
+def test_clean_images_are_seeded_and_counted() -> None:
+    from pe_bench.plugins import RepairContext
+
+    pool = tiny_data().clean
+    a, b = RepairContext(3, pool, None), RepairContext(3, pool, None)
+    assert np.array_equal(a.clean_images(10), b.clean_images(10)) and a.clean_used == 10
+    with pytest.raises(Exception, match="only 48"):
+        a.clean_images(49)
+
+
+def test_empty_poison_set_round_trips() -> None:
+    data = PretrainData(tiny_data().clean, PoisonSet())
+    assert data.without(np.array([1])).size == data.size - 1
