@@ -24,7 +24,10 @@ import numpy as np
 from pe_bench.stats import Interval, cluster_bootstrap
 
 MIN_SEEDS = 3
-METRICS = ("ca", "pa", "asr", "baseline_asr", "p_target", "p_target_clean")
+METRICS = ("ca", "pa", "asr", "baseline_asr", "p_target", "p_target_clean", "pa_undefended",
+           "asr_undefended", "delta_pa_defense")
+# per-row defense costs (not per task): mean ± std over seeds
+DEFENSE_METRICS = ("poison_recall", "poison_precision", "clean_removed", "clean_used", "defense_extra_s")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Line:
     stats: dict[str, tuple[float, float] | None]  # metric -> (mean, std)
     delta_p: Interval | None = None
     delta_asr: Interval | None = None
+    delta_asr_defense: Interval | None = None  # vs the undefended encoder, per target pair
+    defense_params: str = "{}"
 
     @property
     def published(self) -> bool:
@@ -60,19 +65,37 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
 
 def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The row's per-task metrics, plus an `all` view when there are several tasks."""
-    tasks = [{**t, "hits_clean": sum(x["hit_clean"] for x in t["targets"])} for t in row["tasks"] or []]
+    costs = {m: row.get(m) for m in DEFENSE_METRICS}
+    tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"])}
+             for t in row["tasks"] or []]
     if len(tasks) == 1:
         return tasks
     hits_clean = sum(t["hits_clean"] for t in tasks)
-    return [*tasks, {**{m: row[m] for m in METRICS}, "task": "all", "n_targets": row["n_targets"],
-                     "successes": row["successes"], "hits_clean": hits_clean,
-                     "targets": [x for t in tasks for x in t["targets"]]}]
+    whole = {m: row.get(m) for m in METRICS}
+    return [*tasks, {**whole, **costs, **_undefended(whole), "task": "all",
+                     "n_targets": row["n_targets"], "successes": row["successes"],
+                     "hits_clean": hits_clean, "targets": [x for t in tasks for x in t["targets"]]}]
+
+
+def _undefended(view: dict[str, Any]) -> dict[str, Any]:
+    """Rows written before defense metrics existed count as undefended (PA = its own)."""
+    pa_u = view.get("pa_undefended")
+    pa_u = view["pa"] if pa_u is None else pa_u
+    asr_u = view.get("asr_undefended")
+    return {"pa_undefended": pa_u, "asr_undefended": view["asr"] if asr_u is None else asr_u,
+            "delta_pa_defense": view["pa"] - pa_u}
 
 
 def _paired(views: Sequence[dict[str, Any]], field: str) -> Interval | None:
     """Bootstrap interval of poisoned-minus-clean `field` ("p" or "hit") per target pair."""
-    per_seed = [np.array([float(x[field]) - float(x[f"{field}_clean"]) for x in v["targets"]])
-                for v in views]
+    ref = f"{field}_clean" if not field.endswith("_undefended") else field.removesuffix("_undefended")
+    own = field.removesuffix("_undefended")
+
+    def diff(x: dict[str, Any]) -> float:
+        other = x.get(f"{own}_undefended") if field.endswith("_undefended") else x[ref]
+        return float(x[own]) - float(x[own] if other is None else other)
+
+    per_seed = [np.array([diff(x) for x in v["targets"]]) for v in views]
     return cluster_bootstrap(per_seed)
 
 
@@ -94,9 +117,11 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
             pairs=sum(v["n_targets"] or 0 for _, v in members),
             successes=sum(v["successes"] or 0 for _, v in members),
             successes_clean=sum(v["hits_clean"] for _, v in members),
-            stats={m: _mean_std([v.get(m) for _, v in members]) for m in METRICS},
+            stats={m: _mean_std([v.get(m) for _, v in members]) for m in (*METRICS, *DEFENSE_METRICS)},
             delta_p=_paired([v for _, v in members], "p"),
             delta_asr=_paired([v for _, v in members], "hit"),
+            delta_asr_defense=_paired([v for _, v in members], "hit_undefended"),
+            defense_params=first["defense_params"] or "{}",
         ))
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
                                ln.attack, ln.selection, ln.defense))
@@ -105,11 +130,13 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
 
 HEADERS = ("dataset", "encoder", "task", "attack", "targets", "defense", "seeds", "poisons",
            "CA", "PA", "ASR", "hits", "clean ASR", "clean hits", "p(target)", "p(target) clean",
-           "ΔASR [95% CI]", "Δp(target) [95% CI]")
+           "ΔASR [95% CI]", "Δp(target) [95% CI]", "ΔASR vs none [95% CI]", "ΔPA vs none",
+           "poison recall", "poison precision", "clean removed", "clean used", "extra s")
+DEFENSE_COLUMNS = HEADERS.index("ΔASR vs none [95% CI]")  # columns from here on: defenses only
 
 
-def _fmt(stat: tuple[float, float] | None) -> str:
-    return "-" if stat is None else f"{stat[0]:.3f} ± {stat[1]:.3f}"
+def _fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
+    return "-" if stat is None else f"{stat[0]:.{digits}f} ± {stat[1]:.{digits}f}"
 
 
 def _fmt_ci(ci: Interval | None) -> str:
@@ -124,16 +151,35 @@ def cells(line: Line) -> list[str]:
     seeds = f"{line.seeds}" + ("" if line.published else "*")
     hits = f"{line.successes}/{line.pairs}" if line.pairs else "-"
     clean_hits = f"{line.successes_clean}/{line.pairs}" if line.pairs else "-"
-    return [line.dataset, line.encoder, line.task, line.attack, line.selection, line.defense, seeds,
-            f"{line.n_poisons:.0f}", _fmt(s["ca"]), _fmt(s["pa"]), _fmt(s["asr"]), hits,
+    return [line.dataset, line.encoder, line.task, line.attack, line.selection, defense_label(line),
+            seeds, f"{line.n_poisons:.0f}", _fmt(s["ca"]), _fmt(s["pa"]), _fmt(s["asr"]), hits,
             _fmt(s["baseline_asr"]), clean_hits, _fmt(s["p_target"]), _fmt(s["p_target_clean"]),
-            _fmt_ci(line.delta_asr), _fmt_ci(line.delta_p)]
+            _fmt_ci(line.delta_asr), _fmt_ci(line.delta_p), *defense_cells(line)]
+
+
+def defense_label(line: Line) -> str:
+    """The defense with its settings, e.g. `early-stop(fraction=0.5)`."""
+    params = json.loads(line.defense_params)
+    if not params:
+        return line.defense
+    return f"{line.defense}(" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def defense_cells(line: Line) -> list[str]:
+    s = line.stats
+    if line.defense == "none":
+        return ["-"] * (len(HEADERS) - DEFENSE_COLUMNS)
+    return [_fmt_ci(line.delta_asr_defense), _fmt(s["delta_pa_defense"]), _fmt(s["poison_recall"]),
+            _fmt(s["poison_precision"]), _fmt(s["clean_removed"], 1), _fmt(s["clean_used"], 0),
+            _fmt(s["defense_extra_s"], 0)]
 
 
 FOOTNOTE = ("mean ± std over seeds; CA = clean twin's accuracy, PA = this encoder's, targets "
             "excluded; ASR over target pairs; hits = successes / pairs over all seeds; Δ = vs the "
             "paired clean twin per target pair, 95% bootstrap CI over seeds and pairs, n.s. = CI "
-            "contains 0; * = fewer than 3 seeds (not publishable)")
+            "contains 0; * = fewer than 3 seeds (not publishable); defenses: ΔASR / ΔPA vs the "
+            "undefended poisoned encoder of the same seed, poison recall / precision and clean "
+            "images removed by a filter, clean images a repair used, extra wall seconds")
 
 
 def to_markdown(lines: Sequence[Line], title: str) -> str:
@@ -154,9 +200,37 @@ def to_rich(lines: Sequence[Line], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, caption=FOOTNOTE, show_lines=False)
-    for h in HEADERS:
+    shown = len(HEADERS) if any(ln.defense != "none" for ln in lines) else DEFENSE_COLUMNS
+    for h in HEADERS[:shown]:
         numeric = h[0].isupper() or h in ("seeds", "poisons", "hits")
         table.add_column(h, justify="right" if numeric else "left")
     for ln in lines:
-        table.add_row(*cells(ln))
+        table.add_row(*cells(ln)[:shown])
     return table
+
+
+SORT_KEYS = {
+    "ca": lambda ln: ln.stats["ca"], "pa": lambda ln: ln.stats["pa"],
+    "asr": lambda ln: ln.stats["asr"], "p_target": lambda ln: ln.stats["p_target"],
+    "delta_asr": lambda ln: ln.delta_asr, "delta_p": lambda ln: ln.delta_p,
+    "delta_asr_defense": lambda ln: ln.delta_asr_defense,
+    "delta_pa_defense": lambda ln: ln.stats["delta_pa_defense"],
+    **{m: (lambda ln, m=m: ln.stats[m]) for m in DEFENSE_METRICS},
+}
+
+
+def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
+    """Lines ordered by a metric's mean (`-key`: descending); lines without it go last."""
+    name = key.removeprefix("-")
+    if name not in SORT_KEYS:
+        from pe_bench.errors import PeBenchError
+
+        raise PeBenchError(f"--sort: unknown metric {name!r}; choose from {', '.join(SORT_KEYS)}")
+
+    def value(ln: Line) -> float | None:
+        v = SORT_KEYS[name](ln)
+        return None if v is None else (v.mean if isinstance(v, Interval) else v[0])
+
+    present = [ln for ln in lines if value(ln) is not None]
+    present.sort(key=lambda ln: value(ln), reverse=key.startswith("-"))  # type: ignore[arg-type,return-value]
+    return present + [ln for ln in lines if value(ln) is None]

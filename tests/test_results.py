@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pe_bench.leaderboard import aggregate, to_csv, to_markdown
+from pe_bench.errors import PeBenchError
+from pe_bench.leaderboard import aggregate, sort_lines, to_csv, to_markdown
 from pe_bench.results import (
     append,
     build_row,
@@ -107,3 +108,51 @@ def test_leaderboard_aggregates_over_seeds() -> None:
 def test_leaderboard_marks_too_few_seeds() -> None:
     (line,) = aggregate([row(0, [True])])
     assert not line.published and "1*" in to_markdown([line], "t")
+
+
+def defended_row(seed: int, hits: list[bool], undefended: list[bool], recall: float) -> dict:
+    m = metrics(hits, pa=0.80)
+    for task in m["tasks"]:
+        task["pa_undefended"] = 0.88
+        for t, u in zip(task["targets"], undefended, strict=True):
+            t.update(hit_undefended=u, p_undefended=0.6 if u else 0.2)
+    m.update(pa_undefended=0.88, asr_undefended=sum(undefended) / len(undefended),
+             defense={"n_removed": 7, "clean_removed": 2, "poison_recall": recall,
+                      "poison_precision": 5 / 7, "clean_used": 0, "extra_s": 1.5,
+                      "hooks": "sanitize", "n_encoders": 1})
+    s = spec(seed).model_copy(update={"defense": PluginRef(name="dedup", params={"min_count": 5})})
+    return build_row(s, "run1", PROV, datetime.now(UTC), m)
+
+
+def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
+    rows = [defended_row(s, [False, False], [True, True], 1.0) for s in range(3)]
+    for r in rows:
+        append(tmp_path, r)
+    (line,) = aggregate(latest_ok(scan(tmp_path)))
+    assert line.delta_asr_defense.mean == -1.0 and line.delta_asr_defense.excludes_zero
+    assert line.stats["delta_pa_defense"][0] == pytest.approx(-0.08)
+    assert line.stats["poison_recall"] == (1.0, 0.0) and line.stats["clean_removed"] == (2.0, 0.0)
+    cells_md = to_markdown([line], "t")
+    assert "dedup(min_count=5)" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md
+    plain = aggregate([row(s, [True]) for s in range(3)])
+    both = sort_lines([*plain, line], "-poison_recall")
+    assert both[0] is line and both[1] is plain[0]  # undefended lines have no recall: last
+    assert sort_lines([line, *plain], "pa")[0] is line
+    with pytest.raises(PeBenchError, match="unknown metric 'nope'"):
+        sort_lines([line], "nope")
+
+
+def test_rows_of_schema_version_1_still_read(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = validate_row(row(0, [True]))
+    old = table.drop_columns(["pa_undefended", "poison_recall", "defense_hooks"])
+    folder = tmp_path / "suite=unit" / "run=old"
+    folder.mkdir(parents=True)
+    pq.write_table(old, folder / "x.parquet")
+    (got,) = scan(tmp_path).to_pylist()
+    assert got["pa_undefended"] is None and got["pa"] == 0.88
+    assert isinstance(table, pa.Table)
+    (line,) = aggregate([got])
+    assert line.stats["delta_pa_defense"] == (0.0, 0.0)
