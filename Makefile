@@ -9,9 +9,12 @@ STORE  ?= results
 
 .PHONY: install demo test leaderboard clean
 
-$(STAMP): pyproject.toml
+EXAMPLE := examples/pe-bench-defense-example
+
+$(STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e $(EXAMPLE)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,14 @@
+"""The example plugin passes pe-bench's defense contract and drops what it says."""
+
+from pe_bench.testing import check_defense, tiny_data
+from pe_bench_defense_example import RandomDrop
+
+
+def test_contract() -> None:
+    assert check_defense(RandomDrop)["hooks"] == ("sanitize",)
+
+
+def test_drops_the_requested_fraction() -> None:
+    data = tiny_data()
+    kept, removed = RandomDrop.from_dict({"fraction": 0.25}).sanitize(data, seed=0)
+    assert len(removed) == round(0.25 * data.size) and kept.size == data.size - len(removed)

@@ -1,0 +1,55 @@
+"""Every defense through Ray, including one from a separately installed plugin package.
+
+Workers resolve defenses by name, so the example package's `random-drop` reaches them only as
+an installed distribution (the Makefile installs it beside pe-bench). One Ray session.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from pe_bench.cli import main
+from pe_bench.results import scan
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "tests" / "fixtures" / "suites" / "defenses-smoke.yaml"
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    ray = pytest.importorskip("ray")
+    try:
+        metadata.distribution("pe-bench-defense-example")
+    except metadata.PackageNotFoundError:
+        pytest.skip("examples/pe-bench-defense-example is not installed (`make test` installs it)")
+    store = tmp_path_factory.mktemp("store")
+    try:
+        assert main(["run", str(SUITE), "--store", str(store), "--no-leaderboard"]) == 0
+    finally:
+        ray.shutdown()
+    return {r["defense"]: r for r in scan(store, "defenses-smoke").to_pylist()}
+
+
+def test_every_defense_ran_in_a_worker(rows: dict[str, dict]) -> None:
+    assert set(rows) == {"none", "dedup", "conservative-crop", "early-stop", "partition-ensemble",
+                         "clean-finetune", "random-drop"}
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    undefended = rows["none"]
+    for r in rows.values():
+        assert r["asr_undefended"] == undefended["asr"] and r["pa_undefended"] == undefended["pa"]
+        assert r["ca"] == undefended["ca"]  # one clean twin for the whole seed
+
+
+def test_rows_carry_each_defense_kind_of_cost(rows: dict[str, dict]) -> None:
+    drop = rows["random-drop"]
+    assert drop["defense_hooks"] == "sanitize" and drop["n_removed"] == round(0.1 * (512 + 26))
+    assert drop["poison_recall"] is not None and drop["clean_removed"] >= 0
+    assert rows["partition-ensemble"]["n_encoders"] == 2
+    assert rows["clean-finetune"]["clean_used"] == 128
+    assert rows["early-stop"]["defense_extra_s"] < 0  # half the epochs: saves time
+    assert rows["none"]["defense_hooks"] == ""
+    assert rows["none"]["defense_extra_s"] == pytest.approx(0, abs=0.5)
