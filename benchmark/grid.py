@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 from pe_bench.encoders.base import with_optimizer_defaults
-from pe_bench.registry import ATTACKS, ENCODERS
+from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
 from pe_bench.spec import TrialSpec
 from pe_bench.suite import ExcludeRule, Suite
 
@@ -32,6 +32,23 @@ class Grid:
     def pretrain_runs(self) -> int:
         """Unique clean pre-training runs (twins) the grid needs."""
         return len({t.pretrain_key(None) for t in self.trials})
+
+    def pretraining(self) -> dict[str, int]:
+        """Unique pre-training runs by kind: clean twins, undefended poisoned encoders (shared
+        by every defense of a cell), and the encoders defenses train themselves (one per
+        cell and seed whose defense filters, changes the recipe or partitions; a partition
+        ensemble counts once here though it trains k) plus post-processing repairs."""
+        poisoned = {t.pretrain_key(t.poison_id()) for t in self.trials if t.poison_id() is not None}
+        own, repairs = set(), set()
+        for t in self.trials:
+            hooks = DEFENSES.get(t.defense.name).from_dict(t.defense.params).implements()
+            ident = (t.pretrain_key(t.poison_id()), t.defense.model_dump_json())
+            if set(hooks) & {"sanitize", "configure_training", "partition"}:
+                own.add(ident)
+            if "repair" in hooks:
+                repairs.add(ident)
+        return {"clean": self.pretrain_runs(), "poisoned": len(poisoned), "defense": len(own),
+                "repair": len(repairs)}
 
 
 def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
