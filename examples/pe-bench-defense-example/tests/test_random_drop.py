@@ -1,7 +1,8 @@
 """The example plugin passes pe-bench's defense contract and drops what it says."""
 
-from pe_bench.testing import check_defense, tiny_data
 from pe_bench_defense_example import RandomDrop
+
+from pe_bench.testing import check_defense, tiny_data
 
 
 def test_contract() -> None:

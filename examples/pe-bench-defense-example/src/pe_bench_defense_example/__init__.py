@@ -22,6 +22,5 @@ class RandomDrop(Defense):
 
     def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
         rng = np.random.default_rng(seed)
-        n = int(round(self.params.fraction * data.size))
-        removed = np.sort(rng.choice(data.size, n, replace=False))
+        removed = np.sort(rng.choice(data.size, round(self.params.fraction * data.size), replace=False))
         return data.without(removed), removed
