@@ -1,23 +1,58 @@
-"""Content-addressed store for expensive artefacts (trained encoders).
+"""Content-addressed store for expensive artefacts (trained encoders), on a local directory or
+any filesystem URI pyarrow knows (`file:///...`, `s3://bucket/prefix`, `gs://bucket/prefix`).
 
-Keys are hashes of everything an artefact depends on (see `TrialSpec.pretrain_key`). A file
-lock per key makes concurrent trials on one machine (or on a shared filesystem) build each
-artefact once: the first takes the lock and trains, the others wait and load. Weights are
-written with `torch.save(state_dict)` and read with `torch.load(weights_only=True)`.
+Keys are hashes of everything an artefact depends on (see `TrialSpec.pretrain_key`). Weights are
+written with `torch.save(state_dict)` and read with `torch.load(weights_only=True)`; each file is
+written under a temporary name and moved into place, so a reader never sees half a file (and a
+killed writer leaves only a temporary that nothing reads).
+
+Concurrency: on a local filesystem (a plain path or `file://`, including a shared POSIX mount
+that honours `flock`) a lock per key makes concurrent trials build each artefact once: the first
+takes the lock and trains, the others wait and load. Object stores have no such lock, so there
+it is best effort: two trials that need the same missing artefact at the same moment may both
+train it. Training is seeded, so both produce the same encoder (bit-identical on CPU; on GPU,
+equivalent up to non-deterministic kernels), and the last complete write wins.
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 import json
-import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.fs as pafs
 import torch
+
+from pe_bench.errors import PeBenchError
+
+Build = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+
+
+class CacheLocationError(PeBenchError):
+    """A cache location that is not a directory path or a filesystem URI pyarrow can open."""
+
+
+def is_uri(location: str | Path) -> bool:
+    return isinstance(location, str) and "://" in location
+
+
+def open_location(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, root path inside it); a plain path is made absolute, since workers on other
+    machines or in other directories must find the same place."""
+    if not is_uri(location):
+        return pafs.LocalFileSystem(), str(Path(location).expanduser().absolute())
+    try:
+        fs, root = pafs.FileSystem.from_uri(str(location))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CacheLocationError(f"cache {location!r}: cannot open: {first}") from None
+    return fs, root.rstrip("/")
 
 
 @contextmanager
@@ -32,36 +67,67 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class ArtifactCache:
-    """`<root>/<kind>/<key>.pt` plus `<key>.json` metadata."""
+    """`<root>/<kind>/<key>.pt` plus `<key>.json` metadata (and `<key>.lock` when local).
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    `lock=None` locks on local filesystems only; `lock=False` forces the object-store mode."""
 
-    def _paths(self, kind: str, key: str) -> tuple[Path, Path, Path]:
-        base = self.root / kind / key
-        return base.with_suffix(".pt"), base.with_suffix(".json"), base.with_suffix(".lock")
+    def __init__(self, root: str | Path, lock: bool | None = None) -> None:
+        self.location = str(root)
+        self.fs, self.root = open_location(root)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.lock = self.local if lock is None else lock and self.local
 
-    def get_or_create(self, kind: str, key: str,
-                      build: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    def _path(self, kind: str, key: str, suffix: str) -> str:
+        return f"{self.root}/{kind}/{key}{suffix}"
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def _guard(self, kind: str, key: str) -> Any:
+        return _locked(Path(self._path(kind, key, ".lock"))) if self.lock else nullcontext()
+
+    def get_or_create(self, kind: str, key: str, build: Build
                       ) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
-        """(state, metadata, hit): load the artefact, or build and store it under the lock."""
-        weights, meta, lock = self._paths(kind, key)
-        with _locked(lock):
-            if weights.exists() and meta.exists():
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-                return state, json.loads(meta.read_text()), True
+        """(state, metadata, hit): load the artefact, or build and store it (under the lock
+        where there is one)."""
+        with self._guard(kind, key):
+            found = self.load(kind, key)
+            if found is not None:
+                return *found, True
             state, info = build()
-            self._atomic(weights, lambda f: torch.save(state, f))
-            self._atomic(meta, lambda f: f.write(json.dumps(info).encode()))
+            self.store(kind, key, state, info)
             return state, info, False
 
-    @staticmethod
-    def _atomic(target: Path, write: Callable[[Any], Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    def load(self, kind: str, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The stored artefact, or None; metadata is written last, so its presence means the
+        weights are complete."""
+        weights, meta = self._path(kind, key, ".pt"), self._path(kind, key, ".json")
+        if not (self._exists(meta) and self._exists(weights)):
+            return None
+        state = torch.load(io.BytesIO(self._read(weights)), map_location="cpu", weights_only=True)
+        return state, json.loads(self._read(meta))
+
+    def store(self, kind: str, key: str, state: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self._write_once(self._path(kind, key, ".pt"), buffer.getvalue())
+        self._write_once(self._path(kind, key, ".json"), json.dumps(info).encode())
+
+    def _read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as handle:
+            return handle.read()
+
+    def _write_once(self, target: str, data: bytes) -> None:
+        """Write under a unique temporary name, then move into place (a rename locally; a
+        server-side copy on object stores, where the object appears whole or not at all)."""
+        folder, name = target.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, target)
+            with self.fs.open_output_stream(tmp) as handle:
+                handle.write(data)
+            self.fs.move(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if self._exists(tmp):
+                self.fs.delete_file(tmp)
             raise

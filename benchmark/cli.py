@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
     run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
     run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run only cells whose latest row is an error (implies --resume)")
+    run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
+                                     "(default STORE/_cache)")
     run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
     run.add_argument("--no-leaderboard", action="store_true")
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
@@ -101,7 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pe_bench.api import run_suite
 
     plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir,
-                              address=args.address, resume=args.resume, run_id=args.run_id)
+                              address=args.address, resume=args.resume, run_id=args.run_id,
+                              retry_failed=args.retry_failed, cache=args.cache)
     skipped = len(plan.grid.trials) - summary.ok - summary.errors
     print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
           f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)

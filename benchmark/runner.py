@@ -100,14 +100,15 @@ def start_ray(address: str | None, num_cpus: float | None) -> None:
 
 
 def run_trials(suite: Suite, specs: Sequence[TrialSpec], *, store: Path, data_dir: Path,
-               cache_dir: Path, run_id: str, prov: dict[str, Any], progress: Any = None
+               cache: str, run_id: str, prov: dict[str, Any], progress: Any = None
                ) -> RunSummary:
-    """Run `specs` as Tune trials (Ray must be initialised); rows land in `store`."""
+    """Run `specs` as Tune trials (Ray must be initialised); rows land in `store`, encoders in
+    `cache` (a directory or a filesystem URI, see pe_bench.cache)."""
     summary = RunSummary(run_id)
     start = time.perf_counter()
     if not specs:
         return summary
-    base = {"data_dir": str(data_dir), "cache_dir": str(cache_dir), "run_id": run_id,
+    base = {"data_dir": str(data_dir), "cache_dir": cache, "run_id": run_id,
             "provenance": prov, "cpus": suite.resources.cpu}
     resources = {"cpu": suite.resources.cpu, "gpu": suite.resources.gpu}
     writer = StoreWriter(store, run_id, prov, summary, progress)

@@ -60,7 +60,8 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
     tune_process(config.get("cpus", 1))
     try:
         import_plugin_modules(spec.plugins)
-        metrics = run_trial(spec, Path(config["data_dir"]), Path(config["cache_dir"]))
+        # the cache location stays a string: Path() would fold a URI's "//"
+        metrics = run_trial(spec, Path(config["data_dir"]), config["cache_dir"])
         metrics["node_id"] = ray.get_runtime_context().get_node_id()
         return build_row(spec, config["run_id"], config["provenance"], started, metrics)
     except Exception as exc:  # recorded as an error row; the suite goes on
