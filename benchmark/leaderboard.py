@@ -12,6 +12,7 @@ interval over seeds and target pairs (pe_bench.stats); `n.s.` marks an interval 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import statistics
@@ -50,6 +51,8 @@ class Line:
     delta_asr: Interval | None = None
     delta_asr_defense: Interval | None = None  # vs the undefended encoder, per target pair
     defense_params: str = "{}"
+    attack_params: str = "{}"
+    attack_label: str = ""  # the attack with the params that differ between its lines
 
     @property
     def published(self) -> bool:
@@ -122,9 +125,12 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
             delta_asr=_paired([v for _, v in members], "hit"),
             delta_asr_defense=_paired([v for _, v in members], "hit_undefended"),
             defense_params=first["defense_params"] or "{}",
+            attack_params=first["attack_params"] or "{}",
         ))
+    lines = _label_attacks(lines)
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
-                               ln.attack, ln.selection, ln.defense))
+                               ln.attack, ln.attack_label, ln.selection, ln.defense != "none",
+                               ln.defense, ln.defense_params))
     return lines
 
 
@@ -151,10 +157,28 @@ def cells(line: Line) -> list[str]:
     seeds = f"{line.seeds}" + ("" if line.published else "*")
     hits = f"{line.successes}/{line.pairs}" if line.pairs else "-"
     clean_hits = f"{line.successes_clean}/{line.pairs}" if line.pairs else "-"
-    return [line.dataset, line.encoder, line.task, line.attack, line.selection, defense_label(line),
+    return [line.dataset, line.encoder, line.task, line.attack_label or line.attack, line.selection,
+            defense_label(line),
             seeds, f"{line.n_poisons:.0f}", _fmt(s["ca"]), _fmt(s["pa"]), _fmt(s["asr"]), hits,
             _fmt(s["baseline_asr"]), clean_hits, _fmt(s["p_target"]), _fmt(s["p_target_clean"]),
             _fmt_ci(line.delta_asr), _fmt_ci(line.delta_p), *defense_cells(line)]
+
+
+SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
+
+
+def _label_attacks(lines: list[Line]) -> list[Line]:
+    """Name each attack with the params that tell its lines apart (e.g. a poison-rate sweep:
+    `poisoned-encoder(rate=0.05)`); the selection rule has its own column."""
+    params = {id(ln): json.loads(ln.attack_params) for ln in lines}
+    out = []
+    for ln in lines:
+        same = [params[id(o)] for o in lines if o.attack == ln.attack]
+        keys = sorted(k for k in params[id(ln)] if k != "selection"
+                      and len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1)
+        shown = ", ".join(f"{SHORT.get(k, k)}={params[id(ln)][k]}" for k in keys)
+        out.append(dataclasses.replace(ln, attack_label=f"{ln.attack}({shown})" if shown else ln.attack))
+    return out
 
 
 def defense_label(line: Line) -> str:

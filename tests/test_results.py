@@ -156,3 +156,15 @@ def test_rows_of_schema_version_1_still_read(tmp_path: Path) -> None:
     assert isinstance(table, pa.Table)
     (line,) = aggregate([got])
     assert line.stats["delta_pa_defense"] == (0.0, 0.0)
+
+
+def test_attack_lines_are_labelled_by_the_params_that_differ() -> None:
+    rows = []
+    for rate in (0.05, 0.10):
+        s = spec(0).model_copy(update={"attack": PluginRef(
+            name="poisoned-encoder", params={"selection": "random", "poison_rate": rate, "references": 5})})
+        rows.append(build_row(s, "run1", PROV, datetime.now(UTC), metrics([True])))
+    labels = [ln.attack_label for ln in aggregate(rows)]
+    assert labels == ["poisoned-encoder(rate=0.05)", "poisoned-encoder(rate=0.1)"]
+    (single,) = aggregate(rows[:1])
+    assert single.attack_label == "poisoned-encoder"
