@@ -86,7 +86,10 @@ class StoreWriter(tune.Callback):
 
 
 def start_ray(address: str | None, num_cpus: float | None) -> None:
-    """Join a cluster (`address`) or start a local Ray with quiet logs."""
+    """Join a cluster (`address`) or start a private local Ray with quiet logs.
+
+    Without `--address`, `ray.init()` would silently join whatever cluster `ray start` left
+    on this machine (someone else's, or a half torn-down one); a local run gets its own."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs: dict[str, Any] = {
@@ -96,7 +99,7 @@ def start_ray(address: str | None, num_cpus: float | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=int(num_cpus) if num_cpus else None, **kwargs)
+        ray.init(address="local", num_cpus=int(num_cpus) if num_cpus else None, **kwargs)
 
 
 def run_trials(suite: Suite, specs: Sequence[TrialSpec], *, store: Path, data_dir: Path,
