@@ -97,3 +97,19 @@ def row_files(store: Path) -> set[Path]:
 def artefacts(cache: Path) -> dict[str, tuple[int, int]]:
     """Encoder weights by name, with inode and mtime: a rewrite would change both."""
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("encoders/*.pt")}
+
+
+def descendants(pid: int) -> set[int]:
+    """Live (non-zombie) processes below `pid`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
