@@ -40,6 +40,9 @@ class RunSummary:
     cache_hits: int = 0
     seconds: float = 0.0
     error_messages: list[str] = field(default_factory=list)
+    # driver-side wall seconds per trial_key, from Tune starting the trial to its row arriving:
+    # the trial's own time_total_s plus Ray's share (worker start, imports, result transport)
+    trial_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class StoreWriter(tune.Callback):
@@ -50,14 +53,17 @@ class StoreWriter(tune.Callback):
         self.store, self.run_id, self.prov = store, run_id, prov
         self.summary, self.progress = summary, progress
         self.written: set[str] = set()
+        self.started: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its run config for restores; the live progress display stays behind."""
         return {**self.__dict__, "progress": None}
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any], trial_id: str | None = None) -> None:
         if row["trial_key"] in self.written:
             return
+        if trial_id in self.started:
+            self.summary.trial_seconds[row["trial_key"]] = time.perf_counter() - self.started[trial_id]
         append(self.store, row)
         self.written.add(row["trial_key"])
         if row["status"] == "ok":
@@ -70,19 +76,20 @@ class StoreWriter(tune.Callback):
             self.progress.finished(row["status"] == "ok")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.perf_counter()
         if self.progress is not None:
             self.progress.started()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "row_json" in result:
-            self.write(row_from_json(result["row_json"]))
+            self.write(row_from_json(result["row_json"]), trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.model_validate_json(trial.config["spec"])
         if spec.trial_key in self.written:
             return
         message = " ".join(str(trial.get_error() or "trial failed").split())[:2000]
-        self.write(build_row(spec, self.run_id, self.prov, datetime.now(UTC), None, message))
+        self.write(build_row(spec, self.run_id, self.prov, datetime.now(UTC), None, message), trial.trial_id)
 
 
 def start_ray(address: str | None, num_cpus: float | None) -> None:
