@@ -53,6 +53,7 @@ class Line:
     defense_params: str = "{}"
     attack_params: str = "{}"
     attack_label: str = ""  # the attack with the params that differ between its lines
+    defense_label: str = ""  # likewise for the defense
 
     @property
     def published(self) -> bool:
@@ -69,6 +70,8 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
 def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The row's per-task metrics, plus an `all` view when there are several tasks."""
     costs = {m: row.get(m) for m in DEFENSE_METRICS}
+    if "sanitize" not in (row.get("defense_hooks") or "").split(","):  # not a filter
+        costs.update(poison_recall=None, poison_precision=None, clean_removed=None)
     tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"])}
              for t in row["tasks"] or []]
     if len(tasks) == 1:
@@ -167,22 +170,31 @@ def cells(line: Line) -> list[str]:
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
 
 
-def _label_attacks(lines: list[Line]) -> list[Line]:
-    """Name each attack with the params that tell its lines apart (e.g. a poison-rate sweep:
-    `poisoned-encoder(rate=0.05)`); the selection rule has its own column."""
-    params = {id(ln): json.loads(ln.attack_params) for ln in lines}
-    out = []
+def _varying(lines: list[Line], kind: str) -> dict[int, str]:
+    """Each line's `kind` plugin named with the params that tell its lines apart (e.g. a
+    poison-rate sweep: `poisoned-encoder(rate=0.05)`); the selection rule has its own column."""
+    params = {id(ln): json.loads(getattr(ln, f"{kind}_params")) for ln in lines}
+    labels = {}
     for ln in lines:
-        same = [params[id(o)] for o in lines if o.attack == ln.attack]
+        name = getattr(ln, kind)
+        same = [params[id(o)] for o in lines if getattr(o, kind) == name]
         keys = sorted(k for k in params[id(ln)] if k != "selection"
                       and len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1)
         shown = ", ".join(f"{SHORT.get(k, k)}={params[id(ln)][k]}" for k in keys)
-        out.append(dataclasses.replace(ln, attack_label=f"{ln.attack}({shown})" if shown else ln.attack))
-    return out
+        labels[id(ln)] = f"{name}({shown})" if shown else name
+    return labels
+
+
+def _label_attacks(lines: list[Line]) -> list[Line]:
+    attack, defense = _varying(lines, "attack"), _varying(lines, "defense")
+    return [dataclasses.replace(ln, attack_label=attack[id(ln)], defense_label=defense[id(ln)])
+            for ln in lines]
 
 
 def defense_label(line: Line) -> str:
-    """The defense with its settings, e.g. `early-stop(fraction=0.5)`."""
+    """The defense with the settings that tell its lines apart (all of them if not labelled)."""
+    if line.defense_label:
+        return line.defense_label
     params = json.loads(line.defense_params)
     if not params:
         return line.defense

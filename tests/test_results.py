@@ -133,7 +133,7 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     assert line.stats["delta_pa_defense"][0] == pytest.approx(-0.08)
     assert line.stats["poison_recall"] == (1.0, 0.0) and line.stats["clean_removed"] == (2.0, 0.0)
     cells_md = to_markdown([line], "t")
-    assert "dedup(min_count=5)" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md
+    assert "| dedup |" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md
     plain = aggregate([row(s, [True]) for s in range(3)])
     both = sort_lines([*plain, line], "-poison_recall")
     assert both[0] is line and both[1] is plain[0]  # undefended lines have no recall: last
