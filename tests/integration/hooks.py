@@ -8,6 +8,7 @@ fails: each waits for (or checks) a marker file named in its params.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -50,4 +51,28 @@ class Flaky(Defense):
     def sanitize(self, data: PretrainData, *args: Any, **kwargs: Any) -> tuple[PretrainData, np.ndarray]:
         if not Path(self.params.marker).exists():
             raise RuntimeError(f"flaky defense: {self.params.marker} is missing")
+        return super().sanitize(data, *args, **kwargs)
+
+
+class BarrierParams(PluginParams):
+    folder: str
+    parties: int = 2
+
+
+@register_defense("test-barrier")
+class Barrier(Defense):
+    """Each trial checks in (a file in `folder`) and waits until `parties` trials have: they
+    then all run at the same time, on as many nodes as one trial per node needs."""
+
+    Params = BarrierParams
+
+    def sanitize(self, data: PretrainData, *args: Any, **kwargs: Any) -> tuple[PretrainData, np.ndarray]:
+        folder = Path(self.params.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / uuid.uuid4().hex).touch()
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while len(list(folder.iterdir())) < self.params.parties:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(list(folder.iterdir()))} trials reached the barrier")
+            time.sleep(0.05)
         return super().sanitize(data, *args, **kwargs)

@@ -47,8 +47,11 @@ def cluster(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_trials_run_on_both_nodes(cluster, tmp_path: Path) -> None:
-    # two independent cells, both started at once: one CPU per node puts one on each node
-    suite = write_suite(tmp_path / "cluster.yaml", "cluster", seeds=[0, 1], attacks=["none"])
+    # two cells that wait for each other (test-barrier): with one CPU per node and one per
+    # trial, they can only run at once on different nodes, however late Tune sees the second
+    barrier = {"name": "test-barrier", "params": {"folder": str(tmp_path / "barrier")}}
+    suite = write_suite(tmp_path / "cluster.yaml", "cluster", seeds=[0, 1], attacks=["none"],
+                        defenses=[barrier])
     store = tmp_path / "store"
     # the driver is a subprocess: a driver that cannot reach the cluster retries forever in
     # native code, out of reach of any in-process timeout
