@@ -41,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--run", help="only this run id")
     lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
     lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
+    plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
+    plot.add_argument("--store", default="results")
+    plot.add_argument("--suite", help="only this suite")
+    plot.add_argument("--run", help="only this run id")
+    plot.add_argument("--out", required=True, metavar="PREFIX", help="output path without extension")
+    pub = sub.add_parser("publish", help="leaderboard md/csv/parquet and a self-contained index.html")
+    pub.add_argument("--store", default="results")
+    pub.add_argument("--out", required=True, help="output directory")
+    pub.add_argument("--suite", help="only this suite (default: every suite in the store)")
     return p
 
 
@@ -117,6 +126,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pe_bench.plot import plot_store
+
+    paths, points = plot_store(args.store, args.out, args.suite, args.run)
+    print(f"wrote {', '.join(map(str, paths))} ({len(points)} points)")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pe_bench.publish import publish
+
+    for path in publish(args.store, args.out, args.suite):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -126,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args.suite)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "plot":
+            return cmd_plot(args)
+        if args.command == "publish":
+            return cmd_publish(args)
         return print_leaderboard(args.store, args.suite, args.run, args.format, args.out)
     except PeBenchError as exc:
         print(f"pe-bench: error: {exc}", file=sys.stderr)

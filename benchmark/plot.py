@@ -1,0 +1,167 @@
+"""The ASR-vs-PA trade-off figure: what a defense buys (lower ASR) and what it costs (lower PA).
+
+One point per attacked cell, read in its `all` task view (or its only task): mean over seeds
+with std-over-seeds error bars on both axes. Colour = the attack setting, marker = the defense
+setting; the undefended attack is a star, the reference every defense is judged against.
+matplotlib is imported inside the functions (the Agg canvas, no pyplot): the CLI stays fast
+and nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pe_bench.leaderboard import Line, aggregate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
+PARAMS_WIDTH = 32
+LABEL_WIDTH = 56  # a legend entry; longer names would squeeze the axes
+
+
+@dataclass(frozen=True)
+class Point:
+    """One plotted line: `group` picks the colour, `setting` the defense (legend text)."""
+
+    group: str
+    setting: str
+    reference: bool
+    pa: tuple[float, float]  # (mean, std) over seeds
+    asr: tuple[float, float]
+    line: Line
+
+
+def short_params(params_json: str | None, keys: Sequence[str] | None = None) -> str:
+    """`k=v, ...` of a plugin's JSON params (only `keys` when given), cut to fit a legend."""
+    params = json.loads(params_json or "{}")
+    shown = [(k, v) for k, v in sorted(params.items()) if keys is None or k in keys]
+    text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
+    return _cut(text, PARAMS_WIDTH)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _view(lines: Sequence[Line]) -> Line | None:
+    """The cell's `all` line, else its only line (a one-task suite has no `all` view)."""
+    pooled = [ln for ln in lines if ln.task == "all"]
+    return pooled[0] if pooled else lines[0] if len(lines) == 1 else None
+
+
+def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Colour label per cell: attack name, plus only what tells same-named settings apart."""
+    firsts = {key: rows[0] for key, rows in cells.items()}
+    several_setups = len({(r["dataset"], r["encoder"], r["encoder_params"]) for r in firsts.values()}) > 1
+    labels = {}
+    for key, row in firsts.items():
+        same = [json.loads(r["attack_params"] or "{}") for r in firsts.values()
+                if r["attack"] == row["attack"]]
+        differing = sorted({k for p in same for k in p if any(q.get(k) != p.get(k) for q in same)})
+        label = row["attack"] + (f" ({short_params(row['attack_params'], differing)})" if differing else "")
+        labels[key] = f"{row['dataset']}/{row['encoder']} {label}" if several_setups else label
+    return labels
+
+
+def _setting(row: dict[str, Any]) -> str:
+    """Legend text of a defense setting: its name and short params."""
+    if row["defense"] == "none":
+        return "no defense"
+    params = short_params(row["defense_params"])
+    return f"{row['defense']} ({params})" if params else row["defense"]
+
+
+def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
+    """Plottable points of latest-ok store rows, and a note for each attacked cell left out."""
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["attack"] != "none":
+            cells.setdefault(row["cell_key"], []).append(row)
+    groups, out, skipped = _group_labels(cells), [], []
+    for key, members in cells.items():
+        first, line = members[0], _view(aggregate(members))
+        missing = ["task view"] if line is None else [m for m in ("pa", "asr") if not line.stats.get(m)]
+        if line is None or missing:
+            skipped.append(f"{groups[key]}: {_setting(first)}: no {' or '.join(missing)}, not plotted")
+            continue
+        out.append(Point(groups[key], _setting(first), first["defense"] == "none", line.stats["pa"],
+                         line.stats["asr"], line))
+    out.sort(key=lambda p: (p.group, not p.reference, p.setting))
+    return out, skipped
+
+
+def _plain(text: str) -> str:
+    """Names are data, not mathtext: a `$` in a suite or plugin name must print as itself."""
+    return text.replace("$", r"\$")
+
+
+def figure(pts: Sequence[Point], title: str) -> Figure:
+    """The trade-off scatter with error bars; one legend entry per point."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(p.group for p in pts))}
+    settings = dict.fromkeys(p.setting for p in pts if not p.reference)
+    markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(sorted(settings))}
+    for p in pts:
+        marker = "*" if p.reference else markers[p.setting]
+        ax.errorbar(p.pa[0], p.asr[0], xerr=p.pa[1], yerr=p.asr[1], fmt=marker, color=colours[p.group],
+                    markersize=15 if p.reference else 8, markeredgecolor="black", capsize=3,
+                    elinewidth=1, label=_plain(_cut(f"{p.group}: {p.setting}", LABEL_WIDTH)),
+                    zorder=3 if p.reference else 2)
+    ax.set_xlabel("PA: downstream accuracy of the poisoned encoder (targets excluded)")
+    ax.set_ylabel("ASR: attack success rate over target pairs")
+    ax.set_ylim(-0.05, 1.05)
+    ax.margins(x=0.15)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(_plain(textwrap.fill(title, 50)))
+    fig.supxlabel("mean ± std over seeds; ★ = the attack without defense; a good defense moves a point "
+                  "down (lower ASR), not left (lower PA)", fontsize=8, color="0.35")
+    if pts:
+        fig.legend(loc="outside right upper", fontsize=8, title="attack: defense", title_fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no attacked lines with ASR and PA", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def png_bytes(fig: Figure, dpi: int = 130) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save(fig: Figure, prefix: str | Path) -> list[Path]:
+    """PREFIX.png and PREFIX.svg (no date in the SVG: the same store gives the same file)."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".svg")
+    png.write_bytes(png_bytes(fig, dpi=150))
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    return [png, svg]
+
+
+def plot_store(store: str | Path, out: str | Path, suite: str | None = None,
+               run: str | None = None) -> tuple[list[Path], list[Point]]:
+    """Figure of the store's latest ok rows (one suite / run when given); notes go to stderr."""
+    from pe_bench.errors import PeBenchError
+    from pe_bench.results import latest_ok, scan
+
+    rows = latest_ok(scan(Path(store), suite, run))
+    if not rows:
+        raise PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
+    pts, skipped = points(rows)
+    for note in skipped:
+        print(f"pe-bench plot: skipped {note}", file=sys.stderr)
+    name = suite or ", ".join(sorted({r["suite"] for r in rows}))
+    title = f"{name}: attack success vs accuracy" + (f" (run {run})" if run else "")
+    return save(figure(pts, title), out), pts
