@@ -4,6 +4,8 @@
 conventional per-sample torchvision DataLoader pipeline, per encoder x backbone.
 `quality.py`: kNN and linear-probe accuracy of briefly pre-trained encoders against the same
 architectures at random initialisation.
+`scaling.py`: Ray's overhead per trial and the grid's wall time against concurrent trials,
+on a suite run through the real engine.
 
 Run them as scripts (`.venv/bin/python benchmarks/throughput.py --help`); their `main(argv)`
 functions are importable for tests.

@@ -12,8 +12,10 @@ store and encoder cache so every trial really trains. Definitions, per trial:
   fresh worker, plugin imports, row transport and Tune's bookkeeping.
 
 And per grid: wall (run_trials alone; `ray.init` is timed once, separately), speed-up against
-the first concurrency value, and grid overhead = 1 - (sum(work) / concurrency) / wall, which
-adds the worker processes' start-up and idle slots to the per-trial overhead. Ray is given
+the first concurrency value, start-up per trial = (wall x concurrency - sum(Tune wall)) /
+trials, the slot time spent outside started trials (worker process start-up and imports,
+scheduling gaps, idle slots), and grid overhead = 1 - (sum(work) / concurrency) / wall: all of
+Ray's cost as a share of the grid's wall time. Ray is given
 max(concurrency) x the suite's CPUs per trial, so each value is really reached (on fewer cores
 that oversubscribes, which the grid overhead then shows).
 
@@ -89,6 +91,7 @@ def summarise(result: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
             "work_s": work, "tune_trial_s": tune,
             "mean_work_s": statistics.fmean(t["work_s"] for t in per),
             "mean_tune_s": tune / len(per),
+            "startup_s": (wall * c - tune) / len(per),
             "trial_overhead": 1 - work / tune if tune else None,
             "grid_overhead": 1 - (work / c) / wall,
             "speedup": first["run_trials_s"] / wall}
@@ -96,12 +99,12 @@ def summarise(result: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
 
 def print_rows(rows: Sequence[dict[str, Any]], ray_init_s: float) -> None:
     columns = ["concurrency", "trials", "grid wall s", "speed-up", "work s", "work s/trial",
-               "Tune s/trial", "trial ovh", "grid ovh"]
+               "Tune s/trial", "trial ovh", "start-up s/trial", "grid ovh"]
     table = [[str(r["concurrency"]), str(r["trials"]), common.fmt(r["run_trials_s"], 1),
               f"{r['speedup']:.2f}x", common.fmt(r["work_s"], 1), common.fmt(r["mean_work_s"], 2),
               common.fmt(r["mean_tune_s"], 2),
               "-" if r["trial_overhead"] is None else f"{r['trial_overhead']:.0%}",
-              f"{r['grid_overhead']:.0%}"] for r in rows]
+              common.fmt(r["startup_s"], 2), f"{r['grid_overhead']:.0%}"] for r in rows]
     common.print_table(f"Ray scaling (ray.init {ray_init_s:.1f} s, not in the walls)", columns, table)
 
 
