@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--run", help="only this run id")
     lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
     lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
+    lb.add_argument("--sort", help="order lines by a metric, e.g. asr, pa, delta_asr_defense, "
+                                   "poison_recall, defense_extra_s; descending: --sort=-asr")
     plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
     plot.add_argument("--store", default="results")
     plot.add_argument("--suite", help="only this suite")
@@ -72,7 +74,11 @@ def cmd_validate(path: str) -> int:
 
     plan = validate_suite(path)
     suite, grid = plan.suite, plan.grid
+    runs = grid.pretraining()
     print(f"suite {suite.name}: {len(grid.trials)} trials, {grid.pretrain_runs()} clean pre-training runs")
+    print(f"  unique pre-training runs: {sum(runs.values())} ({runs['clean']} clean twins, "
+          f"{runs['poisoned']} poisoned, {runs['defense']} trained by defenses, "
+          f"{runs['repair']} post-processing repairs); every other cell reuses them from the cache")
     axes = {
         "datasets": [d.name for d in suite.datasets],
         "encoders": [e.name for e in suite.encoders],
@@ -87,13 +93,18 @@ def cmd_validate(path: str) -> int:
     return 0
 
 
-def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None) -> int:
+def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
+                      sort: str | None = None) -> int:
     from rich.console import Console
 
     from pe_bench.api import build_leaderboard
     from pe_bench.leaderboard import to_csv, to_markdown, to_rich
 
     lines = build_leaderboard(store, suite, run)
+    if sort:
+        from pe_bench.leaderboard import sort_lines
+
+        lines = sort_lines(lines, sort)
     title = f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
     if not lines:
         raise PeBenchError(f"no ok rows in store {store!r}" + (f" for suite {suite!r}" if suite else ""))
@@ -155,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plot(args)
         if args.command == "publish":
             return cmd_publish(args)
-        return print_leaderboard(args.store, args.suite, args.run, args.format, args.out)
+        return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort)
     except PeBenchError as exc:
         print(f"pe-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -135,3 +135,22 @@ def test_leaderboard_of_empty_store(capsys: pytest.CaptureFixture[str], tmp_path
     out, err = capsys.readouterr()
     assert out == ""
     assert "no ok rows" in assert_one_line_error(err, str(store))
+
+
+def test_validate_counts_unique_pre_training_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    suite = Path(__file__).parent / "fixtures" / "suites" / "defenses-smoke.yaml"
+    assert main(["validate", str(suite)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("  unique pre-training runs: 8 (1 clean twins, 1 poisoned, "
+                             "5 trained by defenses, 1 post-processing repairs)")
+
+
+def test_leaderboard_sort_by_unknown_metric_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path) -> None:
+    from pe_bench.results import append
+    from tests.test_results import row
+
+    append(tmp_path, row(0, [True]))
+    assert main(["leaderboard", "--store", str(tmp_path), "--sort", "speed"]) == 2
+    assert "unknown metric 'speed'" in assert_one_line_error(capsys.readouterr().err, "--sort")
+    assert main(["leaderboard", "--store", str(tmp_path), "--sort=-asr", "--format", "csv"]) == 0
