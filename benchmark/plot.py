@@ -72,11 +72,15 @@ def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     return labels
 
 
-def _setting(row: dict[str, Any]) -> str:
-    """Legend text of a defense setting: its name and short params."""
+def _setting(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """Legend text of a defense setting: its name and the params that tell it apart from the
+    other settings of the same defense (defaults filled in by validation are noise)."""
     if row["defense"] == "none":
         return "no defense"
-    params = short_params(row["defense_params"])
+    same = [json.loads(r["defense_params"] or "{}") for r in rows if r["defense"] == row["defense"]]
+    mine = json.loads(row["defense_params"] or "{}")
+    keys = [k for k in mine if len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1]
+    params = short_params(row["defense_params"], keys)
     return f"{row['defense']} ({params})" if params else row["defense"]
 
 
@@ -91,9 +95,9 @@ def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
         first, line = members[0], _view(aggregate(members))
         missing = ["task view"] if line is None else [m for m in ("pa", "asr") if not line.stats.get(m)]
         if line is None or missing:
-            skipped.append(f"{groups[key]}: {_setting(first)}: no {' or '.join(missing)}, not plotted")
+            skipped.append(f"{groups[key]}: {_setting(first, rows)}: no {' or '.join(missing)}, not plotted")
             continue
-        out.append(Point(groups[key], _setting(first), first["defense"] == "none", line.stats["pa"],
+        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", line.stats["pa"],
                          line.stats["asr"], line))
     out.sort(key=lambda p: (p.group, not p.reference, p.setting))
     return out, skipped
