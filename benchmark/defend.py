@@ -48,6 +48,9 @@ def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
 
 
 def _sanitized(defense: Defense, data: PretrainData, seed: int) -> tuple[PretrainData, dict[str, Any]]:
+    if "sanitize" not in defense.implements():  # not a filter: nothing to score
+        return data, {"n_removed": 0, "clean_removed": None, "poison_recall": None,
+                      "poison_precision": None, "sanitize_s": 0.0}
     start = time.perf_counter()
     kept, removed = defense.sanitize(data, seed)
     report = {**filter_scores(data, removed), "sanitize_s": time.perf_counter() - start}

@@ -100,7 +100,7 @@ def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
     return lambda task: vote([c(task) for c in members])
 
 
-def run_trial(spec: TrialSpec, data_dir: Path, cache_root: Path, log: Log = lambda _: None
+def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log = lambda _: None
               ) -> dict[str, Any]:
     watch = Stopwatch()
     pre, tasks = watch.run("data", lambda: load_inputs(spec, data_dir))

@@ -9,6 +9,7 @@ cached compute bit-identical features.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ class Trainer:
             self.log(f"post-processing with {self.spec.defense.name}")
             ctx = RepairContext(self.spec.seed, pool, self)
             start = time.perf_counter()
-            out = defense.repair(base.model, ctx)
+            # a copy: the trial still evaluates `base` (the undefended encoder) after this
+            out = defense.repair(copy.deepcopy(base.model), ctx)
             return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build)

@@ -82,6 +82,17 @@ def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: 
     assert repaired["defense"]["extra_s"] > 0
     short = run_trial(defended("early-stop", fraction=0.5), Path("unused"), tmp_path)
     assert short["defense"]["hooks"] == "configure_training"
+    assert short["defense"]["poison_recall"] is None  # not a filter
+
+
+def test_repair_leaves_the_undefended_encoder_alone(tmp_path: Path) -> None:
+    """Fine-tuning works on a copy: the same trial still evaluates the undefended encoder."""
+    plain = run_trial(defended("none"), Path("unused"), tmp_path)
+    tuned = run_trial(defended("clean-finetune", clean_images=64, epochs=2, mode="finetune"),
+                      Path("unused"), tmp_path)
+    assert tuned["pa_undefended"] == plain["pa"] and tuned["asr_undefended"] == plain["asr"]
+    assert tuned["p_target_undefended"] == plain["p_target"]
+    assert tuned["p_target"] != plain["p_target"]  # and the repair did change the encoder
 
 
 def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
