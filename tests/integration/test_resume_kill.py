@@ -61,16 +61,6 @@ def start_and_kill(command: list[str], store: Path, marker: Path, log: Path) -> 
     assert not stray, f"processes outlived the killed driver: {stray}\n{log.read_text()[-2000:]}"
 
 
-@pytest.fixture
-def ray_session(monkeypatch: pytest.MonkeyPatch):
-    """The in-process run starts Ray; its workers import the test hooks from the repository."""
-    ray = pytest.importorskip("ray")
-    monkeypatch.setenv("PYTHONPATH", cli_env()["PYTHONPATH"])
-    monkeypatch.syspath_prepend(str(REPO))
-    yield
-    ray.shutdown()
-
-
 def test_resume_after_sigkill_reruns_only_unfinished_cells(tmp_path: Path, ray_session: None,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     marker, store = tmp_path / "release", tmp_path / "store"

@@ -14,19 +14,9 @@ import pytest
 from pe_bench.api import validate_suite
 from pe_bench.cli import main
 from pe_bench.results import scan
-from tests.integration._support import REPO, cli_env, write_suite
+from tests.integration._support import write_suite
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture
-def ray_session(monkeypatch: pytest.MonkeyPatch):
-    """The runs start Ray in-process; its workers import the test hooks from the repository."""
-    ray = pytest.importorskip("ray")
-    monkeypatch.setenv("PYTHONPATH", cli_env()["PYTHONPATH"])
-    monkeypatch.syspath_prepend(str(REPO))
-    yield
-    ray.shutdown()
 
 
 def test_retry_failed_runs_only_the_failed_cells(tmp_path: Path, ray_session: None,
