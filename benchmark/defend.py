@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from pe_bench.errors import PluginError
 from pe_bench.plugins import Defense, PretrainData
-from pe_bench.spec import TrainSpec
+from pe_bench.spec import TrainSpec, canonical_hash
 from pe_bench.stages import Trained, Trainer
 
 
@@ -47,17 +48,31 @@ def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _sanitized(defense: Defense, data: PretrainData, seed: int) -> tuple[PretrainData, dict[str, Any]]:
+def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
+               ) -> tuple[PretrainData, dict[str, Any]]:
+    """Run the filter, or load which ids it removed from the artefact cache (keyed by the
+    pre-training set, the poisons, the seed and the defense): a filter runs once per grid."""
     if "sanitize" not in defense.implements():  # not a filter: nothing to score
         return data, {"n_removed": 0, "clean_removed": None, "poison_recall": None,
                       "poison_precision": None, "sanitize_s": 0.0}
-    start = time.perf_counter()
-    kept, removed = defense.sanitize(data, seed)
-    report = {**filter_scores(data, removed), "sanitize_s": time.perf_counter() - start}
-    if kept.size != data.size - report["n_removed"]:
-        raise PluginError(f"sanitize returned {kept.size} images but removed {report['n_removed']} "
-                          f"of {data.size}: build the kept set with data.without(removed)")
-    return kept, report
+    spec = trainer.spec
+    key = canonical_hash({"filter": spec.defense.model_dump(mode="json"), "seed": spec.seed,
+                          "pretrain": spec.pretrain.model_dump(mode="json"),
+                          "poisons": spec.poison_id(), "data": data.identity()})
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        start = time.perf_counter()
+        kept, removed = defense.sanitize(data, spec.seed)
+        removed = np.unique(np.asarray(removed, dtype=np.int64))
+        filter_scores(data, removed)  # rejects ids out of range
+        if kept.size != data.size - len(removed):
+            raise PluginError(f"sanitize returned {kept.size} images but removed {len(removed)} "
+                              f"of {data.size}: build the kept set with data.without(removed)")
+        return {"removed": torch.from_numpy(removed)}, {"seconds": time.perf_counter() - start}
+
+    state, info, _ = trainer.cache.get_or_create("filters", key, build)
+    removed = state["removed"].numpy()
+    return data.without(removed), {**filter_scores(data, removed), "sanitize_s": info["seconds"]}
 
 
 def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: TrainSpec,
@@ -80,7 +95,7 @@ def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: T
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
                   undefended: Trained) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data`."""
-    kept, report = _sanitized(defense, data, trainer.spec.seed)
+    kept, report = _sanitized(defense, data, trainer)
     recipe = defense.configure_training(trainer.spec.train)
     if not isinstance(recipe, TrainSpec):
         raise PluginError("configure_training must return the train recipe (a TrainSpec)")

@@ -99,8 +99,11 @@ def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
     from pe_bench.plugins import Defense
     from pe_bench.registry import DEFENSES
 
-    class DropInjected(Defense):  # an oracle filter: removes every non-square canvas
+    class DropInjected(Defense):  # an oracle filter: removes every injected image
+        calls = 0
+
         def sanitize(self, data, seed):
+            DropInjected.calls += 1
             sizes = np.cumsum([0] + [len(a) for a in data.images()])
             removed = np.arange(sizes[1], sizes[-1])
             return data.without(removed), removed
@@ -108,8 +111,10 @@ def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
     DEFENSES.add("oracle-filter", DropInjected, "tests")
     try:
         out = run_trial(defended("oracle-filter"), Path("unused"), tmp_path)
+        again = run_trial(defended("oracle-filter"), Path("unused"), tmp_path)
     finally:
         DEFENSES._loaded.pop("oracle-filter")
     d = out["defense"]
     assert (d["poison_recall"], d["poison_precision"], d["clean_removed"]) == (1.0, 1.0, 0)
     assert d["n_removed"] == out["n_poisons"]
+    assert DropInjected.calls == 1 and again["defense"] == d  # the filter's result was cached
