@@ -150,6 +150,26 @@ def parquet_files(directory: Path, split: str) -> list[Path]:
     return sorted(directory.glob(f"{split}-*.parquet")) if directory.is_dir() else []
 
 
+def locate_split(source: str, parquet_dir: Path, split: str, native: str,
+                 native_files: Callable[[], list[Path]]) -> tuple[str, list[Path]] | None:
+    """Where `split` comes from: Parquet files first (when `source` allows), then the
+    dataset's own distributed layout (`native`); None when neither is present."""
+    if source in ("auto", "parquet"):
+        files = parquet_files(parquet_dir, split)
+        if files:
+            return "parquet", files
+    if source in ("auto", native):
+        files = native_files()
+        if files:
+            return native, files
+    return None
+
+
+def source_token(found: tuple[str, list[Path]] | None) -> str | None:
+    """Decode-cache token of a located split: its source and its files' identity."""
+    return None if found is None else f"{found[0]}:{files_token(found[1])}"
+
+
 def parquet_class_names(path: Path) -> tuple[str, ...] | None:
     """Class names of the Hugging Face ClassLabel in a file's schema metadata, if present."""
     try:

@@ -25,8 +25,10 @@ from pe_bench.data import (
     ImageDatasetParams,
     files_token,
     first_line,
+    locate_split,
     parquet_files,
     read_parquet_split,
+    source_token,
     stack_images,
 )
 from pe_bench.errors import DataError
@@ -97,19 +99,11 @@ class FolderImageDataset(Dataset):
 
     def _locate(self, split: str, data_dir: Path) -> tuple[str, list[Path]] | None:
         """Which source `split` comes from, honouring `source`, and its files."""
-        if self.params.source in ("auto", "parquet"):
-            files = parquet_files(data_dir / self.folder, split)
-            if files:
-                return "parquet", files
-        if self.params.source in ("auto", "torchvision"):
-            files = self.torchvision_files(split, data_dir)
-            if files:
-                return "torchvision", files
-        return None
+        return locate_split(self.params.source, data_dir / self.folder, split, "torchvision",
+                            lambda: self.torchvision_files(split, data_dir))
 
     def cache_token(self, split: str, data_dir: Path) -> str | None:
-        found = self._locate(split, data_dir)
-        return None if found is None else f"{found[0]}:{files_token(found[1])}"
+        return source_token(self._locate(split, data_dir))
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
         found = self._locate(split, data_dir)

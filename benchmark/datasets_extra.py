@@ -29,10 +29,10 @@ from pe_bench.data import (
     Dataset,
     DatasetParams,
     ImageArray,
-    files_token,
     first_line,
-    parquet_files,
+    locate_split,
     read_parquet_split,
+    source_token,
 )
 from pe_bench.datasets import fit_images
 from pe_bench.errors import DataError
@@ -70,19 +70,11 @@ class LocalDataset(Dataset):
         raise NotImplementedError
 
     def _locate(self, split: str, data_dir: Path) -> tuple[str, list[Path]] | None:
-        if self.params.source in ("auto", "parquet"):
-            files = parquet_files(self.base(data_dir), split)
-            if files:
-                return "parquet", files
-        if self.params.source in ("auto", "files"):
-            files = self.native_files(split, data_dir)
-            if files:
-                return "files", files
-        return None
+        return locate_split(self.params.source, self.base(data_dir), split, "files",
+                            lambda: self.native_files(split, data_dir))
 
     def cache_token(self, split: str, data_dir: Path) -> str | None:
-        found = self._locate(split, data_dir)
-        return None if found is None else f"{found[0]}:{files_token(found[1])}"
+        return source_token(self._locate(split, data_dir))
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
         found = self._locate(split, data_dir)
