@@ -92,14 +92,13 @@ def _undefended(view: dict[str, Any]) -> dict[str, Any]:
             "delta_pa_defense": view["pa"] - pa_u}
 
 
-def _paired(views: Sequence[dict[str, Any]], field: str) -> Interval | None:
-    """Bootstrap interval of poisoned-minus-clean `field` ("p" or "hit") per target pair."""
-    ref = f"{field}_clean" if not field.endswith("_undefended") else field.removesuffix("_undefended")
-    own = field.removesuffix("_undefended")
+def _paired(views: Sequence[dict[str, Any]], field: str, versus: str) -> Interval | None:
+    """Bootstrap interval of `field` minus `versus` per target pair (e.g. "p" vs "p_clean");
+    a pair without `versus` (a row written before that field existed) counts as no difference."""
 
     def diff(x: dict[str, Any]) -> float:
-        other = x.get(f"{own}_undefended") if field.endswith("_undefended") else x[ref]
-        return float(x[own]) - float(x[own] if other is None else other)
+        other = x.get(versus)
+        return float(x[field]) - float(x[field] if other is None else other)
 
     per_seed = [np.array([diff(x) for x in v["targets"]]) for v in views]
     return cluster_bootstrap(per_seed)
@@ -124,9 +123,9 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
             successes=sum(v["successes"] or 0 for _, v in members),
             successes_clean=sum(v["hits_clean"] for _, v in members),
             stats={m: _mean_std([v.get(m) for _, v in members]) for m in (*METRICS, *DEFENSE_METRICS)},
-            delta_p=_paired([v for _, v in members], "p"),
-            delta_asr=_paired([v for _, v in members], "hit"),
-            delta_asr_defense=_paired([v for _, v in members], "hit_undefended"),
+            delta_p=_paired([v for _, v in members], "p", "p_clean"),
+            delta_asr=_paired([v for _, v in members], "hit", "hit_clean"),
+            delta_asr_defense=_paired([v for _, v in members], "hit", "hit_undefended"),
             defense_params=first["defense_params"] or "{}",
             attack_params=first["attack_params"] or "{}",
         ))
