@@ -8,7 +8,6 @@ import os
 import pickle
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,11 @@ from pe_bench.datasets import GTSRB_CLASSES
 from pe_bench.errors import DataError, PluginError
 from pe_bench.registry import DATASETS
 
+pytestmark = pytest.mark.usefixtures("isolated")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private cache dir and an empty memo for every test."""
-    monkeypatch.setenv("PE_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PE_BENCH_DATA", raising=False)
-    clear_memo()
-    yield tmp_path / "cache"
-    clear_memo()
 
 
 def solid(colour: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> np.ndarray:

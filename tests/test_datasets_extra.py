@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +21,10 @@ from pe_bench.data import clear_memo, load_dataset
 from pe_bench.errors import DataError
 from pe_bench.registry import DATASETS
 
+pytestmark = pytest.mark.usefixtures("isolated")
 REPO = Path(__file__).resolve().parents[1]
 FULL = REPO / "suites" / "full.yaml"
 STL_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private decode cache and an empty memo for every test."""
-    monkeypatch.setenv("PE_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PE_BENCH_DATA", raising=False)
-    clear_memo()
-    yield tmp_path / "cache"
-    clear_memo()
 
 
 def write_stl10_x(path: Path, images: np.ndarray) -> None:
