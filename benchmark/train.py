@@ -71,6 +71,17 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def _scheduled(opt: torch.optim.Optimizer) -> Callable[[int, int, int], None]:
+    """A setter of every parameter group's lr to `_lr_at(step, total, warmup, its initial lr)`."""
+    base = [group["lr"] for group in opt.param_groups]
+
+    def set_lr(step: int, total: int, warmup: int) -> None:
+        for group, lr in zip(opt.param_groups, base, strict=True):
+            group["lr"] = _lr_at(step, total, warmup, lr)
+
+    return set_lr
+
+
 class _PoisonFeed:
     """Spreads the injected images over an epoch's steps; groups keep their own canvas shape."""
 
@@ -145,8 +156,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     steps = max(1, len(data) // recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
     opt = make_optimizer(model, recipe)
-    for group in opt.param_groups:
-        group["initial_lr"] = group["lr"]
+    set_lr = _scheduled(opt)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
     amp = recipe.amp and device.type == "cuda"
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
@@ -155,9 +165,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
         feed.new_epoch()
         losses = []
         for step in range(steps):
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(epoch * steps + step, total, recipe.warmup_epochs * steps,
-                                     group["initial_lr"])
+            set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)
             idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
             v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
@@ -186,14 +194,13 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
     data = to_device(images, device)
     steps = max(1, len(data) // recipe.batch_size)
     opt = make_optimizer(student, recipe)
-    base = [g["lr"] for g in opt.param_groups]
+    set_lr = _scheduled(opt)
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
     for epoch in range(recipe.epochs):
         order = torch.randperm(len(data), generator=gen, device=device)
         losses = []
         for step in range(steps):
-            for group, lr in zip(opt.param_groups, base, strict=True):
-                group["lr"] = _lr_at(epoch * steps + step, total, 0, lr)
+            set_lr(epoch * steps + step, total, 0)
             x = augment(data[order[step * recipe.batch_size:(step + 1) * recipe.batch_size]],
                         images.shape[-1], recipe, gen)
             with torch.no_grad():

@@ -24,6 +24,10 @@ on CUDA, bfloat16 autocast:
   img/s is the fraction of a step spent producing views; on CUDA a pipeline is called
   GPU-bound when that share is below 15 %, else input-bound.
 
+With `--repeats N` every pipeline is measured N rounds (each round runs them back to back);
+the table shows median img/s and the median of the per-round ratios with its range, so one
+burst of load from elsewhere on a shared machine does not decide the ratio.
+
 Timers are read after `torch.cuda.synchronize()` on CUDA (`pretrain` synchronises itself when
 it reads the epoch's loss before stopping its clock). Peak GPU memory is
 `torch.cuda.max_memory_allocated()` over the timed part of each pipeline.
@@ -33,7 +37,8 @@ pe-bench's batched ops stalled ~10x (OpenMP threads waiting on each other) while
 single-threaded per-sample transforms did not, which inverts the comparison.
 
 Usage: .venv/bin/python benchmarks/throughput.py [--encoders simclr] [--backbones small-cnn]
-       [--device auto|cpu|cuda] [--batch-size N] [--steps N] [--num-workers N] [--out f.json]
+       [--device auto|cpu|cuda] [--batch-size N] [--steps N] [--repeats N] [--num-workers N]
+       [--out f.json]
 """
 
 from __future__ import annotations
@@ -233,50 +238,82 @@ def _limit(share: float | None, device: torch.device) -> str | None:
     return "gpu" if share < GPU_BOUND_SHARE else "input"
 
 
+def measure_round(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
+                  args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, Any]]:
+    """One measurement of every pipeline, each on a fresh copy of the initial model (the
+    previous copy is freed first, so it neither counts in the next peak GPU memory nor starts
+    from trained weights)."""
+    def fresh() -> EncoderMethod:
+        gc.collect()
+        return copy.deepcopy(model)
+
+    out = {"pebench": measure_pebench(fresh(), images, recipe, args.steps, args.warmup, device)}
+    if args.model_only:
+        out["model_only"] = measure_model_only(fresh(), images, recipe, args.steps, args.warmup, device)
+    for api in args.reference:
+        out[api] = measure_reference(fresh(), images, recipe, args.steps, args.warmup, device,
+                                     api, args.num_workers, args.seed)
+    return out
+
+
+def _median(rounds: list[dict[str, dict[str, Any]]], pipeline: str, key: str) -> Any:
+    values = [r[pipeline][key] for r in rounds]
+    return None if values[0] is None else float(np.median(values))
+
+
+def summarise(row: dict[str, Any], rounds: list[dict[str, dict[str, Any]]], references: Sequence[str],
+              device: torch.device) -> list[dict[str, Any]]:
+    """Rows (one per reference) of medians over rounds; the ratio is the median of the
+    per-round ratios (each round's pipelines ran back to back) with its min and max."""
+    model_img_s = _median(rounds, "model_only", "img_s") if "model_only" in rounds[0] else None
+    pe_share = _share(_median(rounds, "pebench", "img_s"), model_img_s)
+    row = {**row, "pebench_img_s": _median(rounds, "pebench", "img_s"),
+           "pebench_loss": _median(rounds, "pebench", "loss"),
+           "pebench_peak_mib": _median(rounds, "pebench", "peak_mib"),
+           "model_only_img_s": model_img_s,
+           "model_only_peak_mib": _median(rounds, "model_only", "peak_mib") if model_img_s else None,
+           "pebench_input_share": pe_share, "pebench_limit": _limit(pe_share, device)}
+    rows = []
+    for api in references:
+        ratios = [r["pebench"]["img_s"] / r[api]["img_s"] for r in rounds]
+        ref_img_s = _median(rounds, api, "img_s")
+        ref_share = _share(ref_img_s, model_img_s)
+        rows.append({**row, "reference": api, "reference_img_s": ref_img_s,
+                     "reference_loss": _median(rounds, api, "loss"),
+                     "reference_peak_mib": _median(rounds, api, "peak_mib"),
+                     "reference_input_share": ref_share, "reference_limit": _limit(ref_share, device),
+                     "ratio": float(np.median(ratios)), "ratio_min": min(ratios), "ratio_max": max(ratios),
+                     "rounds": [{k: r[k]["img_s"] for k in ("pebench", "model_only", api) if k in r}
+                                for r in rounds]})
+    return rows
+
+
 def measure_one(name: str, cls: type[EncoderMethod], backbone: str, images: np.ndarray,
                 args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     row: dict[str, Any] = {"encoder": name, "backbone": backbone, "width": args.width, "device": str(device),
                            "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-                           "num_workers": args.num_workers}
+                           "num_workers": args.num_workers, "repeats": args.repeats}
     model = common.build_model(cls, backbone, args.width, images.shape[1], args.seed)
     if isinstance(model, str):
         print(f"skipped {name} x {backbone}: {model}")
         return []
     row["parameters"] = sum(p.numel() for p in model.parameters())
     recipe = TrainSpec(epochs=1, batch_size=args.batch_size, device=device.type, lr=args.lr)
-
-    def fresh() -> EncoderMethod:
-        """A copy of the initial model; the previous measurement's copy is freed first, so it
-        neither counts in the next peak GPU memory nor starts from trained weights."""
-        gc.collect()
-        return copy.deepcopy(model)
-
     try:
-        pe = measure_pebench(fresh(), images, recipe, args.steps, args.warmup, device)
-        only = (measure_model_only(fresh(), images, recipe, args.steps, args.warmup, device)
-                if args.model_only else None)
-        refs = {api: measure_reference(fresh(), images, recipe, args.steps, args.warmup,
-                                       device, api, args.num_workers, args.seed)
-                for api in args.reference}
+        rounds = [measure_round(model, images, recipe, args, device) for _ in range(args.repeats)]
     except (RuntimeError, FloatingPointError) as exc:  # e.g. CUDA out of memory: report, go on
         if device.type == "cuda":
             torch.cuda.empty_cache()
         print(f"failed {name} x {backbone}: {' '.join(str(exc).split())[:200]}")
         return [{**row, "error": " ".join(str(exc).split())[:500]}]
-    model_img_s = None if only is None else only["img_s"]
-    pe_share = _share(pe["img_s"], model_img_s)
-    row.update({"pebench_img_s": pe["img_s"], "pebench_loss": pe["loss"], "pebench_peak_mib": pe["peak_mib"],
-                "model_only_img_s": model_img_s,
-                "model_only_peak_mib": None if only is None else only["peak_mib"],
-                "pebench_input_share": pe_share, "pebench_limit": _limit(pe_share, device)})
-    rows = []
-    for api, ref in refs.items():
-        ref_share = _share(ref["img_s"], model_img_s)
-        rows.append({**row, "reference": api, "reference_img_s": ref["img_s"],
-                     "reference_loss": ref["loss"], "reference_peak_mib": ref["peak_mib"],
-                     "reference_input_share": ref_share, "reference_limit": _limit(ref_share, device),
-                     "ratio": pe["img_s"] / ref["img_s"]})
-    return rows
+    return summarise(row, rounds, args.reference, device)
+
+
+def _ratio_text(row: dict[str, Any]) -> str:
+    text = f"{row['ratio']:.1f}x"
+    if row["repeats"] > 1:
+        text += f" ({row['ratio_min']:.1f}-{row['ratio_max']:.1f})"
+    return text
 
 
 def print_rows(rows: Sequence[dict[str, Any]], device: torch.device) -> None:
@@ -295,7 +332,7 @@ def print_rows(rows: Sequence[dict[str, Any]], device: torch.device) -> None:
             f"{r['pebench_input_share']:.0%} / {r['reference_input_share']:.0%}")
         line = [r["encoder"], r["backbone"], r["device"], str(r["batch_size"]),
                 common.fmt(r["pebench_img_s"]), f"{r['reference']} w{r['num_workers']}",
-                common.fmt(r["reference_img_s"]), f"{r['ratio']:.1f}x",
+                common.fmt(r["reference_img_s"]), _ratio_text(r),
                 common.fmt(r["model_only_img_s"]), share]
         if cuda:
             line += [f"{r['pebench_limit'] or '-'} / {r['reference_limit'] or '-'}",
@@ -317,6 +354,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference", nargs="+", choices=("v1", "v2"), default=["v1"],
                         help="torchvision API of the reference: v1 (PIL) and/or v2 (uint8 tensors)")
     parser.add_argument("--lr", type=float, default=None, help="default: each method's own")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure every pipeline this many rounds; img/s are medians, the ratio is "
+                             "the median of per-round ratios, with its range (default: %(default)s)")
     parser.add_argument("--no-model-only", dest="model_only", action="store_false",
                         help="skip the model-only measurement (and with it the input share / limit)")
     return parser.parse_args(argv)
@@ -330,8 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.batch_size = args.batch_size or (512 if cuda else 256)
     args.steps = args.steps or (20 if cuda else 5)
     args.warmup = (3 if cuda else 1) if args.warmup is None else args.warmup
-    if args.steps < 1 or args.batch_size < 2 or args.warmup < 0:
-        raise SystemExit("need --steps >= 1, --batch-size >= 2, --warmup >= 0")
+    if args.steps < 1 or args.batch_size < 2 or args.warmup < 0 or args.repeats < 1:
+        raise SystemExit("need --steps >= 1, --batch-size >= 2, --warmup >= 0, --repeats >= 1")
     need = args.batch_size * (args.warmup + args.steps)
     images = common.load_split(args.dataset, "train", args.resolution, args.data_dir, need, args.seed).images
     encoders = common.image_encoders(common.names(args.encoders))
@@ -339,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"device {device}, {threads} threads, batch {args.batch_size}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, reference DataLoader num_workers={args.num_workers}"
           f"{f' (+{PREFETCH * args.num_workers} warm-up steps)' if args.num_workers else ''}, "
-          f"images {args.dataset} {tuple(images.shape[1:])}")
+          f"images {args.dataset} {tuple(images.shape[1:])}, {args.repeats} round(s)")
     rows: list[dict[str, Any]] = []
     for name, cls in encoders:
         for backbone in backbones:

@@ -26,7 +26,7 @@ def _rows(path: Path) -> list[dict]:
 def test_throughput_rows(tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
     argv = [*TINY, "--batch-size", "8", "--steps", "2", "--warmup", "1", "--reference", "v1", "v2",
-            "--out", str(out)]
+            "--repeats", "2", "--out", str(out)]
     assert throughput.main(argv) == 0
     rows = _rows(out)
     assert [r["reference"] for r in rows] == ["v1", "v2"]
@@ -37,6 +37,9 @@ def test_throughput_rows(tmp_path: Path) -> None:
         for key in ("pebench_img_s", "reference_img_s", "model_only_img_s", "ratio"):
             assert r[key] > 0 and np.isfinite(r[key]), (key, r[key])
         assert r["pebench_peak_mib"] is None  # GPU memory is reported on CUDA only
+        assert len(r["rounds"]) == 2 and r["ratio_min"] <= r["ratio"] <= r["ratio_max"], r
+        per_round = sorted(x["pebench"] / x[r["reference"]] for x in r["rounds"])
+        assert r["ratio"] == pytest.approx(sum(per_round) / 2)  # the median of two rounds
 
 
 def test_quality_rows(tmp_path: Path) -> None:
