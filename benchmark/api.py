@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pe_bench.errors import PeBenchError
 from pe_bench.grid import Grid, expand
 from pe_bench.leaderboard import Line, aggregate
 from pe_bench.suite import Suite, load_suite
@@ -19,7 +20,7 @@ from pe_bench.suite import Suite, load_suite
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pe_bench.runner import RunSummary
+    from pe_bench.sink import RunSummary
     from pe_bench.spec import TrialSpec
 
 
@@ -76,14 +77,17 @@ def select_trials(trials: Sequence[TrialSpec], rows: pa.Table | None, *, resume:
 def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str | Path | None = None,
               address: str | None = None, resume: bool = False, run_id: str | None = None,
               show_progress: bool = True, retry_failed: bool = False,
-              cache: str | Path | None = None) -> tuple[Plan, RunSummary]:
-    """Validate, then run the suite's cells through Ray Tune: every cell, or with `resume` the
-    cells without an ok row, or with `retry_failed` the cells whose latest row is an error."""
+              cache: str | Path | None = None, in_process: bool = False) -> tuple[Plan, RunSummary]:
+    """Validate, then run the suite's cells: every cell, or with `resume` the cells without an
+    ok row, or with `retry_failed` the cells whose latest row is an error. Through Ray Tune, or
+    with `in_process` one after another in this process without importing Ray."""
+    if in_process and address:
+        raise PeBenchError("--in-process runs without Ray: it cannot be combined with --address")
     plan = validate_suite(path)  # before the heavy imports: bad input fails fast
     from pe_bench.data import resolve_data_dir
     from pe_bench.progress import TrialProgress
     from pe_bench.results import new_run_id, provenance, scan
-    from pe_bench.runner import RunSummary, run_trials, start_ray
+    from pe_bench.sink import RunSummary
 
     store = Path(store).resolve()
     cache_at = cache_location(store, cache)
@@ -92,14 +96,27 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     rid = run_id or new_run_id()
     if not todo:
         return plan, RunSummary(rid)
+    run = _in_process_runner() if in_process else _ray_runner(address)
+    progress = TrialProgress(len(todo)) if show_progress else None
+    with progress if progress is not None else contextlib.nullcontext():
+        return plan, run(plan.suite, todo, store=store, data_dir=resolve_data_dir(data_dir),
+                         cache=cache_at, run_id=rid, prov=provenance(), progress=progress)
+
+
+def _in_process_runner() -> Any:
+    from pe_bench.inprocess import run_in_process
+
+    return run_in_process
+
+
+def _ray_runner(address: str | None) -> Any:
     import ray
+
+    from pe_bench.runner import run_trials, start_ray
 
     if not ray.is_initialized():
         start_ray(address, None)
-    progress = TrialProgress(len(todo)) if show_progress else None
-    with progress if progress is not None else contextlib.nullcontext():
-        return plan, run_trials(plan.suite, todo, store=store, data_dir=resolve_data_dir(data_dir),
-                                cache=cache_at, run_id=rid, prov=provenance(), progress=progress)
+    return run_trials
 
 
 def build_leaderboard(store: str | Path = "results", suite: str | None = None,

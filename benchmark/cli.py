@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
                                      "(default STORE/_cache)")
     run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
+    run.add_argument("--in-process", action="store_true",
+                     help="run the trials one after another in this process, without Ray (debugging; "
+                          "a machine without Ray); same rows, store and cache")
     run.add_argument("--no-leaderboard", action="store_true")
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
     lb.add_argument("--store", default="results")
@@ -126,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir,
                               address=args.address, resume=args.resume, run_id=args.run_id,
-                              retry_failed=args.retry_failed, cache=args.cache)
+                              retry_failed=args.retry_failed, cache=args.cache,
+                              in_process=args.in_process)
     skipped = len(plan.grid.trials) - summary.ok - summary.errors
     print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
           f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)

@@ -67,9 +67,16 @@ REQUIRED_OK = ("ca", "pa", "n_pretrain", "n_poisons", "time_total_s")
 
 
 def provenance() -> dict[str, str | None]:
-    """Versions and the git commit of the checkout pe-bench runs from (when it is one)."""
-    import ray
+    """Versions and the git commit of the checkout pe-bench runs from (when it is one);
+    `ray_version` is None where Ray is not installed (an in-process run)."""
     import torch
+
+    try:
+        import ray
+
+        ray_version: str | None = ray.__version__
+    except ImportError:
+        ray_version = None
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
@@ -77,7 +84,7 @@ def provenance() -> dict[str, str | None]:
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"pe_bench_version": __version__, "torch_version": torch.__version__,
-            "ray_version": ray.__version__, "python_version": platform.python_version(),
+            "ray_version": ray_version, "python_version": platform.python_version(),
             "git_commit": commit}
 
 

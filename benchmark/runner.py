@@ -7,11 +7,11 @@ finished cell. Rows are keyed by our `trial_key`, never by Tune's result order.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ from typing import Any
 import ray
 from ray import tune
 
-from pe_bench.results import append, build_row, row_from_json
+from pe_bench.results import build_row, row_from_json
+from pe_bench.sink import RowSink, RunSummary
 from pe_bench.spec import TrialSpec
 from pe_bench.suite import Suite
-from pe_bench.trial import trainable
+from pe_bench.trial import trainable, trial_config
 
 WORKER_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
@@ -32,53 +33,29 @@ WORKER_ENV = {
 }
 
 
-@dataclass
-class RunSummary:
-    run_id: str
-    ok: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    seconds: float = 0.0
-    error_messages: list[str] = field(default_factory=list)
-    # driver-side wall seconds per trial_key, from Tune starting the trial to its row arriving:
-    # the trial's own time_total_s plus Ray's share (worker start, imports, result transport)
-    trial_seconds: dict[str, float] = field(default_factory=dict)
-
-
 class StoreWriter(tune.Callback):
-    """Appends each trial's row to the store as soon as the trial reports or dies."""
+    """Hands each trial's row to the run's `RowSink` as soon as the trial reports or dies."""
 
     def __init__(self, store: Path, run_id: str, prov: dict[str, Any], summary: RunSummary,
                  progress: Any = None) -> None:
-        self.store, self.run_id, self.prov = store, run_id, prov
-        self.summary, self.progress = summary, progress
-        self.written: set[str] = set()
+        self.run_id, self.prov = run_id, prov
+        self.sink = RowSink(store, summary, progress)
         self.started: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its run config for restores; the live progress display stays behind."""
-        return {**self.__dict__, "progress": None}
+        state = dict(self.__dict__)
+        state["sink"] = copy.copy(self.sink)
+        state["sink"].progress = None
+        return state
 
     def write(self, row: dict[str, Any], trial_id: str | None = None) -> None:
-        if row["trial_key"] in self.written:
-            return
-        if trial_id in self.started:
-            self.summary.trial_seconds[row["trial_key"]] = time.perf_counter() - self.started[trial_id]
-        append(self.store, row)
-        self.written.add(row["trial_key"])
-        if row["status"] == "ok":
-            self.summary.ok += 1
-            self.summary.cache_hits += row.get("cache_hits") or 0
-        else:
-            self.summary.errors += 1
-            self.summary.error_messages.append(f"{row['trial_key']}: {row['error']}")
-        if self.progress is not None:
-            self.progress.finished(row["status"] == "ok")
+        seconds = time.perf_counter() - self.started[trial_id] if trial_id in self.started else None
+        self.sink.write(row, seconds)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.started[trial.trial_id] = time.perf_counter()
-        if self.progress is not None:
-            self.progress.started()
+        self.sink.started()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "row_json" in result:
@@ -86,7 +63,7 @@ class StoreWriter(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.model_validate_json(trial.config["spec"])
-        if spec.trial_key in self.written:
+        if spec.trial_key in self.sink.written:
             return
         message = " ".join(str(trial.get_error() or "trial failed").split())[:2000]
         self.write(build_row(spec, self.run_id, self.prov, datetime.now(UTC), None, message), trial.trial_id)
@@ -118,8 +95,7 @@ def run_trials(suite: Suite, specs: Sequence[TrialSpec], *, store: Path, data_di
     start = time.perf_counter()
     if not specs:
         return summary
-    base = {"data_dir": str(data_dir), "cache_dir": cache, "run_id": run_id,
-            "provenance": prov, "cpus": suite.resources.cpu}
+    base = trial_config(suite, data_dir, cache, run_id, prov)
     resources = {"cpu": suite.resources.cpu, "gpu": suite.resources.gpu}
     writer = StoreWriter(store, run_id, prov, summary, progress)
     tuner = tune.Tuner(

@@ -1,4 +1,5 @@
-"""The Ray Tune trainable: plain JSON in (spec, locations, run id), one row out.
+"""One trial: plain JSON in (spec, locations, run id), one row out; the Ray Tune trainable
+wraps it, and `pe-bench run --in-process` calls it directly (so Ray is imported lazily).
 
 Plugins are resolved here, in the worker, by name; a suite's unpackaged plugin modules are
 imported first. Any exception becomes an error row with a one-line message, so a failing cell
@@ -13,9 +14,6 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import ray
-from ray import tune
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEEP_FREED_BYTES = 1 << 30
@@ -48,6 +46,21 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
+def trial_config(suite: Any, data_dir: Path, cache: str, run_id: str, prov: dict[str, Any]) -> dict[str, Any]:
+    """The plain config every trial of a run shares; `spec` (the trial's JSON) is added per trial."""
+    return {"data_dir": str(data_dir), "cache_dir": cache, "run_id": run_id,
+            "provenance": prov, "cpus": suite.resources.cpu}
+
+
+def _node_id(config: dict[str, Any]) -> str | None:
+    """The Ray node this trial runs on; None when it runs in-process, outside Ray."""
+    if config.get("in_process"):
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def execute(config: dict[str, Any]) -> dict[str, Any]:
     """Run one trial from its plain config; returns the row (ok or error)."""
     from pe_bench.pipeline import run_trial
@@ -62,13 +75,15 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
         import_plugin_modules(spec.plugins)
         # the cache location stays a string: Path() would fold a URI's "//"
         metrics = run_trial(spec, Path(config["data_dir"]), config["cache_dir"])
-        metrics["node_id"] = ray.get_runtime_context().get_node_id()
+        metrics["node_id"] = _node_id(config)
         return build_row(spec, config["run_id"], config["provenance"], started, metrics)
     except Exception as exc:  # recorded as an error row; the suite goes on
         return build_row(spec, config["run_id"], config["provenance"], started, None, one_line(exc))
 
 
 def trainable(config: dict[str, Any]) -> None:
+    from ray import tune
+
     from pe_bench.results import row_to_json
 
     tune.report({"row_json": row_to_json(execute(config))})

@@ -82,3 +82,23 @@ def test_failing_trial_becomes_an_error_row(smoke_run: int, store: Path, tmp_pat
     assert main(["run", str(path), "--store", str(store), "--no-leaderboard"]) == 1
     (row,) = scan(store, "broken").to_pylist()
     assert row["status"] == "error" and "DataError" in row["error"] and "resolution" in row["error"]
+
+
+RUN_SPECIFIC = {"run_id", "cache_hits", "train_images_per_s", "defense_extra_s", "ray_version", "node_id",
+                "hostname", "git_commit", "started_at", "finished_at"}
+
+
+def test_in_process_run_gives_the_ray_run_numbers(smoke_run: int, store: Path, tmp_path: Path) -> None:
+    """The same trials without Ray (`--in-process`, fresh store and cache): every metric equal
+    to the Ray run's, bit for bit; only timings, cache hits and where it ran differ."""
+    assert main(["run", str(ROOT / "suites" / "smoke.yaml"), "--in-process", "--store", str(tmp_path),
+                 "--no-leaderboard"]) == 0
+    by_key = {r["trial_key"]: r for r in scan(store, "smoke").to_pylist() if r["run_id"] == "first"}
+    local = scan(tmp_path, "smoke").to_pylist()
+    assert sorted(r["trial_key"] for r in local) == sorted(by_key)
+    for row in local:
+        ray_row = by_key[row["trial_key"]]
+        differ = [k for k in row if k not in RUN_SPECIFIC and not k.startswith("time_")
+                  and row[k] != ray_row[k]]
+        assert not differ, {k: (row[k], ray_row[k]) for k in differ}
+        assert row["node_id"] is None and ray_row["node_id"]
