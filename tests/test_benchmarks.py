@@ -81,3 +81,31 @@ def test_skips_encoders_that_need_text(monkeypatch: pytest.MonkeyPatch,
     chosen = _common.image_encoders(None)
     assert [name for name, _ in chosen] == ["img"]
     assert "skipped encoder 'txt'" in capsys.readouterr().out
+
+
+def test_device_check_rehearsal_on_cpu(tmp_path: Path) -> None:
+    """benchmarks/device_check.sh end to end at toy scale on CPU, as its header describes:
+    the throughput table, the suite in-process (cut short, then resumed), rows and a
+    leaderboard in $OUT."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out, store = tmp_path / "out", tmp_path / "store"
+    env = {**os.environ, "PY": sys.executable, "SITE": "", "DEVICE": "cpu", "WORKERS": "0",
+           "OUT": str(out), "STORE": str(store), "SUITE": "suites/smoke.yaml",
+           "TP_ARGS": " ".join(TINY[:10] + ["--steps", "1", "--batch-size", "8", "--warmup", "0"]),
+           "OMP_NUM_THREADS": "1"}
+    script = ["bash", "benchmarks/device_check.sh"]
+    first = subprocess.run(script, cwd=root, env={**env, "SUITE_SECONDS": "120"},
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert _rows(out / "throughput.json")[0]["device"] == "cpu"
+    assert "suite exit status 0" in (out / "suite.txt").read_text()
+    assert "| none |" in (out / "leaderboard.md").read_text()
+    assert list((out / "store").glob("suite=smoke/run=*/*.parquet"))
+    again = subprocess.run(script, cwd=root, env={**env, "RESUME": "1"}, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 ok, 0 failed, 6 already done" in (out / "suite.txt").read_text()
