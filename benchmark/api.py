@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pe_bench.errors import PeBenchError
+from pe_bench.errors import PeBenchError, SuiteError
 from pe_bench.grid import Grid, expand
 from pe_bench.leaderboard import Line, aggregate
 from pe_bench.suite import Suite, load_suite
@@ -96,7 +96,7 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     rid = run_id or new_run_id()
     if not todo:
         return plan, RunSummary(rid)
-    run = _in_process_runner() if in_process else _ray_runner(address)
+    run = _in_process_runner() if in_process else _ray_runner(address, plan.suite, str(path))
     progress = TrialProgress(len(todo)) if show_progress else None
     with progress if progress is not None else contextlib.nullcontext():
         return plan, run(plan.suite, todo, store=store, data_dir=resolve_data_dir(data_dir),
@@ -109,13 +109,19 @@ def _in_process_runner() -> Any:
     return run_in_process
 
 
-def _ray_runner(address: str | None) -> Any:
+def _ray_runner(address: str | None, suite: Suite, file: str) -> Any:
     import ray
 
-    from pe_bench.runner import run_trials, start_ray
+    from pe_bench.runner import run_trials, start_ray, unmet_resources
 
     if not ray.is_initialized():
         start_ray(address, None)
+    if not address:  # a cluster may add nodes on demand; this machine will not
+        unmet = unmet_resources(suite)
+        if unmet:
+            key, asked, has = unmet
+            raise SuiteError(file, f"resources.{key}", f"each trial asks for {asked:g} {key.upper()}s, this "
+                             f"machine has {has:g}; lower it, join a cluster (--address) or use --in-process")
     return run_trials
 
 

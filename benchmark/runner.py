@@ -86,6 +86,17 @@ def start_ray(address: str | None, num_cpus: float | None) -> None:
         ray.init(address="local", num_cpus=int(num_cpus) if num_cpus else None, **kwargs)
 
 
+def unmet_resources(suite: Suite) -> tuple[str, float, float] | None:
+    """(key, asked per trial, available) for the first resource the Ray session can never give
+    one trial (Tune would otherwise wait for it forever), else None."""
+    total = ray.cluster_resources()
+    for key, asked in (("cpu", suite.resources.cpu), ("gpu", suite.resources.gpu)):
+        has = float(total.get(key.upper(), 0.0))
+        if asked and asked > has:
+            return key, float(asked), has
+    return None
+
+
 def run_trials(suite: Suite, specs: Sequence[TrialSpec], *, store: Path, data_dir: Path,
                cache: str, run_id: str, prov: dict[str, Any], progress: Any = None
                ) -> RunSummary:

@@ -102,3 +102,26 @@ def test_in_process_run_gives_the_ray_run_numbers(smoke_run: int, store: Path, t
                   and row[k] != ray_row[k]]
         assert not differ, {k: (row[k], ray_row[k]) for k in differ}
         assert row["node_id"] is None and ray_row["node_id"]
+
+
+@pytest.mark.parametrize(("resources", "key"), [({"cpu": 64}, "resources.cpu"),
+                                                ({"cpu": 1, "gpu": 1}, "resources.gpu")])
+def test_resources_this_machine_cannot_give_fail_in_one_line(
+        smoke_run: int, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        resources: dict, key: str) -> None:
+    """Without --address, Tune would wait forever for a trial that asks for more than the
+    local Ray session has: the run stops at once with one line naming the key, and writes nothing."""
+    import ray
+
+    if key == "resources.gpu" and ray.cluster_resources().get("GPU"):
+        pytest.skip("this machine has a GPU")
+    suite = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    suite.update(name="greedy", resources=resources)
+    path = tmp_path / "greedy.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    capsys.readouterr()
+    assert main(["run", str(path), "--store", str(store), "--no-leaderboard"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{path}: {key}: each trial asks for" in err, err
+    assert "--in-process" in err
+    assert scan(store, "greedy").num_rows == 0
