@@ -33,12 +33,13 @@ def names(text: str | None) -> list[str] | None:
 
 
 def add_common_args(parser: argparse.ArgumentParser, backbones_default: str | None,
-                    width_help: str = "default: each backbone's own") -> None:
+                    width_help: str = "default: each backbone's own",
+                    backbones_help: str | None = None) -> None:
     parser.add_argument("--encoders", default=None,
                         help="comma-separated encoder names (default: every registered image-only encoder)")
+    default_text = backbones_help or backbones_default or "every registered backbone"
     parser.add_argument("--backbones", default=backbones_default,
-                        help="comma-separated backbone names "
-                             f"(default: {backbones_default or 'every registered backbone'})")
+                        help=f"comma-separated backbone names (default: {default_text})")
     parser.add_argument("--width", type=int, default=None,
                         help=f"backbone width for backbones that take one ({width_help})")
     parser.add_argument("--dataset", default="cifar10",

@@ -344,7 +344,8 @@ def print_rows(rows: Sequence[dict[str, Any]], device: torch.device) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser, backbones_default=None)
+    common.add_common_args(parser, backbones_default=None,
+                           backbones_help="every registered backbone on CUDA, small-cnn on a CPU")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 512 on CUDA")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 20 on CUDA)")
     parser.add_argument("--warmup", type=int, default=None,
@@ -375,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     need = args.batch_size * (args.warmup + args.steps)
     images = common.load_split(args.dataset, "train", args.resolution, args.data_dir, need, args.seed).images
     encoders = common.image_encoders(common.names(args.encoders))
-    backbones = common.backbone_names(common.names(args.backbones))
+    # on a CPU, ResNet18 / ViT steps take seconds each: time them only when asked to
+    backbones = common.backbone_names(common.names(args.backbones) or (None if cuda else ["small-cnn"]))
     print(f"device {device}, {threads} threads, batch {args.batch_size}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, reference DataLoader num_workers={args.num_workers}"
           f"{f' (+{PREFETCH * args.num_workers} warm-up steps)' if args.num_workers else ''}, "
