@@ -129,7 +129,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
             defense_params=first["defense_params"] or "{}",
             attack_params=first["attack_params"] or "{}",
         ))
-    lines = _label_attacks(lines)
+    lines = _label_lines(lines)
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
                                ln.attack, ln.attack_label, ln.selection, ln.defense != "none",
                                ln.defense, ln.defense_params))
@@ -184,7 +184,7 @@ def _varying(lines: list[Line], kind: str) -> dict[int, str]:
     return labels
 
 
-def _label_attacks(lines: list[Line]) -> list[Line]:
+def _label_lines(lines: list[Line]) -> list[Line]:
     attack, defense = _varying(lines, "attack"), _varying(lines, "defense")
     return [dataclasses.replace(ln, attack_label=attack[id(ln)], defense_label=defense[id(ln)])
             for ln in lines]

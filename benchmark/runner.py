@@ -7,7 +7,6 @@ finished cell. Rows are keyed by our `trial_key`, never by Tune's result order.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import time
@@ -41,13 +40,6 @@ class StoreWriter(tune.Callback):
         self.run_id, self.prov = run_id, prov
         self.sink = RowSink(store, summary, progress)
         self.started: dict[str, float] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles its run config for restores; the live progress display stays behind."""
-        state = dict(self.__dict__)
-        state["sink"] = copy.copy(self.sink)
-        state["sink"].progress = None
-        return state
 
     def write(self, row: dict[str, Any], trial_id: str | None = None) -> None:
         seconds = time.perf_counter() - self.started[trial_id] if trial_id in self.started else None

@@ -33,6 +33,11 @@ class RowSink:
         self.store, self.summary, self.progress = store, summary, progress
         self.written: set[str] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks (and with them this sink) for restores; the live
+        progress display stays behind."""
+        return {**self.__dict__, "progress": None}
+
     def started(self) -> None:
         if self.progress is not None:
             self.progress.started()

@@ -266,8 +266,9 @@ def summarise(row: dict[str, Any], rounds: list[dict[str, dict[str, Any]]], refe
     """Rows (one per reference) of medians over rounds; the ratio is the median of the
     per-round ratios (each round's pipelines ran back to back) with its min and max."""
     model_img_s = _median(rounds, "model_only", "img_s") if "model_only" in rounds[0] else None
-    pe_share = _share(_median(rounds, "pebench", "img_s"), model_img_s)
-    row = {**row, "pebench_img_s": _median(rounds, "pebench", "img_s"),
+    pe_img_s = _median(rounds, "pebench", "img_s")
+    pe_share = _share(pe_img_s, model_img_s)
+    row = {**row, "pebench_img_s": pe_img_s,
            "pebench_loss": _median(rounds, "pebench", "loss"),
            "pebench_peak_mib": _median(rounds, "pebench", "peak_mib"),
            "model_only_img_s": model_img_s,
