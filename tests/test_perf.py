@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark scripts (benchmarks/): tiny settings, rows well formed.
+"""Smoke tests of the benchmark scripts (perf/): tiny settings, rows well formed.
 
 Speeds are not asserted: these only check that each script runs end to end and writes rows."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import quality, throughput
+from perf import quality, throughput
 
 # One thread, as tests/conftest.py sets for every test (the scripts call tune_process).
 TINY = ["--encoders", "simclr", "--backbones", "small-cnn", "--width", "4", "--dataset", "random",
@@ -65,7 +65,7 @@ def test_knn_accuracy_separable_and_tie_break() -> None:
 
 def test_skips_encoders_that_need_text(monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks import _common
+    from perf import _common
 
     class TextEncoder:
         modalities = ("image", "text")
@@ -84,7 +84,7 @@ def test_skips_encoders_that_need_text(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_device_check_rehearsal_on_cpu(tmp_path: Path) -> None:
-    """benchmarks/device_check.sh end to end at toy scale on CPU, as its header describes:
+    """ops/gpu_check.sh end to end at toy scale on CPU, as its header describes:
     the throughput table, the suite in-process (cut short, then resumed), rows and a
     leaderboard in $OUT."""
     import os
@@ -97,7 +97,7 @@ def test_device_check_rehearsal_on_cpu(tmp_path: Path) -> None:
            "OUT": str(out), "STORE": str(store), "SUITE": "suites/smoke.yaml",
            "TP_ARGS": " ".join(TINY[:10] + ["--steps", "1", "--batch-size", "8", "--warmup", "0"]),
            "OMP_NUM_THREADS": "1"}
-    script = ["bash", "benchmarks/device_check.sh"]
+    script = ["bash", "ops/gpu_check.sh"]
     first = subprocess.run(script, cwd=root, env={**env, "SUITE_SECONDS": "120"},
                            capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]

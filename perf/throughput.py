@@ -36,7 +36,7 @@ On a CPU shared with other jobs, pass `--threads 1`: with 2 intra-op threads on 
 pe-bench's batched ops stalled ~10x (OpenMP threads waiting on each other) while the
 single-threaded per-sample transforms did not, which inverts the comparison.
 
-Usage: .venv/bin/python benchmarks/throughput.py [--encoders simclr] [--backbones small-cnn]
+Usage: .venv/bin/python perf/throughput.py [--encoders simclr] [--backbones small-cnn]
        [--device auto|cpu|cuda] [--batch-size N] [--steps N] [--repeats N] [--num-workers N]
        [--out f.json]
 """
@@ -56,8 +56,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 try:
-    from benchmarks import _common as common
-except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from perf import _common as common
+except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
 from pe_bench.augment import MEAN, STD, augment

@@ -19,7 +19,7 @@ Ray's cost as a share of the grid's wall time. Ray is given
 max(concurrency) x the suite's CPUs per trial, so each value is really reached (on fewer cores
 that oversubscribes, which the grid overhead then shows).
 
-Usage: .venv/bin/python benchmarks/scaling.py [--suite suites/smoke.yaml] [--concurrency 1 2]
+Usage: .venv/bin/python perf/scaling.py [--suite suites/smoke.yaml] [--concurrency 1 2]
        [--out scaling.json]
 """
 
@@ -37,8 +37,8 @@ import torch
 import yaml
 
 try:
-    from benchmarks import _common as common
-except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from perf import _common as common
+except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
 from pe_bench.api import run_suite, validate_suite

@@ -2,12 +2,12 @@
 # The GPU check in one prepared command, for a lent GPU machine that has torch but neither Ray
 # nor network (README "GPU check on a lent machine"). Run from the repository root:
 #
-#   bash benchmarks/device_check.sh            # phase 1: throughput table, then the suite
-#   RESUME=1 bash benchmarks/device_check.sh   # phase 2, on the same warm machine: the rest
+#   bash ops/gpu_check.sh            # phase 1: throughput table, then the suite
+#   RESUME=1 bash ops/gpu_check.sh   # phase 2, on the same warm machine: the rest
 #
 # 1. installs the carried wheels (.whl/: pydantic and its three dependencies) and pe-bench
 #    itself into $SITE (no network, no build isolation);
-# 2. benchmarks/throughput.py on the GPU: SimCLR and MoCo x ResNet18 / ViT / small CNN,
+# 2. perf/throughput.py on the GPU: SimCLR and MoCo x ResNet18 / ViT / small CNN,
 #    batch 512, against per-sample DataLoaders with $WORKERS workers, GPU memory and the
 #    GPU- vs input-bound verdict (phase 1 only);
 # 3. suites/gpu-check.yaml through `pe-bench run --in-process` (no Ray) into $STORE, stopped
@@ -16,7 +16,7 @@
 # Every knob is an environment variable, so the same script runs a tiny CPU rehearsal here:
 #   PY=.venv/bin/python SITE= DEVICE=cpu TP_ARGS="--backbones small-cnn --width 4 --steps 1
 #   --batch-size 16 --dataset random --resolution 8" SUITE=suites/smoke.yaml OUT=/tmp/out \
-#   DATA=../shared/data bash benchmarks/device_check.sh
+#   DATA=../shared/data bash ops/gpu_check.sh
 set -uo pipefail
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/pe-bench-device-out}
@@ -45,7 +45,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi >>"$OUT/environment.txt"
 
 if [ -z "${RESUME:-}" ]; then
     # shellcheck disable=SC2086  # TP_ARGS is a list of arguments
-    "$PY" benchmarks/throughput.py --device "$DEVICE" $TP_ARGS --reference v1 v2 \
+    "$PY" perf/throughput.py --device "$DEVICE" $TP_ARGS --reference v1 v2 \
         --num-workers "$WORKERS" --out "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.txt"
 fi
 

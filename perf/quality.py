@@ -20,7 +20,7 @@ width 8 (pe-bench's CPU suites' setting; `--width` overrides it for every backbo
 backbones default to their own width), probes on 5,000 / 2,000 images: about 5 minutes for
 simclr + moco on 2 CPU cores.
 
-Usage: .venv/bin/python benchmarks/quality.py [--encoders simclr] [--epochs 20] [--out q.json]
+Usage: .venv/bin/python perf/quality.py [--encoders simclr] [--epochs 20] [--out q.json]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 try:
-    from benchmarks import _common as common
-except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from perf import _common as common
+except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
 from pe_bench.data import ImageArray

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares, on this machine, what benchmarks/device_check.sh needs on a lent GPU machine that
+# Prepares, on this machine, what ops/gpu_check.sh needs on a lent GPU machine that
 # has torch but no Ray, no pydantic and no network (README "GPU check on a lent machine"):
 #   .whl/          pydantic and its dependencies as CPython 3.12 manylinux wheels, the versions
 #                  this checkout's .venv uses (pip download needs a package registry)
