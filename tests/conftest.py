@@ -21,3 +21,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     clear_memo()
     yield tmp_path / "cache"
     clear_memo()
+
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two tiers: `integration` (tests/integration: Ray sessions, subprocess runs, real kills)
+    and `unit` (everything else, fast). `pytest -m unit` runs the fast tier alone."""
+    for item in items:
+        inside = INTEGRATION in Path(str(item.fspath)).parents
+        item.add_marker(pytest.mark.integration if inside else pytest.mark.unit)

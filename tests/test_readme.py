@@ -1,20 +1,33 @@
-"""The suite example in the README is a valid suite (docs that drift fail here)."""
+"""The suite examples in the README and docs/running.md are valid suites (docs that drift fail here)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from pe_bench.api import validate_suite
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(doc: str, tmp_path: Path) -> Path:
+    block = re.search(r"```yaml\n(name: example.*?)```", (ROOT / doc).read_text(encoding="utf-8"), re.S)
+    if block is None:
+        pytest.fail(f"{doc} lost its suite example")
+    path = tmp_path / "example.yaml"
+    path.write_text(block.group(1), encoding="utf-8")
+    return path
 
 
 def test_readme_suite_example_validates(tmp_path: Path) -> None:
-    block = re.search(r"```yaml\n(name: example.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert block, "README lost its suite example"
-    path = tmp_path / "example.yaml"
-    path.write_text(block.group(1), encoding="utf-8")
-    plan = validate_suite(path)
+    plan = validate_suite(_example("README.md", tmp_path))
+    assert len(plan.grid.trials) == 3 * 2 * 3 - 3
+    assert [e.reason for e in plan.grid.excluded] == ["nothing to remove"] * 3
+
+
+def test_running_doc_suite_example_validates(tmp_path: Path) -> None:
+    plan = validate_suite(_example("docs/running.md", tmp_path))
     assert len(plan.grid.trials) == 3 * 3
     assert [e.reason for e in plan.grid.excluded] == ["not needed here"] * 3
