@@ -244,16 +244,19 @@ def terminal_columns(lines: Sequence[Line], columns: Sequence[Column] | None = N
 
 
 def _keep_whole(lines: Sequence[Line], shown: Sequence[Column], width: int) -> list[bool]:
-    """Which columns never wrap: names and `mean ± std` cells, as long as they fit `width`
-    beside the rest (intervals wrap at a space); past that every column may wrap, none is cut."""
-    whole = [c.identity or c.stat is not None for c in shown]
-    need = 0
-    for c, keep in zip(shown, whole, strict=True):
-        texts = [c.cell(ln) for ln in lines]
-        words = [len(w) for text in [*texts, c.header] for w in text.split()]
-        need += max([len(t) for t in texts] + words) if keep else max(words)
-    fits = need + GAP * (len(shown) - 1) <= width
-    return [keep and fits for keep in whole]
+    """Which columns never wrap: numbers (`mean ± std`, counts) and names, if all fit `width`
+    beside the rest; else numbers only, names folding; else any column may wrap. Intervals
+    always may wrap, at a space. Nothing is ever cut."""
+    texts = [[c.cell(ln) for ln in lines] + [c.header] for c in shown]
+    full = [max(len(t) for t in column) for column in texts]
+    least = [min(10, max(len(w) for t in column for w in t.split())) for column in texts]
+    numbers = [not (c.identity or c.paired) for c in shown]
+    names = [c.identity for c in shown]
+    for keep in ([n or i for n, i in zip(numbers, names, strict=True)], numbers):
+        need = sum(f if k else m for f, m, k in zip(full, least, keep, strict=True))
+        if need + GAP * (len(shown) - 1) <= width:
+            return keep
+    return [False] * len(shown)
 
 
 def to_rich(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None,

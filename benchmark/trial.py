@@ -44,14 +44,18 @@ def tune_process(cpus: float) -> None:
 
 def one_line(exc: BaseException) -> str:
     """`Type: message` on one line, plus where it was raised (a validation error: the model,
-    each offending field and why)."""
-    from pydantic import ValidationError
+    each offending field and why, and the line that validated, not pydantic's own)."""
+    import pydantic
 
     from pe_bench.schema import describe
 
-    text = describe(exc) if isinstance(exc, ValidationError) else str(exc)
-    message = " ".join(text.split()) or type(exc).__name__
     frames = traceback.extract_tb(exc.__traceback__)
+    text = str(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        text = describe(exc)
+        library = str(Path(pydantic.__file__).parent)
+        frames = [f for f in frames if not f.filename.startswith(library)]
+    message = " ".join(text.split()) or type(exc).__name__
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {message}{where}"
 
