@@ -7,9 +7,11 @@ store); 2 bad input (suite, plugin, data location), reported as one line without
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from pe_bench.errors import PeBenchError
 
@@ -44,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--run", help="only this run id")
     lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
     lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
-    lb.add_argument("--sort", help="order lines by a metric, e.g. asr, pa, delta_asr_defense, "
+    lb.add_argument("--sort", help="order lines by a column, e.g. asr, pa, delta_asr_defense, "
                                    "poison_recall, defense_extra_s; descending: --sort=-asr")
+    lb.add_argument("--columns", metavar="A,B,C", help="show these columns (keys from --list-columns) "
+                                                      "instead of the default set")
+    lb.add_argument("--list-columns", action="store_true", help="list the columns --columns and --sort take")
     plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
     plot.add_argument("--store", default="results")
     plot.add_argument("--suite", help="only this suite")
@@ -97,24 +102,22 @@ def cmd_validate(path: str) -> int:
 
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
-                      sort: str | None = None) -> int:
-    from rich.console import Console
+                      sort: str | None = None, columns: str | None = None) -> int:
+    from pe_bench.columns import pick
+    from pe_bench.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
 
-    from pe_bench.api import build_leaderboard
-    from pe_bench.leaderboard import to_csv, to_markdown, to_rich
-
-    lines = build_leaderboard(store, suite, run)
+    chosen = pick(columns) if columns else None
+    lines = from_store(store, suite, run)
     if sort:
-        from pe_bench.leaderboard import sort_lines
-
         lines = sort_lines(lines, sort)
     title = f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
     if not lines:
         raise PeBenchError(f"no ok rows in store {store!r}" + (f" for suite {suite!r}" if suite else ""))
     if fmt == "terminal":
-        Console(width=250).print(to_rich(lines, title))
+        console = _console()
+        console.print(to_rich(lines, title, chosen, console.width))
         return 0
-    text = to_markdown(lines, title) if fmt == "md" else to_csv(lines)
+    text = to_markdown(lines, title, chosen) if fmt == "md" else to_csv(lines, chosen)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
@@ -122,6 +125,28 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     else:
         sys.stdout.write(text)
     return 0
+
+
+def list_columns() -> int:
+    """The columns `--columns` and `--sort` take, which the terminal shows by default, and what
+    each means."""
+    from rich.table import Table
+
+    from pe_bench.columns import COLUMNS, SORTABLE
+
+    table = Table("column", "header", "default", "sort", "meaning", box=None)
+    for c in COLUMNS:
+        table.add_row(c.key, c.header, "yes" if c.compact else "", "yes" if c.key in SORTABLE else "",
+                      c.note or "-")
+    _console().print(table)
+    return 0
+
+
+def _console() -> Any:
+    """The terminal's width (or $COLUMNS); 120 columns when the output is not a terminal."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=120)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -170,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plot(args)
         if args.command == "publish":
             return cmd_publish(args)
-        return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort)
+        if args.list_columns:
+            return list_columns()
+        return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort,
+                                 args.columns)
     except PeBenchError as exc:
         print(f"pe-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -9,13 +9,14 @@ post-processing defense); anything it trains is cached by the images it saw and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from pe_bench.errors import PluginError
+from pe_bench.metrics import DefenseReport
 from pe_bench.plugins import Defense, PretrainData
 from pe_bench.spec import TrainSpec, canonical_hash
 from pe_bench.stages import Trained, Trainer
@@ -27,7 +28,7 @@ class Defended:
     defense's costs and, for filters, how well it separated poisons from clean images."""
 
     members: list[Trained]
-    report: dict[str, Any] = field(default_factory=dict)
+    report: DefenseReport
 
     @property
     def cache_hits(self) -> int:
@@ -49,12 +50,12 @@ def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
 
 
 def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
-               ) -> tuple[PretrainData, dict[str, Any]]:
+               ) -> tuple[PretrainData, dict[str, Any], float]:
     """Run the filter, or load which ids it removed from the artefact cache (keyed by the
-    pre-training set, the poisons, the seed and the defense): a filter runs once per grid."""
+    pre-training set, the poisons, the seed and the defense): a filter runs once per grid.
+    Returns the kept set, the filter's scores and the seconds the filter took."""
     if "sanitize" not in defense.implements():  # not a filter: nothing to score
-        return data, {"n_removed": 0, "clean_removed": None, "poison_recall": None,
-                      "poison_precision": None, "sanitize_s": 0.0}
+        return data, {"n_removed": 0}, 0.0
     spec = trainer.spec
     key = canonical_hash({"filter": spec.defense.model_dump(mode="json"), "seed": spec.seed,
                           "pretrain": spec.pretrain.model_dump(mode="json"),
@@ -72,7 +73,7 @@ def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
 
     state, info, _ = trainer.cache.get_or_create("filters", key, build)
     removed = state["removed"].numpy()
-    return data.without(removed), {**filter_scores(data, removed), "sanitize_s": info["seconds"]}
+    return data.without(removed), filter_scores(data, removed), float(info["seconds"])
 
 
 def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: TrainSpec,
@@ -95,7 +96,7 @@ def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: T
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
                   undefended: Trained) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data`."""
-    kept, report = _sanitized(defense, data, trainer)
+    kept, scores, sanitize_s = _sanitized(defense, data, trainer)
     recipe = defense.configure_training(trainer.spec.train)
     if not isinstance(recipe, TrainSpec):
         raise PluginError("configure_training must return the train recipe (a TrainSpec)")
@@ -108,7 +109,7 @@ def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
         members = [trainer.repaired(m, defense, data.clean) for m in members]
         clean_used = max(m.info.get("clean_used", 0) for m in members)
         repair_s = sum(m.info.get("seconds", 0.0) for m in members)
-    report.update(n_encoders=len(members), clean_used=clean_used,
-                  extra_s=report["sanitize_s"] + trained_s + repair_s,
-                  hooks=",".join(defense.implements()))
+    report = DefenseReport(defense_hooks=",".join(defense.implements()), n_encoders=len(members),
+                           clean_used=clean_used, defense_extra_s=sanitize_s + trained_s + repair_s,
+                           **scores)
     return Defended(members, report)

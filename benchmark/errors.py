@@ -22,3 +22,8 @@ class PluginError(PeBenchError):
 
 class DataError(PeBenchError):
     """A dataset that cannot be found or read."""
+
+
+class StoreWriteError(PeBenchError):
+    """The results store cannot be written (read-only, full disk): the run must stop, since
+    every further trial's row would be lost; the rows written before it stay."""

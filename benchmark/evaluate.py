@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics
 from pe_bench.plugins import TargetPair, Task
 from pe_bench.spec import EvalSpec
 
@@ -117,33 +118,32 @@ def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
 
 
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
-                 pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None) -> dict:
-    """One task's row: accuracies and, per target pair, the outcome on the clean twin, on this
-    (possibly defended) encoder, and on the undefended poisoned encoder."""
+                 pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None) -> TaskMetrics:
+    """One task's metrics: accuracies and, per target pair, the outcome on the clean twin, on
+    this (possibly defended) encoder, and on the undefended poisoned encoder."""
     undefended = poisoned if undefended is None else undefended
     excluded = [p.index for p in pairs]
     c, q, u = (target_stats(o, pairs) for o in (clean, poisoned, undefended))
-    n = len(pairs)
-    return {
-        "task": task.name,
-        "n_classes": len(task.test.classes),
-        "n_test": len(task.test) - len(set(excluded)),
-        "ca": accuracy(clean, task.test.labels, excluded),
-        "pa": accuracy(poisoned, task.test.labels, excluded),
-        "pa_undefended": accuracy(undefended, task.test.labels, excluded),
-        "n_targets": n,
-        "successes": int(q["hit"].sum()),
+    return TaskMetrics(
+        task=task.name,
+        n_classes=len(task.test.classes),
+        n_test=len(task.test) - len(set(excluded)),
+        ca=accuracy(clean, task.test.labels, excluded),
+        pa=accuracy(poisoned, task.test.labels, excluded),
+        pa_undefended=accuracy(undefended, task.test.labels, excluded),
+        n_targets=len(pairs),
+        successes=int(q["hit"].sum()),
         **_rates({"asr": q["hit"], "baseline_asr": c["hit"], "asr_undefended": u["hit"],
                   "p_target": q["p"], "p_target_clean": c["p"], "p_target_undefended": u["p"]}),
-        "targets": [
-            {"index": p.index, "true_class": p.true_class, "target_class": p.target_class,
-             "hit": bool(q["hit"][i]), "hit_clean": bool(c["hit"][i]),
-             "hit_undefended": bool(u["hit"][i]), "p": float(q["p"][i]),
-             "p_clean": float(c["p"][i]), "p_undefended": float(u["p"][i]),
-             "rank": int(q["rank"][i]), "rank_clean": int(c["rank"][i])}
+        targets=tuple(
+            TargetOutcome(index=p.index, true_class=p.true_class, target_class=p.target_class,
+                          hit=bool(q["hit"][i]), hit_clean=bool(c["hit"][i]),
+                          hit_undefended=bool(u["hit"][i]), p=float(q["p"][i]),
+                          p_clean=float(c["p"][i]), p_undefended=float(u["p"][i]),
+                          rank=int(q["rank"][i]), rank_clean=int(c["rank"][i]))
             for i, p in enumerate(pairs)
-        ],
-    }
+        ),
+    )
 
 
 def _rates(values: dict[str, np.ndarray]) -> dict[str, float | None]:
@@ -151,23 +151,24 @@ def _rates(values: dict[str, np.ndarray]) -> dict[str, float | None]:
     return {k: float(np.mean(v)) if len(v) else None for k, v in values.items()}
 
 
-def overall(tasks: list[dict]) -> dict:
+def overall(tasks: Sequence[TaskMetrics]) -> Metrics:
     """Unweighted mean of CA/PA over tasks; ASR and p(target) pooled over all pairs."""
-    pairs = [t for task in tasks for t in task["targets"]]
+    pairs = [t for task in tasks for t in task.targets]
     pooled = {"asr": "hit", "baseline_asr": "hit_clean", "asr_undefended": "hit_undefended",
               "p_target": "p", "p_target_clean": "p_clean", "p_target_undefended": "p_undefended"}
-    return {
-        "ca": float(np.mean([t["ca"] for t in tasks])),
-        "pa": float(np.mean([t["pa"] for t in tasks])),
-        "pa_undefended": float(np.mean([t["pa_undefended"] for t in tasks])),
-        "n_targets": len(pairs),
-        "successes": sum(t["hit"] for t in pairs),
-        **_rates({k: np.array([t[f] for t in pairs], dtype=float) for k, f in pooled.items()}),
-    }
+    return Metrics(
+        ca=float(np.mean([t.ca for t in tasks])),
+        pa=float(np.mean([t.pa for t in tasks])),
+        pa_undefended=float(np.mean([t.pa_undefended for t in tasks])),
+        n_targets=len(pairs),
+        successes=sum(t.hit for t in pairs),
+        **_rates({k: np.array([getattr(t, f) for t in pairs], dtype=float) for k, f in pooled.items()}),
+    )
 
 
 def evaluate(tasks: Sequence[Task], clean: Classify, poisoned: Classify | None,
-             pairs: Sequence[TargetPair], undefended: Classify | None = None) -> tuple[dict, list[dict]]:
+             pairs: Sequence[TargetPair], undefended: Classify | None = None
+             ) -> tuple[Metrics, list[TaskMetrics]]:
     """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack,
     no defense); `undefended=None` means `poisoned` is undefended."""
     rows = []

@@ -13,27 +13,33 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import io
 import json
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pe_bench.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, Column, footnote
+from pe_bench.errors import PeBenchError
+from pe_bench.metrics import DefenseReport, Metrics
 from pe_bench.stats import Interval, cluster_bootstrap
 
 MIN_SEEDS = 3
-METRICS = ("ca", "pa", "asr", "baseline_asr", "p_target", "p_target_clean", "pa_undefended",
-           "asr_undefended", "delta_pa_defense")
-# per-row defense costs (not per task): mean ± std over seeds
-DEFENSE_METRICS = ("poison_recall", "poison_precision", "clean_removed", "clean_used", "defense_extra_s")
+GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
+ROW_METRICS = tuple(Metrics.model_fields)  # pooled over a trial's tasks: the `all` view
+COSTS = tuple(DefenseReport.model_fields)  # per trial, whatever the task
 
 
 @dataclass(frozen=True)
 class Line:
-    """One aggregated leaderboard line."""
+    """One aggregated leaderboard line: per column key, mean ± std over seeds (`stats`) or a
+    paired bootstrap interval (`intervals`), as pe_bench.columns declares."""
 
     dataset: str
     encoder: str
@@ -42,14 +48,13 @@ class Line:
     defense: str
     task: str
     seeds: int
-    n_poisons: float
+    n_poisons: float | None
     pairs: int
     successes: int
     successes_clean: int
-    stats: dict[str, tuple[float, float] | None]  # metric -> (mean, std)
-    delta_p: Interval | None = None
-    delta_asr: Interval | None = None
-    delta_asr_defense: Interval | None = None  # vs the undefended encoder, per target pair
+    stats: dict[str, tuple[float, float] | None]
+    intervals: dict[str, Interval | None]
+    failed: int = 0  # trials of this cell with only error rows
     defense_params: str = "{}"
     attack_params: str = "{}"
     attack_label: str = ""  # the attack with the params that differ between its lines
@@ -69,15 +74,13 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
 
 def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The row's per-task metrics, plus an `all` view when there are several tasks."""
-    costs = {m: row.get(m) for m in DEFENSE_METRICS}
-    if "sanitize" not in (row.get("defense_hooks") or "").split(","):  # not a filter
-        costs.update(poison_recall=None, poison_precision=None, clean_removed=None)
+    costs = {m: row.get(m) for m in COSTS}
     tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"])}
              for t in row["tasks"] or []]
     if len(tasks) == 1:
         return tasks
     hits_clean = sum(t["hits_clean"] for t in tasks)
-    whole = {m: row.get(m) for m in METRICS}
+    whole = {m: row.get(m) for m in ROW_METRICS}
     return [*tasks, {**whole, **costs, **_undefended(whole), "task": "all",
                      "n_targets": row["n_targets"], "successes": row["successes"],
                      "hits_clean": hits_clean, "targets": [x for t in tasks for x in t["targets"]]}]
@@ -86,10 +89,9 @@ def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
 def _undefended(view: dict[str, Any]) -> dict[str, Any]:
     """Rows written before defense metrics existed count as undefended (PA = its own)."""
     pa_u = view.get("pa_undefended")
-    pa_u = view["pa"] if pa_u is None else pa_u
     asr_u = view.get("asr_undefended")
-    return {"pa_undefended": pa_u, "asr_undefended": view["asr"] if asr_u is None else asr_u,
-            "delta_pa_defense": view["pa"] - pa_u}
+    return {"pa_undefended": view["pa"] if pa_u is None else pa_u,
+            "asr_undefended": view["asr"] if asr_u is None else asr_u}
 
 
 def _paired(views: Sequence[dict[str, Any]], field: str, versus: str) -> Interval | None:
@@ -104,66 +106,65 @@ def _paired(views: Sequence[dict[str, Any]], field: str, versus: str) -> Interva
     return cluster_bootstrap(per_seed)
 
 
-def aggregate(rows: Sequence[dict[str, Any]]) -> list[Line]:
-    groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+Member = tuple[dict[str, Any], dict[str, Any]]  # (store row, one task view of it)
+
+
+def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: int) -> Line:
+    """The line of one cell and task from its ok rows (none: every trial of it failed)."""
+    views = [v for _, v in members]
+    backbone = json.loads(first["encoder_params"] or "{}").get("backbone")
+    return Line(
+        dataset=first["dataset"], encoder=f"{first['encoder']}/{backbone}" if backbone else first["encoder"],
+        attack=first["attack"], selection=first["selection"] or "-", defense=first["defense"],
+        task=task, seeds=len(members), failed=failed,
+        n_poisons=statistics.fmean(r["n_poisons"] or 0 for r, _ in members) if members else None,
+        pairs=sum(v["n_targets"] or 0 for v in views),
+        successes=sum(v["successes"] or 0 for v in views),
+        successes_clean=sum(v["hits_clean"] for v in views),
+        stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
+        intervals={c.key: _paired(views, *c.paired) for c in COLUMNS if c.paired},
+        defense_params=first["defense_params"] or "{}",
+        attack_params=first["attack_params"] or "{}",
+    )
+
+
+def _task_names(row: dict[str, Any]) -> list[str]:
+    """The tasks of a trial that left no metrics, from its spec (`all` when several)."""
+    names = [t.get("name", "?") for t in json.loads(row["spec_json"] or "{}").get("tasks", [])]
+    return names + ["all"] if len(names) > 1 else names or ["-"]
+
+
+def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = ()) -> list[Line]:
+    """Leaderboard lines of `rows` (the latest ok row per trial), each counting the trials of
+    its cell in `failures` (error rows of trials without an ok row); a cell whose every trial
+    failed still gets its lines, with 0 seeds."""
+    groups: dict[tuple[str, str], list[Member]] = {}
+    firsts: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         for view in _task_views(row):
             groups.setdefault((row["cell_key"], view["task"]), []).append((row, view))
-    lines = []
-    for (_, task), members in groups.items():
-        first = members[0][0]
-        encoder = first["encoder"]
-        backbone = json.loads(first["encoder_params"]).get("backbone")
-        lines.append(Line(
-            dataset=first["dataset"], encoder=f"{encoder}/{backbone}" if backbone else encoder,
-            attack=first["attack"], selection=first["selection"] or "-", defense=first["defense"],
-            task=task, seeds=len(members),
-            n_poisons=statistics.fmean(r["n_poisons"] or 0 for r, _ in members),
-            pairs=sum(v["n_targets"] or 0 for _, v in members),
-            successes=sum(v["successes"] or 0 for _, v in members),
-            successes_clean=sum(v["hits_clean"] for _, v in members),
-            stats={m: _mean_std([v.get(m) for _, v in members]) for m in (*METRICS, *DEFENSE_METRICS)},
-            delta_p=_paired([v for _, v in members], "p", "p_clean"),
-            delta_asr=_paired([v for _, v in members], "hit", "hit_clean"),
-            delta_asr_defense=_paired([v for _, v in members], "hit", "hit_undefended"),
-            defense_params=first["defense_params"] or "{}",
-            attack_params=first["attack_params"] or "{}",
-        ))
-    lines = _label_lines(lines)
+            firsts.setdefault((row["cell_key"], view["task"]), row)
+    failed = Counter(r["cell_key"] for r in failures)
+    ok_cells = {cell for cell, _ in groups}
+    for row in failures:
+        if row["cell_key"] not in ok_cells:
+            for task in _task_names(row):
+                groups.setdefault((row["cell_key"], task), [])
+                firsts.setdefault((row["cell_key"], task), row)
+    lines = _label_lines([_line(firsts[key], key[1], members, failed[key[0]])
+                          for key, members in groups.items()])
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
                                ln.attack, ln.attack_label, ln.selection, ln.defense != "none",
                                ln.defense, ln.defense_params))
     return lines
 
 
-HEADERS = ("dataset", "encoder", "task", "attack", "targets", "defense", "seeds", "poisons",
-           "CA", "PA", "ASR", "hits", "clean ASR", "clean hits", "p(target)", "p(target) clean",
-           "ΔASR [95% CI]", "Δp(target) [95% CI]", "ΔASR vs none [95% CI]", "ΔPA vs none",
-           "poison recall", "poison precision", "clean removed", "clean used", "extra s")
-DEFENSE_COLUMNS = HEADERS.index("ΔASR vs none [95% CI]")  # columns from here on: defenses only
+def from_store(store: str | Path, suite: str | None = None, run: str | None = None) -> list[Line]:
+    """The lines of a store (one suite / run when given), failed trials counted."""
+    from pe_bench.results import failed_trials, latest_ok, scan
 
-
-def _fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
-    return "-" if stat is None else f"{stat[0]:.{digits}f} ± {stat[1]:.{digits}f}"
-
-
-def _fmt_ci(ci: Interval | None) -> str:
-    if ci is None:
-        return "-"
-    flag = "" if ci.excludes_zero else " n.s."
-    return f"{ci.mean:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]{flag}"
-
-
-def cells(line: Line) -> list[str]:
-    s = line.stats
-    seeds = f"{line.seeds}" + ("" if line.published else "*")
-    hits = f"{line.successes}/{line.pairs}" if line.pairs else "-"
-    clean_hits = f"{line.successes_clean}/{line.pairs}" if line.pairs else "-"
-    return [line.dataset, line.encoder, line.task, line.attack_label or line.attack, line.selection,
-            defense_label(line),
-            seeds, f"{line.n_poisons:.0f}", _fmt(s["ca"]), _fmt(s["pa"]), _fmt(s["asr"]), hits,
-            _fmt(s["baseline_asr"]), clean_hits, _fmt(s["p_target"]), _fmt(s["p_target_clean"]),
-            _fmt_ci(line.delta_asr), _fmt_ci(line.delta_p), *defense_cells(line)]
+    table = scan(Path(store), suite, run)
+    return aggregate(latest_ok(table), failed_trials(table))
 
 
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
@@ -190,82 +191,91 @@ def _label_lines(lines: list[Line]) -> list[Line]:
             for ln in lines]
 
 
-def defense_label(line: Line) -> str:
-    """The defense with the settings that tell its lines apart (all of them if not labelled)."""
-    if line.defense_label:
-        return line.defense_label
-    params = json.loads(line.defense_params)
-    if not params:
-        return line.defense
-    return f"{line.defense}(" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
+    """Lines ordered by a column's value (`-key`: descending); lines without it go last."""
+    name = key.removeprefix("-")
+    if name not in SORTABLE:
+        close = difflib.get_close_matches(name, SORTABLE, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PeBenchError(f"--sort: unknown metric {name!r}; {hint}choose from {', '.join(SORTABLE)}")
+    value = BY_KEY[name].sort
+    present = [ln for ln in lines if value is not None and value(ln) is not None]
+    present.sort(key=lambda ln: value(ln), reverse=key.startswith("-"))  # type: ignore[misc,arg-type,return-value]
+    return present + [ln for ln in lines if value is None or value(ln) is None]
 
 
-def defense_cells(line: Line) -> list[str]:
-    s = line.stats
-    if line.defense == "none":
-        return ["-"] * (len(HEADERS) - DEFENSE_COLUMNS)
-    return [_fmt_ci(line.delta_asr_defense), _fmt(s["delta_pa_defense"]), _fmt(s["poison_recall"]),
-            _fmt(s["poison_precision"]), _fmt(s["clean_removed"], 1), _fmt(s["clean_used"], 0),
-            _fmt(s["defense_extra_s"], 0)]
+def board_columns(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> tuple[Column, ...]:
+    """The columns a Markdown/CSV/HTML board shows: `columns` as asked, else every board column."""
+    return tuple(columns) if columns else BOARD
 
 
-FOOTNOTE = ("mean ± std over seeds; CA = clean twin's accuracy, PA = this encoder's, targets "
-            "excluded; ASR over target pairs; hits = successes / pairs over all seeds; Δ = vs the "
-            "paired clean twin per target pair, 95% bootstrap CI over seeds and pairs, n.s. = CI "
-            "contains 0; * = fewer than 3 seeds (not publishable); defenses: ΔASR / ΔPA vs the "
-            "undefended poisoned encoder of the same seed, poison recall / precision and clean "
-            "images removed by a filter, clean images a repair used, extra wall seconds")
+def to_markdown(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None) -> str:
+    shown = board_columns(lines, columns)
+    out = [f"# {title}", "", "| " + " | ".join(c.header for c in shown) + " |", "|" + "---|" * len(shown)]
+    out += ["| " + " | ".join(c.cell(ln).replace("|", "\\|") for c in shown) + " |" for ln in lines]
+    return "\n".join([*out, "", footnote(shown), ""])
 
 
-def to_markdown(lines: Sequence[Line], title: str) -> str:
-    out = [f"# {title}", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(ln)) + " |" for ln in lines]
-    return "\n".join([*out, "", FOOTNOTE, ""])
-
-
-def to_csv(lines: Sequence[Line]) -> str:
+def to_csv(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> str:
+    shown = board_columns(lines, columns)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(HEADERS)
-    writer.writerows(cells(ln) for ln in lines)
+    writer.writerow(c.header for c in shown)
+    writer.writerows([c.cell(ln) for c in shown] for ln in lines)
     return buf.getvalue()
 
 
-def to_rich(lines: Sequence[Line], title: str) -> Any:
+def terminal_columns(lines: Sequence[Line], columns: Sequence[Column] | None = None
+                     ) -> tuple[tuple[Column, ...], list[tuple[Column, str]]]:
+    """What the terminal shows: `columns` as asked; else the compact set, without the defense
+    columns when no line has a defense, and with each liftable column (the setting, seeds,
+    failed) that reads the same on every line lifted into the title: (column, its value)."""
+    if columns:
+        return tuple(columns), []
+    defended = any(ln.defense != "none" for ln in lines)
+    shown, lifted = [], []
+    for c in COMPACT:
+        values = {c.cell(ln) for ln in lines}
+        if c.lift and len(values) == 1:
+            lifted.append((c, values.pop()))
+        elif defended or not c.defense_only:
+            shown.append(c)
+    return tuple(shown), lifted
+
+
+def _keep_whole(lines: Sequence[Line], shown: Sequence[Column], width: int) -> list[bool]:
+    """Which columns never wrap: numbers (`mean ± std`, counts) and names, if all fit `width`
+    beside the rest; else numbers only, names folding; else any column may wrap. Intervals
+    always may wrap, at a space. Nothing is ever cut."""
+    texts = [[c.cell(ln) for ln in lines] + [c.header] for c in shown]
+    full = [max(len(t) for t in column) for column in texts]
+    least = [min(10, max(len(w) for t in column for w in t.split())) for column in texts]
+    numbers = [not (c.identity or c.paired) for c in shown]
+    names = [c.identity for c in shown]
+    for keep in ([n or i for n, i in zip(numbers, names, strict=True)], numbers):
+        need = sum(f if k else m for f, m, k in zip(full, least, keep, strict=True))
+        if need + GAP * (len(shown) - 1) <= width:
+            return keep
+    return [False] * len(shown)
+
+
+def to_rich(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None,
+            width: int | None = None) -> Any:
+    """A rich Table for a terminal `width` columns wide (default 120); no cell is ever cut
+    (a cell too wide wraps), and the default view lifts constant columns into the title."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, caption=FOOTNOTE, show_lines=False)
-    shown = len(HEADERS) if any(ln.defense != "none" for ln in lines) else DEFENSE_COLUMNS
-    for h in HEADERS[:shown]:
-        numeric = h[0].isupper() or h in ("seeds", "poisons", "hits")
-        table.add_column(h, justify="right" if numeric else "left")
+    shown, lifted = terminal_columns(lines, columns)
+    width = width or 120
+    caption = footnote([*(c for c, _ in lifted), *shown])
+    if not columns:
+        caption += "; more columns: --columns (pe-bench leaderboard --list-columns)"
+    title = " · ".join([title, *(f"{c.header} {value}" for c, value in lifted)])
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 0, 0, GAP - 1), caption_justify="left")
+    for c, whole in zip(shown, _keep_whole(lines, shown, width), strict=True):
+        table.add_column(c.header, justify="right" if c.numeric else "left", overflow="fold", no_wrap=whole)
     for ln in lines:
-        table.add_row(*cells(ln)[:shown])
+        table.add_row(*(c.cell(ln) for c in shown))
     return table
-
-
-SORT_KEYS = {
-    "ca": lambda ln: ln.stats["ca"], "pa": lambda ln: ln.stats["pa"],
-    "asr": lambda ln: ln.stats["asr"], "p_target": lambda ln: ln.stats["p_target"],
-    "delta_asr": lambda ln: ln.delta_asr, "delta_p": lambda ln: ln.delta_p,
-    "delta_asr_defense": lambda ln: ln.delta_asr_defense,
-    "delta_pa_defense": lambda ln: ln.stats["delta_pa_defense"],
-    **{m: (lambda ln, m=m: ln.stats[m]) for m in DEFENSE_METRICS},
-}
-
-
-def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
-    """Lines ordered by a metric's mean (`-key`: descending); lines without it go last."""
-    name = key.removeprefix("-")
-    if name not in SORT_KEYS:
-        from pe_bench.errors import PeBenchError
-
-        raise PeBenchError(f"--sort: unknown metric {name!r}; choose from {', '.join(SORT_KEYS)}")
-
-    def value(ln: Line) -> float | None:
-        v = SORT_KEYS[name](ln)
-        return None if v is None else (v.mean if isinstance(v, Interval) else v[0])
-
-    present = [ln for ln in lines if value(ln) is not None]
-    present.sort(key=lambda ln: value(ln), reverse=key.startswith("-"))  # type: ignore[arg-type,return-value]
-    return present + [ln for ln in lines if value(ln) is None]

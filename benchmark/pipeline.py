@@ -1,7 +1,7 @@
 """One trial, start to finish, without Ray: data -> attack -> pre-training (clean twin and
 undefended poisoned encoder) -> defense (pre-, in-, post-processing) -> evaluate.
 
-Returns the trial's metrics as a plain dict (the driver adds provenance and writes the row).
+Returns the trial's metrics as a validated `TrialMetrics` (the worker wraps them in a row).
 Every encoder goes through the artefact cache (pe_bench.stages), so the clean twin of a seed,
 and the undefended poisoned encoder every defense starts from, are trained once per grid.
 """
@@ -22,6 +22,7 @@ from pe_bench.defend import apply_defense
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
 from pe_bench.evaluate import Classify, evaluate, probe, vote, zero_shot
+from pe_bench.metrics import EncoderInfo, Timings, TrialMetrics
 from pe_bench.plugins import AttackContext, PoisonSet, PretrainData, Task
 from pe_bench.registry import ATTACKS, DEFENSES
 from pe_bench.spec import EvalSpec, TrialSpec
@@ -101,7 +102,9 @@ def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
 
 
 def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log = lambda _: None
-              ) -> dict[str, Any]:
+              ) -> TrialMetrics:
+    """Run one trial; its metrics are validated here, so garbage from a plugin (a NaN, a
+    probability above 1) raises a ValidationError naming the field."""
     watch = Stopwatch()
     pre, tasks = watch.run("data", lambda: load_inputs(spec, data_dir))
     trainer = Trainer(spec, pre, ArtifactCache(cache_root), log)
@@ -123,14 +126,9 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
         None if same and undefended is twin else classifier(members, spec.evaluation),
         poisons.targets, None if same else classifier([undefended.model], spec.evaluation)))
     hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
-    return {
-        **summary,
-        "n_pretrain": len(pre.images),
-        "n_poisons": poisons.size,
-        "tasks": per_task,
-        "timings": watch.seconds,
-        "defense": defended.report,
-        "cache_hits": sum(hits.values()),
-        "clean_encoder": twin.info,
-        "encoder_info": defended.members[0].info,
-    }
+    info = defended.members[0].info
+    return TrialMetrics(
+        **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
+        defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
+        encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second")),
+    )

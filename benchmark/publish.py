@@ -3,7 +3,7 @@
 The page must open from a file share or a CI artifact with no network: CSS and JS are inline,
 each suite's ASR-vs-PA figure is a base64 PNG data URI. Every string that comes from a suite,
 a plugin or a row is HTML-escaped: names are data, never markup. Columns come from the
-leaderboard (`HEADERS`, `cells`, the `Line` fields), so new metrics appear without edits here.
+leaderboard's column table (pe_bench.columns), so new metrics appear without edits here.
 """
 
 from __future__ import annotations
@@ -11,23 +11,22 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from types import NoneType
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pe_bench.columns import BOARD, COLUMNS, Column, footnote
 from pe_bench.errors import PeBenchError
-from pe_bench.leaderboard import FOOTNOTE, HEADERS, Line, aggregate, cells, to_markdown
+from pe_bench.leaderboard import Line, aggregate, to_markdown
+from pe_bench.schema import SCALARS
 
-FILTERABLE = ("dataset", "encoder", "task", "attack", "defense")
 PROVENANCE = (("pe-bench", "pe_bench_version"), ("torch", "torch_version"), ("ray", "ray_version"),
               ("python", "python_version"), ("git commit", "git_commit"), ("host", "hostname"))
 CSS = """
@@ -141,7 +140,7 @@ class SuiteReport:
 def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
     """One report per suite in the store (or just `suite`), figures rendered in memory."""
     from pe_bench.plot import figure, png_bytes, points
-    from pe_bench.results import latest_ok, scan
+    from pe_bench.results import failed_trials, latest_ok, scan
 
     table = scan(Path(store))
     names = [suite] if suite else sorted(set(table.column("suite").to_pylist()))
@@ -153,51 +152,28 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
             continue
         pts, notes = points(used)
         png = png_bytes(figure(pts, f"{name}: attack success vs accuracy")) if pts else None
-        reports.append(SuiteReport(name, part.to_pylist(), used, aggregate(used), png, notes))
+        lines = aggregate(used, failed_trials(part))
+        reports.append(SuiteReport(name, part.to_pylist(), used, lines, png, notes))
     if not reports:
         raise PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
     return reports
 
 
-def _arrow_type(hint: Any) -> pa.DataType:
-    """Arrow type of a scalar field hint (`X | None` -> X); anything else is kept as JSON text."""
-    args = [a for a in get_args(hint) if a is not NoneType] or [hint]
-    if len(args) != 1:
-        return pa.null()
-    return {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}.get(args[0], pa.null())
-
-
-def line_record(line: Line) -> dict[str, tuple[pa.DataType, Any]]:
-    """A line as typed columns: stats -> `<metric>_mean`/`_std`, intervals -> `_mean`/`_low`/`_high`."""
-    hints = get_type_hints(Line)
-    out: dict[str, tuple[pa.DataType, Any]] = {}
-    for f in fields(line):
-        value, hint = getattr(line, f.name), hints[f.name]
-        nested = next((a for a in (*get_args(hint), hint) if is_dataclass(a)), None)
-        if isinstance(value, dict) or get_origin(hint) is dict:
-            prefix = "" if f.name == "stats" else f"{f.name}_"
-            for metric, stat in (value or {}).items():
-                out[f"{prefix}{metric}_mean"] = (pa.float64(), None if stat is None else float(stat[0]))
-                out[f"{prefix}{metric}_std"] = (pa.float64(), None if stat is None else float(stat[1]))
-        elif isinstance(nested, type):
-            sub_hints = get_type_hints(nested)
-            for sub in fields(nested):
-                out[f"{f.name}_{sub.name}"] = (_arrow_type(sub_hints[sub.name]),
-                                               None if value is None else getattr(value, sub.name))
-        elif _arrow_type(hint) != pa.null():
-            out[f.name] = (_arrow_type(hint), value)
-        else:
-            out[f.name] = (pa.string(), json.dumps(value, default=str))
-    out["published"] = (pa.bool_(), line.published)
+def line_record(line: Line) -> dict[str, tuple[type, Any]]:
+    """A line as typed Parquet fields, every column's (stats -> `<key>_mean`/`_std`, intervals
+    -> `<key>_mean`/`_low`/`_high`, names and counts as themselves)."""
+    out: dict[str, tuple[type, Any]] = {}
+    for column in COLUMNS:
+        out.update(column.record(line))
     return out
 
 
 def lines_table(reports: Sequence[SuiteReport]) -> pa.Table:
     """Every suite's lines as one Arrow table (a `suite` column first)."""
-    records = [{"suite": (pa.string(), r.name), **line_record(ln)} for r in reports for ln in r.lines]
+    records = [{"suite": (str, r.name), **line_record(ln)} for r in reports for ln in r.lines]
     types: dict[str, pa.DataType] = {}
     for rec in records:
-        types.update({k: t for k, (t, _) in rec.items() if k not in types})
+        types.update({k: SCALARS[t] for k, (t, _) in rec.items() if k not in types})
     rows = [{k: v for k, (_, v) in rec.items()} for rec in records]
     return pa.Table.from_pylist(rows, schema=pa.schema(list(types.items())))
 
@@ -205,8 +181,8 @@ def lines_table(reports: Sequence[SuiteReport]) -> pa.Table:
 def to_csv(reports: Sequence[SuiteReport]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(("suite", *HEADERS))
-    writer.writerows((r.name, *cells(ln)) for r in reports for ln in r.lines)
+    writer.writerow(("suite", *(c.header for c in BOARD)))
+    writer.writerows((r.name, *(c.cell(ln) for c in BOARD)) for r in reports for ln in r.lines)
     return buf.getvalue()
 
 
@@ -216,10 +192,14 @@ def _tr(values: Sequence[Any], attrs: str = "", tag: str = "td") -> str:
 
 
 def _html_board(lines: Sequence[Line]) -> str:
-    filters = [f' data-filter="{escape(h)}"' if h in FILTERABLE else "" for h in HEADERS]
-    head = "".join(f'<th scope="col"{f}>{escape(h)}</th>' for h, f in zip(HEADERS, filters, strict=True))
-    body = "\n".join(_tr(cells(ln), "" if ln.published else ' class="draft"') for ln in lines)
+    head = "".join(f'<th scope="col"{_filter(c)}>{escape(c.header)}</th>' for c in BOARD)
+    body = "\n".join(_tr([c.cell(ln) for c in BOARD], "" if ln.published else ' class="draft"')
+                     for ln in lines)
     return f'<table class="board"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+
+
+def _filter(column: Column) -> str:
+    return f' data-filter="{escape(column.header)}"' if column.filter else ""
 
 
 def _when(value: Any) -> str:
@@ -259,7 +239,8 @@ def _html_section(report: SuiteReport, idx: int) -> str:
             f"(latest ok row of each)</p>"
             '<div class="controls"><input class="search" type="search" placeholder="filter lines…" '
             'aria-label="filter lines"><span class="filters"></span><span class="count"></span></div>'
-            f'<div class="scroll">{_html_board(report.lines)}</div><p class="note">{escape(FOOTNOTE)}</p>'
+            f'<div class="scroll">{_html_board(report.lines)}</div>'
+            f'<p class="note">{escape(footnote(BOARD))}</p>'
             f'<output class="selftest"></output>{fig}'
             + (f'<ul class="note">{notes}</ul>' if notes else "") + _html_provenance(report) + "</section>")
 

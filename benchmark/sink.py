@@ -2,6 +2,7 @@
 
 The store's only writer in a run: each row is appended the moment its trial ends, once per
 `trial_key`, so an interrupted run keeps every finished cell; the summary counts what landed.
+A store that cannot be written raises StoreWriteError: the engines stop the run on it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pe_bench.errors import StoreWriteError
 from pe_bench.results import append
 
 
@@ -43,12 +45,18 @@ class RowSink:
             self.progress.started()
 
     def write(self, row: dict[str, Any], seconds: float | None = None) -> None:
+        """Append `row` (once per trial_key); raises StoreWriteError when the store cannot be
+        written, so the engine stops the run instead of losing every further row."""
         key = row["trial_key"]
         if key in self.written:
             return
         if seconds is not None:
             self.summary.trial_seconds[key] = seconds
-        append(self.store, row)
+        try:
+            append(self.store, row)
+        except OSError as exc:
+            cause = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreWriteError(f"cannot write to the results store {self.store}: {cause}") from exc
         self.written.add(key)
         if row["status"] == "ok":
             self.summary.ok += 1

@@ -2,8 +2,8 @@
 wraps it, and `pe-bench run --in-process` calls it directly (so Ray is imported lazily).
 
 Plugins are resolved here, in the worker, by name; a suite's unpackaged plugin modules are
-imported first. Any exception becomes an error row with a one-line message, so a failing cell
-never vanishes and the other cells go on.
+imported first. Any exception, and metrics that fail validation, become an error row with a
+one-line message and the full traceback, so a failing cell never vanishes and the other cells go on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import os
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pe_bench.metrics import TrialMetrics
+    from pe_bench.spec import TrialSpec
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEEP_FREED_BYTES = 1 << 30
@@ -39,9 +43,19 @@ def tune_process(cpus: float) -> None:
 
 
 def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, plus where it was raised."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    """`Type: message` on one line, plus where it was raised (a validation error: the model,
+    each offending field and why, and the line that validated, not pydantic's own)."""
+    import pydantic
+
+    from pe_bench.schema import describe
+
     frames = traceback.extract_tb(exc.__traceback__)
+    text = str(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        text = describe(exc)
+        library = str(Path(pydantic.__file__).parent)
+        frames = [f for f in frames if not f.filename.startswith(library)]
+    message = " ".join(text.split()) or type(exc).__name__
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {message}{where}"
 
@@ -62,9 +76,10 @@ def _node_id(config: dict[str, Any]) -> str | None:
 
 
 def execute(config: dict[str, Any]) -> dict[str, Any]:
-    """Run one trial from its plain config; returns the row (ok or error)."""
+    """Run one trial from its plain config; returns its row (ok or error), validated here in
+    the worker, as a plain JSON-able record in the store's columns. Metrics that fail
+    validation (a NaN, a rate outside [0, 1]) make an error row naming the field."""
     from pe_bench.pipeline import run_trial
-    from pe_bench.results import build_row
     from pe_bench.spec import TrialSpec
     from pe_bench.suite import import_plugin_modules
 
@@ -75,10 +90,17 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
         import_plugin_modules(spec.plugins)
         # the cache location stays a string: Path() would fold a URI's "//"
         metrics = run_trial(spec, Path(config["data_dir"]), config["cache_dir"])
-        metrics["node_id"] = _node_id(config)
-        return build_row(spec, config["run_id"], config["provenance"], started, metrics)
+        return _row(config, spec, started, metrics, node_id=_node_id(config))
     except Exception as exc:  # recorded as an error row; the suite goes on
-        return build_row(spec, config["run_id"], config["provenance"], started, None, one_line(exc))
+        return _row(config, spec, started, None, error=one_line(exc),
+                    traceback="".join(traceback.format_exception(exc)))
+
+
+def _row(config: dict[str, Any], spec: TrialSpec, started: datetime, metrics: TrialMetrics | None,
+         **extra: Any) -> dict[str, Any]:
+    from pe_bench.results import build_row
+
+    return build_row(spec, config["run_id"], config["provenance"], started, metrics, **extra)
 
 
 def trainable(config: dict[str, Any]) -> None:

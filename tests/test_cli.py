@@ -148,7 +148,7 @@ def test_validate_counts_unique_pre_training_runs(capsys: pytest.CaptureFixture[
 def test_leaderboard_sort_by_unknown_metric_is_one_line(capsys: pytest.CaptureFixture[str],
                                                          tmp_path: Path) -> None:
     from pe_bench.results import append
-    from tests.test_results import row
+    from tests.rows import row
 
     append(tmp_path, row(0, [True]))
     assert main(["leaderboard", "--store", str(tmp_path), "--sort", "speed"]) == 2

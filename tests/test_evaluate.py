@@ -13,6 +13,7 @@ from pe_bench.evaluate import (
     target_stats,
     task_metrics,
 )
+from pe_bench.metrics import TaskMetrics
 from pe_bench.plugins import TargetPair
 from pe_bench.spec import EvalSpec
 from tests.helpers import toy_task
@@ -45,21 +46,23 @@ def test_task_and_overall_metrics_from_known_predictions() -> None:
     poisoned = _output([[0.3, 0.7], [0.8, 0.2], [0.1, 0.9], [0.6, 0.4]])
     pairs = [TargetPair("toy", 0, 0, 1), TargetPair("toy", 3, 1, 0)]
     m = task_metrics(task, clean, poisoned, pairs)
-    assert m["n_test"] == 2 and m["ca"] == 1.0 and m["pa"] == 1.0  # targets excluded
-    assert (m["successes"], m["asr"], m["baseline_asr"]) == (2, 1.0, 0.0)
-    assert m["p_target"] == pytest.approx((0.7 + 0.6) / 2)
-    assert m["p_target_clean"] == pytest.approx((0.1 + 0.2) / 2)
-    other = {**m, "task": "b", "ca": 0.5, "pa": 0.25, "targets": m["targets"][:1]}
+    assert m.n_test == 2 and m.ca == 1.0 and m.pa == 1.0  # targets excluded
+    assert (m.successes, m.asr, m.baseline_asr) == (2, 1.0, 0.0)
+    assert m.p_target == pytest.approx((0.7 + 0.6) / 2)
+    assert m.p_target_clean == pytest.approx((0.1 + 0.2) / 2)
+    first_pair = m.model_dump()["targets"][:1]
+    other = TaskMetrics.model_validate({**m.model_dump(), "task": "b", "ca": 0.5, "pa": 0.25,
+                                        "n_targets": 1, "successes": 1, "targets": first_pair})
     total = overall([m, other])
-    assert total["ca"] == pytest.approx(0.75) and total["pa"] == pytest.approx(0.625)
-    assert total["n_targets"] == 3 and total["successes"] == 3 and total["asr"] == 1.0
+    assert total.ca == pytest.approx(0.75) and total.pa == pytest.approx(0.625)
+    assert total.n_targets == 3 and total.successes == 3 and total.asr == 1.0
 
 
 def test_no_targets_gives_null_attack_metrics() -> None:
     task = toy_task(n_classes=2, per_class=4)
     out = _output([[0.9, 0.1]] * 2 + [[0.1, 0.9]] * 2)
     m = task_metrics(task, out, out, [])
-    assert m["asr"] is None and m["p_target"] is None and m["ca"] == 1.0
+    assert m.asr is None and m.p_target is None and m.ca == 1.0
 
 
 def test_linear_probe_separates_separable_features() -> None:

@@ -29,19 +29,20 @@ def spec(encoder: str, attack: str, probe: str = "linear", **attack_params) -> T
 def test_poisoned_trial_pairs_with_a_cached_twin(tmp_path: Path) -> None:
     first = run_trial(spec("simclr", "poisoned-encoder", poison_rate=0.1, targets_per_task=2),
                       Path("unused"), tmp_path)
-    assert first["n_pretrain"] == 256 and first["n_poisons"] == 26 and first["n_targets"] == 2
-    assert first["cache_hits"] == 0 and first["tasks"][0]["n_test"] == 98
+    assert first.n_pretrain == 256 and first.n_poisons == 26 and first.n_targets == 2
+    assert first.cache_hits == 0 and first.tasks[0].n_test == 98
     again = run_trial(spec("simclr", "duplicate", poison_rate=0.1, targets_per_task=2),
                       Path("unused"), tmp_path)
-    assert again["cache_hits"] == 1  # the clean twin came from the cache
-    assert again["ca"] == first["ca"] and again["p_target_clean"] == first["p_target_clean"]
-    assert set(first["timings"]) >= {"data", "attack", "pretrain_clean", "pretrain_poisoned", "evaluate"}
+    assert again.cache_hits == 1  # the clean twin came from the cache
+    assert again.ca == first.ca and again.p_target_clean == first.p_target_clean
+    stages = ("data", "attack", "pretrain_clean", "pretrain_poisoned", "evaluate")
+    assert all(getattr(first.timings, stage) > 0 for stage in stages)
 
 
 @pytest.mark.parametrize("probe", ["linear", "zero-shot"])
 def test_clip_trial_evaluates_by_probe_or_zero_shot(tmp_path: Path, probe: str) -> None:
     out = run_trial(spec("clip", "none", probe=probe), Path("unused"), tmp_path)
-    assert out["n_poisons"] == 0 and 0.0 <= out["ca"] <= 1.0 and out["pa"] == out["ca"]
+    assert out.n_poisons == 0 and 0.0 <= out.ca <= 1.0 and out.pa == out.ca
 
 
 def test_union_pre_training_set(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_union_pre_training_set(tmp_path: Path) -> None:
         "also": (PluginRef(name="digits", params={"resolution": 16, "channels": 3}),)})})
     assert union.trial_key != base.trial_key
     out = run_trial(union, Path("unused"), tmp_path)
-    assert out["n_pretrain"] == 2 * 256
+    assert out.n_pretrain == 2 * 256
 
 
 def test_union_of_mismatched_shapes_is_a_clear_error(tmp_path: Path) -> None:
@@ -70,19 +71,19 @@ def defended(name: str, encoder: str = "simclr", **params) -> TrialSpec:
 
 def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: Path) -> None:
     plain = run_trial(defended("none"), Path("unused"), tmp_path)
-    assert plain["defense"]["n_encoders"] == 1 and plain["pa_undefended"] == plain["pa"]
+    assert plain.defense.n_encoders == 1 and plain.pa_undefended == plain.pa
     ens = run_trial(defended("partition-ensemble", k=2), Path("unused"), tmp_path)
-    assert ens["cache_hits"] == 2  # twin and undefended encoder were trained by the `none` cell
-    assert ens["defense"]["n_encoders"] == 2 and ens["defense"]["hooks"] == "partition"
-    assert ens["asr_undefended"] == plain["asr"] and ens["pa_undefended"] == plain["pa"]
-    assert ens["tasks"][0]["targets"][0]["p_undefended"] == plain["tasks"][0]["targets"][0]["p"]
+    assert ens.cache_hits == 2  # twin and undefended encoder were trained by the `none` cell
+    assert ens.defense.n_encoders == 2 and ens.defense.defense_hooks == "partition"
+    assert ens.asr_undefended == plain.asr and ens.pa_undefended == plain.pa
+    assert ens.tasks[0].targets[0].p_undefended == plain.tasks[0].targets[0].p
     repaired = run_trial(defended("clean-finetune", clean_images=64, epochs=1, mode="distill"),
                          Path("unused"), tmp_path)
-    assert repaired["defense"]["clean_used"] == 64 and repaired["cache_hits"] == 2
-    assert repaired["defense"]["extra_s"] > 0
+    assert repaired.defense.clean_used == 64 and repaired.cache_hits == 2
+    assert repaired.defense.defense_extra_s > 0
     short = run_trial(defended("early-stop", fraction=0.5), Path("unused"), tmp_path)
-    assert short["defense"]["hooks"] == "configure_training"
-    assert short["defense"]["poison_recall"] is None  # not a filter
+    assert short.defense.defense_hooks == "configure_training"
+    assert short.defense.poison_recall is None  # not a filter
 
 
 def test_repair_leaves_the_undefended_encoder_alone(tmp_path: Path) -> None:
@@ -90,9 +91,9 @@ def test_repair_leaves_the_undefended_encoder_alone(tmp_path: Path) -> None:
     plain = run_trial(defended("none"), Path("unused"), tmp_path)
     tuned = run_trial(defended("clean-finetune", clean_images=64, epochs=2, mode="finetune"),
                       Path("unused"), tmp_path)
-    assert tuned["pa_undefended"] == plain["pa"] and tuned["asr_undefended"] == plain["asr"]
-    assert tuned["p_target_undefended"] == plain["p_target"]
-    assert tuned["p_target"] != plain["p_target"]  # and the repair did change the encoder
+    assert tuned.pa_undefended == plain.pa and tuned.asr_undefended == plain.asr
+    assert tuned.p_target_undefended == plain.p_target
+    assert tuned.p_target != plain.p_target  # and the repair did change the encoder
 
 
 def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
@@ -114,7 +115,7 @@ def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
         again = run_trial(defended("oracle-filter"), Path("unused"), tmp_path)
     finally:
         DEFENSES._loaded.pop("oracle-filter")
-    d = out["defense"]
-    assert (d["poison_recall"], d["poison_precision"], d["clean_removed"]) == (1.0, 1.0, 0)
-    assert d["n_removed"] == out["n_poisons"]
-    assert DropInjected.calls == 1 and again["defense"] == d  # the filter's result was cached
+    d = out.defense
+    assert (d.poison_recall, d.poison_precision, d.clean_removed) == (1.0, 1.0, 0)
+    assert d.n_removed == out.n_poisons
+    assert DropInjected.calls == 1 and again.defense == d  # the filter's result was cached

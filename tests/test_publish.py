@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 
 from pe_bench.cli import main
-from pe_bench.leaderboard import HEADERS, Line, aggregate
+from pe_bench.columns import BOARD
+from pe_bench.leaderboard import Line, aggregate
 from pe_bench.publish import publish
-from pe_bench.results import latest_ok, scan
-from tests.test_plot import ATTACK, CELLS, make_store
+from pe_bench.results import failed_trials, latest_ok, scan
+from tests.rows import ATTACK, CELLS, make_store
 
 # a suite name is a directory name (no "/"); a defense name is only data, so it may be anything
 HOSTILE_SUITE = '<img src=x onerror="document.body.dataset.pwned=1">'
@@ -31,6 +32,7 @@ HOSTILE_CELLS = [("none", {}, "none", {}), ("poisoned-encoder", ATTACK, "none", 
                  ("poisoned-encoder", ATTACK, HOSTILE_DEFENSE, {"note": "</td><b>bold</b>"})]
 UNIT_CELLS = 4  # x 4 lines each (digits; mix: 2 tasks + all): few, as aggregation takes seconds
 UNIT_LINES = UNIT_CELLS * 4
+HEADERS = [c.header for c in BOARD]
 FILES = ["leaderboard.md", "leaderboard.csv", "leaderboard.parquet", "index.html"]
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -52,7 +54,8 @@ def site(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def lines(store: Path) -> dict[str, list[Line]]:
     """What `pe-bench leaderboard` shows per suite (aggregated once: the bootstrap is slow)."""
-    return {suite: aggregate(latest_ok(scan(store, suite))) for suite in ("unit", HOSTILE_SUITE)}
+    tables = {suite: scan(store, suite) for suite in ("unit", HOSTILE_SUITE)}
+    return {suite: aggregate(latest_ok(t), failed_trials(t)) for suite, t in tables.items()}
 
 
 def test_the_four_files_are_written(site: Path, lines: dict[str, list[Line]]) -> None:
@@ -82,11 +85,36 @@ def test_the_parquet_has_typed_columns(site: Path, lines: dict[str, list[Line]])
         assert (row["attack"], row["defense"], row["task"]) == (line.attack, line.defense, line.task)
         assert row["pa_mean"] == pytest.approx(line.stats["pa"][0])
         assert row["pa_std"] == pytest.approx(line.stats["pa"][1])
-        if line.delta_asr is None:
+        delta_asr = line.intervals["delta_asr"]
+        if delta_asr is None:
             assert row["delta_asr_low"] is None and row["asr_mean"] is None
         else:
-            assert row["delta_asr_low"] == pytest.approx(line.delta_asr.low)
+            assert row["delta_asr_low"] == pytest.approx(delta_asr.low)
+        assert row["failed"] == line.failed
     assert not any(r["published"] for r in table.to_pylist() if r["suite"] == HOSTILE_SUITE)
+
+
+def test_failed_trials_are_counted_in_every_published_file(site: Path, lines: dict[str, list[Line]]) -> None:
+    """make_store's one trial that only failed (seed 99 of its last `digits` cell) shows as
+    `failed 1` on that cell's line in the Markdown, the CSV, the Parquet and the page."""
+    (line,) = [ln for ln in lines["unit"] if ln.failed]
+    attack, _, defense, _ = CELLS[UNIT_CELLS - 1]
+    assert (line.failed, line.dataset, line.attack, line.defense, line.seeds) == (1, "digits", attack,
+                                                                               defense, 3)
+    col = HEADERS.index("failed")
+    _, *records = csv.reader(io.StringIO((site / "leaderboard.csv").read_text(encoding="utf-8")))
+    assert [int(r[col + 1]) for r in records if r[0] == "unit"] == [ln.failed for ln in lines["unit"]]
+    parquet = [r for r in pq.read_table(site / "leaderboard.parquet").to_pylist() if r["suite"] == "unit"]
+    assert [r["failed"] for r in parquet] == [ln.failed for ln in lines["unit"]]
+    md = (site / "leaderboard.md").read_text(encoding="utf-8").split("# pe-bench leaderboard: ")
+    unit_md = next(part for part in md if part.startswith("unit\n"))
+    md_rows = [r.strip("|").split(" | ") for r in unit_md.splitlines() if r.startswith("| ")]
+    assert md_rows[0][col].strip() == "failed"
+    assert [int(r[col]) for r in md_rows[1:]] == [ln.failed for ln in lines["unit"]]
+    boards = Boards()
+    boards.feed((site / "index.html").read_text(encoding="utf-8"))
+    unit_board = boards.tables[sorted([HOSTILE_SUITE, "unit"]).index("unit")]
+    assert [int(r[col]) for r in unit_board if r] == [ln.failed for ln in lines["unit"]]
 
 
 def test_hostile_names_are_escaped(site: Path) -> None:

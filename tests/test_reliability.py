@@ -1,7 +1,7 @@
 """What keeps a store and a cache usable when runs overlap, die or meet damaged files (no Ray).
 
-Rows come from tests/test_results.py's builders, so both modules follow the row schema
-together. The end-to-end kill/resume/retry checks live in tests/integration/.
+Rows come from tests/rows.py, so every store test follows the row schema together. The
+end-to-end kill/resume/retry checks live in tests/integration/.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import multiprocessing
 import threading
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,20 +19,20 @@ import torch
 from pe_bench.api import select_trials, trial_states
 from pe_bench.cache import ArtifactCache, CacheLocationError
 from pe_bench.cli import main
-from pe_bench.results import SCHEMA, append, build_row, scan
-from tests.test_results import PROV, metrics, spec
+from pe_bench.results import append, scan, validate_row
+from tests.rows import error_row, trial
+from tests.rows import row as _row
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS_PER_WRITER = 40
 
 
 def ok_row(seed: int, run_id: str = "run1", age_s: float = 3.0) -> dict:
-    started = datetime.now(UTC) - timedelta(seconds=age_s)
-    return build_row(spec(seed), run_id, PROV, started, metrics([True, False]))
+    return _row(seed, [True, False], run_id, age_s)
 
 
-def error_row(seed: int, run_id: str = "run1", age_s: float = 3.0) -> dict:
-    return build_row(spec(seed), run_id, PROV, datetime.now(UTC) - timedelta(seconds=age_s), None, "boom")
+def spec(seed: int):
+    return trial(seed=seed)
 
 
 def _append_rows(store: str, run_id: str, n: int) -> None:
@@ -107,7 +106,7 @@ def test_leaderboard_cli_shows_good_rows_of_a_damaged_store(tmp_path: Path,
 
 # -- which cells a run executes --------------------------------------------------------------------------
 def table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
+    return pa.concat_tables([validate_row(r) for r in rows])
 
 
 def test_trial_states_ok_wins_then_latest() -> None:

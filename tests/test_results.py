@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pe_bench.errors import PeBenchError
 from pe_bench.leaderboard import aggregate, sort_lines, to_csv, to_markdown
-from pe_bench.results import (
-    append,
-    build_row,
-    latest_ok,
-    row_from_json,
-    row_to_json,
-    scan,
-    validate_row,
-)
-from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
-
-PROV = {"pe_bench_version": "0", "torch_version": "t", "ray_version": "r", "python_version": "3.11",
-        "git_commit": None}
+from pe_bench.metrics import DefenseReport
+from pe_bench.results import append, build_row, latest_ok, row_from_json, row_to_json, scan, validate_row
+from pe_bench.spec import PluginRef
+from tests.rows import PROV, error_row, metrics, row, task, trial, trial_metrics
 
 
-def spec(seed: int = 0, attack: str = "poisoned-encoder") -> TrialSpec:
-    ds = PluginRef(name="digits")
-    return TrialSpec(suite="unit", dataset="digits", seed=seed, pretrain=PretrainSpec(dataset=ds),
-                     tasks=(TaskSpec(name="digits", dataset=ds),), encoder=PluginRef(name="simclr"),
-                     attack=PluginRef(name=attack, params={"selection": "random", "poison_rate": 0.05}),
-                     defense=PluginRef(name="none"), train=TrainSpec(), evaluation=EvalSpec())
-
-
-def metrics(hits: list[bool], ca: float = 0.9, pa: float = 0.88) -> dict:
-    targets = [{"index": i, "true_class": 0, "target_class": 1, "hit": h, "hit_clean": False,
-                "p": 0.6 if h else 0.2, "p_clean": 0.1, "rank": 1 if h else 2, "rank_clean": 3}
-               for i, h in enumerate(hits)]
-    n = len(hits)
-    summary = {"ca": ca, "pa": pa, "n_targets": n, "successes": sum(hits), "asr": sum(hits) / n,
-               "baseline_asr": 0.0, "p_target": sum(t["p"] for t in targets) / n, "p_target_clean": 0.1}
-    return {**summary, "n_pretrain": 100, "n_poisons": 5, "n_removed": 0, "cache_hits": 1,
-            "tasks": [{**summary, "task": "digits", "n_classes": 10, "n_test": 40, "targets": targets}],
-            "timings": {"data": 0.1, "pretrain_clean": 2.0}, "encoder_info": {"device": "cpu",
-                                                                            "images_per_second": 10.0}}
-
-
-def row(seed: int, hits: list[bool], **kw) -> dict:
-    return build_row(spec(seed), "run1", PROV, datetime.now(UTC) - timedelta(seconds=3), metrics(hits, **kw))
+def spec(seed: int = 0):
+    return trial(seed=seed)
 
 
 def test_rows_round_trip_through_json_and_the_store(tmp_path: Path) -> None:
@@ -63,14 +33,17 @@ def test_rows_round_trip_through_json_and_the_store(tmp_path: Path) -> None:
 
 def test_validation_rejects_malformed_rows() -> None:
     good = row(0, [True])
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match="ca"):
         validate_row({**good, "ca": None})
     with pytest.raises(ValueError, match="outside the schema"):
         validate_row({**good, "surprise": 1})
     with pytest.raises(ValueError, match="status"):
         validate_row({**good, "status": "maybe"})
-    error_row = build_row(spec(0), "run1", PROV, datetime.now(UTC), None, "boom")
-    assert validate_row(error_row).to_pylist()[0]["error"] == "boom"
+    with pytest.raises(ValueError, match="an ok row needs metrics"):
+        validate_row({**good, "error": "both"})
+    failed = error_row(0)
+    got = validate_row(failed).to_pylist()[0]
+    assert got["error"] == "boom" and got["traceback"].startswith("Traceback") and got["ca"] is None
 
 
 def test_scan_skips_a_corrupt_file_with_a_warning(tmp_path: Path) -> None:
@@ -84,7 +57,7 @@ def test_scan_skips_a_corrupt_file_with_a_warning(tmp_path: Path) -> None:
 def test_latest_ok_keeps_one_row_per_trial(tmp_path: Path) -> None:
     append(tmp_path, row(0, [False]))
     append(tmp_path, row(0, [True]))  # a later rerun of the same cell
-    append(tmp_path, build_row(spec(1), "run1", PROV, datetime.now(UTC), None, "failed"))
+    append(tmp_path, error_row(1))
     rows = latest_ok(scan(tmp_path))
     assert len(rows) == 1 and rows[0]["asr"] == 1.0
 
@@ -97,10 +70,11 @@ def test_leaderboard_aggregates_over_seeds() -> None:
     mean, std = line.stats["pa"]
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
     assert line.stats["asr"][0] == pytest.approx(0.5)
-    assert line.delta_p.mean == pytest.approx(0.3) and line.delta_p.excludes_zero
-    assert line.delta_asr.mean == pytest.approx(0.5) and line.delta_asr.low >= 0
+    delta_p, delta_asr = line.intervals["delta_p"], line.intervals["delta_asr"]
+    assert delta_p.mean == pytest.approx(0.3) and delta_p.excludes_zero
+    assert delta_asr.mean == pytest.approx(0.5) and delta_asr.low >= 0
     md = to_markdown([line], "t")
-    assert "| digits | simclr | digits | poisoned-encoder | random | none | 3 |" in md
+    assert "| digits | simclr | digits | poisoned-encoder | random | none | 3 | 0 |" in md
     assert "0.900 ± 0.100" in md and "3/6" in md
     assert to_csv([line]).splitlines()[0].startswith("dataset,encoder,task")
 
@@ -111,15 +85,9 @@ def test_leaderboard_marks_too_few_seeds() -> None:
 
 
 def defended_row(seed: int, hits: list[bool], undefended: list[bool], recall: float) -> dict:
-    m = metrics(hits, pa=0.80)
-    for task in m["tasks"]:
-        task["pa_undefended"] = 0.88
-        for t, u in zip(task["targets"], undefended, strict=True):
-            t.update(hit_undefended=u, p_undefended=0.6 if u else 0.2)
-    m.update(pa_undefended=0.88, asr_undefended=sum(undefended) / len(undefended),
-             defense={"n_removed": 7, "clean_removed": 2, "poison_recall": recall,
-                      "poison_precision": 5 / 7, "clean_used": 0, "extra_s": 1.5,
-                      "hooks": "sanitize", "n_encoders": 1})
+    m = trial_metrics([task("digits", hits, pa=0.80, undefended=undefended, pa_undefended=0.88)],
+                      DefenseReport(defense_hooks="sanitize", n_encoders=1, n_removed=7, clean_removed=2,
+                                    poison_recall=recall, poison_precision=5 / 7, defense_extra_s=1.5))
     s = spec(seed).model_copy(update={"defense": PluginRef(name="dedup", params={"min_count": 5})})
     return build_row(s, "run1", PROV, datetime.now(UTC), m)
 
@@ -129,7 +97,8 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     for r in rows:
         append(tmp_path, r)
     (line,) = aggregate(latest_ok(scan(tmp_path)))
-    assert line.delta_asr_defense.mean == -1.0 and line.delta_asr_defense.excludes_zero
+    vs_none = line.intervals["delta_asr_defense"]
+    assert vs_none.mean == -1.0 and vs_none.excludes_zero
     assert line.stats["delta_pa_defense"][0] == pytest.approx(-0.08)
     assert line.stats["poison_recall"] == (1.0, 0.0) and line.stats["clean_removed"] == (2.0, 0.0)
     cells_md = to_markdown([line], "t")

@@ -1,0 +1,148 @@
+"""What a trial measured, as frozen, validated models: per target pair, per task, per trial.
+
+The worker builds them (`pipeline.run_trial`), the store's row model (`pe_bench.schema.TrialRow`)
+wraps them, and the Arrow schema and the leaderboard's columns are derived from their fields:
+a new metric is one field here plus one entry in `pe_bench.columns` (CONTRIBUTING.md).
+Validation rejects NaN and infinities, fractions outside [0, 1] and counts that cannot be
+(more successes than target pairs), so a plugin that returns garbage makes an error row
+instead of a row that skews every mean it enters. Torch-free: the control plane reads these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+
+
+@dataclass(frozen=True)
+class Flat:
+    """Marks a nested model whose fields are stored as columns of the enclosing row (named by
+    `template`, e.g. "time_{}_s") instead of as one struct column."""
+
+    template: str = "{}"
+
+
+class Frozen(BaseModel):
+    """Immutable, no unknown fields, no NaN or infinity anywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class TargetOutcome(Frozen):
+    """One target pair (x_i, y_i): its outcome on this encoder, on the paired clean twin and on
+    the undefended poisoned encoder of the same seed (the same as this one without a defense)."""
+
+    index: Count = Field(description="position of x_i in the task's test split")
+    true_class: Count
+    target_class: Count
+    hit: bool = Field(description="this encoder's classifier predicts y_i for x_i")
+    hit_clean: bool
+    hit_undefended: bool
+    p: Fraction = Field(description="p(y_i | x_i) under this encoder's classifier")
+    p_clean: Fraction
+    p_undefended: Fraction
+    rank: int = Field(ge=1, description="rank of y_i among the classes (1 = top)")
+    rank_clean: int = Field(ge=1)
+
+
+class Metrics(Frozen):
+    """Accuracies and attack success, for one task or pooled over a trial's tasks. CA is the
+    clean twin's accuracy, PA this (possibly defended) encoder's; target inputs are excluded
+    from both. Rates over target pairs are None where there are no pairs (no attack)."""
+
+    ca: Fraction
+    pa: Fraction
+    pa_undefended: Fraction
+    n_targets: Count
+    successes: Count
+    asr: Fraction | None = None
+    baseline_asr: Fraction | None = None
+    asr_undefended: Fraction | None = None
+    p_target: Fraction | None = None
+    p_target_clean: Fraction | None = None
+    p_target_undefended: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _counts_agree(self) -> Self:
+        if self.successes > self.n_targets:
+            raise ValueError(f"successes ({self.successes}) exceed n_targets ({self.n_targets})")
+        if (self.asr is None) != (self.n_targets == 0):
+            raise ValueError(f"asr is {self.asr} with {self.n_targets} target pairs")
+        return self
+
+
+class TaskMetrics(Metrics):
+    """One downstream task, with every target pair drawn in it."""
+
+    task: str
+    n_classes: int = Field(ge=1)
+    n_test: Count
+    targets: tuple[TargetOutcome, ...] = ()
+
+    @model_validator(mode="after")
+    def _targets_agree(self) -> Self:
+        hits = sum(t.hit for t in self.targets)
+        if (self.n_targets, self.successes) != (len(self.targets), hits):
+            raise ValueError(f"n_targets / successes ({self.n_targets} / {self.successes}) do not "
+                             f"match the {len(self.targets)} target pairs ({hits} hits)")
+        return self
+
+
+class DefenseReport(Frozen):
+    """What a defense cost and, for a pre-processing filter, how well it told poisons apart.
+    Filter scores are None for a defense without `sanitize`."""
+
+    defense_hooks: str = Field(description="the stage hooks the defense implements, comma-separated")
+    n_encoders: int = Field(ge=1, description="encoders behind the defended classifier (>1: they vote)")
+    n_removed: Count = 0
+    clean_removed: Count | None = None
+    poison_recall: Fraction | None = None
+    poison_precision: Fraction | None = None
+    clean_used: Count = Field(0, description="trusted clean images a repair used")
+    defense_extra_s: float = Field(0.0, description="extra wall seconds (negative: the defense saved time)")
+
+
+class Timings(Frozen):
+    """Wall seconds per stage of a trial; None for a stage it did not run."""
+
+    data: Seconds | None = None
+    attack: Seconds | None = None
+    defense: Seconds | None = None
+    pretrain_clean: Seconds | None = None
+    pretrain_poisoned: Seconds | None = None
+    evaluate: Seconds | None = None
+
+
+class EncoderInfo(Frozen):
+    """Where and how fast the evaluated encoder was trained (None where it was not trained,
+    e.g. a repaired encoder)."""
+
+    device: str | None = None
+    train_images_per_s: Annotated[float, Field(ge=0.0)] | None = None
+
+
+class TrialMetrics(Metrics):
+    """Everything one trial measured: the pooled metrics, each task's, the defense's report,
+    stage timings and the evaluated encoder's training info."""
+
+    n_pretrain: Count
+    n_poisons: Count
+    cache_hits: Count
+    tasks: tuple[TaskMetrics, ...] = Field(min_length=1)
+    defense: Annotated[DefenseReport, Flat()]
+    timings: Annotated[Timings, Flat("time_{}_s")] = Timings()
+    encoder: Annotated[EncoderInfo, Flat()] = EncoderInfo()
+
+    @model_validator(mode="after")
+    def _pooled_agree(self) -> Self:
+        pairs, hits = sum(t.n_targets for t in self.tasks), sum(t.successes for t in self.tasks)
+        if (self.n_targets, self.successes) != (pairs, hits):
+            raise ValueError(f"n_targets / successes ({self.n_targets} / {self.successes}) are not "
+                             f"the tasks' {pairs} / {hits}")
+        return self

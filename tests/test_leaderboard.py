@@ -1,0 +1,163 @@
+"""The leaderboard's views: failed trials counted on every line, the one column table behind
+every format, and a terminal table readable at 120 columns (synthetic rows, no Ray)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pe_bench.cli import main
+from pe_bench.columns import BOARD, COLUMNS, COMPACT, footnote
+from pe_bench.leaderboard import Line, from_store, sort_lines, to_markdown, to_rich
+from pe_bench.results import append
+from tests.rows import CELLS, error_row, make_store, row
+
+WIDTH = 120
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """make_store's cells (one trial of the last `digits` cell only failed), plus an encoder
+    and a defense with long names."""
+    return make_store(tmp_path_factory.mktemp("store"), cells=[*CELLS[:2], CELLS[-1]], seeds=3)
+
+
+@pytest.fixture(scope="module")
+def lines(store: Path) -> list[Line]:
+    return from_store(store)
+
+
+def render(lines: list[Line], columns: tuple = ()) -> str:
+    console = Console(width=WIDTH, record=True, file=io.StringIO())
+    console.print(to_rich(lines, "pe-bench leaderboard: unit", columns or None, WIDTH))
+    return console.export_text()
+
+
+# -- failed trials ------------------------------------------------------------------------------------
+def test_each_line_counts_the_trials_of_its_cell_that_only_failed(tmp_path: Path) -> None:
+    for seed in range(3):
+        append(tmp_path, row(seed, [True]))
+    append(tmp_path, error_row(3))  # failed, never retried
+    append(tmp_path, error_row(4, age_s=9))
+    append(tmp_path, row(4, [False], age_s=1))  # failed, then retried successfully
+    append(tmp_path, error_row(0, age_s=1))  # a failed rerun of a trial that has an ok row
+    other = ("duplicate", {"selection": "random"}, "none", {})
+    append(tmp_path, error_row(0, cell=other))  # another cell: every trial failed
+    append(tmp_path, error_row(1, cell=other))
+    got = {ln.attack: ln for ln in from_store(tmp_path)}
+    assert (got["poisoned-encoder"].seeds, got["poisoned-encoder"].failed) == (4, 1)
+    assert (got["duplicate"].seeds, got["duplicate"].failed) == (0, 2)
+    assert got["duplicate"].stats["pa"] is None and got["duplicate"].intervals["delta_asr"] is None
+    md = to_markdown(list(got.values()), "t")
+    assert "| digits | simclr | digits | duplicate | random | none | 0* | 2 | - | - |" in md
+
+
+def test_the_cli_shows_failed_counts_in_every_format(store: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["leaderboard", "--store", str(store), "--format", "csv"]) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted(int(r["failed"]) for r in records) == [0] * (len(records) - 1) + [1]
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    assert main(["leaderboard", "--store", str(store), "--columns", "dataset,attack,defense,failed"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" 1\n") == 1 and "failed" in out
+
+
+# -- one column table -----------------------------------------------------------------------------------
+def test_every_format_reads_the_column_table(lines: list[Line]) -> None:
+    md = to_markdown(lines, "t")
+    assert md.splitlines()[2] == "| " + " | ".join(c.header for c in BOARD) + " |"
+    assert md.rstrip().endswith(footnote(BOARD))
+    assert all(c.note in footnote(BOARD) for c in BOARD)
+    keys = [c.key for c in COLUMNS]
+    assert len(keys) == len(set(keys))
+    for line in lines:  # every aggregated value a column declares is on the line
+        assert set(line.stats) == {c.key for c in COLUMNS if c.stat}
+        assert set(line.intervals) == {c.key for c in COLUMNS if c.paired}
+
+
+def test_sort_keys_are_the_columns(lines: list[Line]) -> None:
+    by_failed = sort_lines(lines, "-failed")
+    assert by_failed[0].failed == 1
+    asr = [ln.stats["asr"][0] for ln in sort_lines(lines, "-asr") if ln.stats["asr"]]
+    assert asr == sorted(asr, reverse=True)
+
+
+def test_columns_picks_and_unknown_names_are_one_line_errors(store: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["leaderboard", "--store", str(store)]
+    assert main([*argv, "--format", "csv", "--columns", "attack, pa,failed"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "attack,PA,failed"
+    assert main(["leaderboard", "--store", str(store), "--columns", "attack,asrr"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("pe-bench: error: --columns: unknown column 'asrr' (did you mean 'asr'?)")
+    assert main(["leaderboard", "--list-columns"]) == 0
+    listed = capsys.readouterr().out
+    assert all(c.key in listed for c in COLUMNS)
+
+
+# -- the terminal at 120 columns ---------------------------------------------------------------------------
+def test_the_default_terminal_view_is_compact_and_cuts_nothing(lines: list[Line]) -> None:
+    text = render(lines)
+    assert "…" not in text and max(len(t) for t in text.splitlines()) <= WIDTH
+    head = text.splitlines()
+    assert "encoder simclr/small-cnn" in " ".join(head[:3])  # constant: lifted into the title
+    for column in COMPACT:
+        values = {column.cell(ln) for ln in lines}
+        if column.lift and len(values) == 1 and column.key != "encoder":
+            assert f"{column.header} {values.pop()}" in " ".join(head[:3])
+        elif column.identity:  # names are never wrapped or cut
+            assert column.header in text and all(v in text for v in values), column.key
+    assert "poison recall" not in text  # not in the default set
+
+
+def test_long_names_wrap_but_are_never_cut(tmp_path: Path) -> None:
+    """An encoder and a defense far too long for 120 columns: wrapped, every character kept."""
+    long_defense = ("prune-with-a-very-long-name-indeed", {"threshold_for_the_pruning_rule": 0.123456})
+    cells = [("poisoned-encoder", {"selection": "random"}, *long_defense),
+             ("poisoned-encoder", {"selection": "random"}, "none", {})]
+    store = make_store(tmp_path, cells=cells, seeds=1)
+    for spec_seed in range(2):  # a second encoder, so the encoder column stays in the table
+        r = row(spec_seed, [True])
+        r.update(encoder="simsiam-with-an-even-longer-name-than-the-defense")
+        append(store, r)
+    text = render(from_store(store))
+    assert "…" not in text and max(len(t) for t in text.splitlines()) <= WIDTH
+    name = "simsiam-with-an-even-longer-name-than-the-defense"
+    assert folded_cell(text, name[:7]) == name  # folded across lines, never shortened
+
+
+def folded_cell(text: str, start: str) -> str:
+    """The cell beginning with `start`, read down its column until the next table row (the
+    columns to its left, here single-line, start a new row) or a blank piece."""
+    rows = text.splitlines()
+    i = next(k for k, r in enumerate(rows) if start in r)
+    j = rows[i].index(start)
+    end = j + len(rows[i][j:].split()[0])
+    pieces = [rows[i][j:end].strip()]
+    for r in rows[i + 1:]:
+        if r[:j].strip() or not r[j:end].strip():
+            break
+        pieces.append(r[j:end].strip())
+    return "".join(pieces)
+
+
+def test_the_cli_uses_the_terminal_width(store: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    assert main(["leaderboard", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(len(t) for t in out.splitlines()) <= WIDTH
+    assert "ΔASR [95% CI]" in out and "--list-columns" in out
+
+
+def test_defense_columns_only_when_a_line_has_a_defense(lines: list[Line]) -> None:
+    undefended = [ln for ln in lines if ln.defense == "none"]
+    chosen = tuple(c for c in COLUMNS if c.key in ("attack", "delta_asr_defense"))
+    assert "ΔASR vs none" in render(lines, chosen)
+    assert all(c.cell(ln) == "-" for ln in undefended for c in COLUMNS if c.defense_only)
