@@ -22,3 +22,8 @@ class PluginError(PeBenchError):
 
 class DataError(PeBenchError):
     """A dataset that cannot be found or read."""
+
+
+class StoreWriteError(PeBenchError):
+    """The results store cannot be written (full disk, lost mount, no permission): the run
+    stops, keeping every row written before (exit status 1)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pe_bench.errors import StoreWriteError
 from pe_bench.results import append
 
 
@@ -48,7 +49,11 @@ class RowSink:
             return
         if seconds is not None:
             self.summary.trial_seconds[key] = seconds
-        append(self.store, row)
+        try:
+            append(self.store, row)
+        except OSError as exc:
+            raise StoreWriteError(f"cannot write to the store {self.store}: {exc.strerror or exc}; the rows "
+                                  "written before are kept (--resume goes on from there)") from exc
         self.written.add(key)
         if row["status"] == "ok":
             self.summary.ok += 1
