@@ -73,10 +73,11 @@ def _child(node: Any, part: str, override: Override, file: str, at: str) -> Any:
 
 
 def _index(items: list[Any], part: str, override: Override, file: str, at: str) -> int:
-    if not part.isdigit() or int(part) >= len(items):
-        raise SuiteError(file, f"--set {override.text}", f"{at} is a list of {len(items)} items: "
-                         f"address one by index 0..{len(items) - 1}, not {part!r}")
-    return int(part)
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    n = len(items)
+    where = f"address its {n} item{'s' if n > 1 else ''} by index 0..{n - 1}" if n else "it is empty"
+    raise SuiteError(file, f"--set {override.text}", f"{at} has no item {part!r}: {where}")
 
 
 def apply_override(data: dict[str, Any], override: Override, file: str) -> None:
