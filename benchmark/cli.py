@@ -30,24 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a suite and print its expanded grid")
     val.add_argument("suite")
     _add_overrides(val)
-    run = sub.add_parser("run", help="run a suite (through Ray Tune, or --in-process)")
-    run.add_argument("suite")
-    _add_overrides(run)
-    run.add_argument("--store", default="results", help="results directory (default ./results)")
-    run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
-    run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
-    run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="run only cells whose latest row is an error (implies --resume)")
-    run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
-                                     "(default STORE/_cache)")
-    run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
-    run.add_argument("--engine", choices=tuple(ENGINES), default="ray",
-                     help="what runs the trials: ray (Ray Tune, default) or in-process")
-    run.add_argument("--in-process", dest="engine", action="store_const", const="in-process",
-                     help="= --engine in-process: the trials one after another in this process, without "
-                          "Ray (debugging; a machine without Ray); same rows, store and cache")
-    run.add_argument("--no-leaderboard", action="store_true")
+    _add_run(sub.add_parser("run", help="run a suite (through Ray Tune, or --in-process)"))
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
     lb.add_argument("--store", default="results")
     lb.add_argument("--suite", help="only this suite")
@@ -66,6 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--out", required=True, help="output directory")
     pub.add_argument("--suite", help="only this suite (default: every suite in the store)")
     return p
+
+
+def _add_run(run: argparse.ArgumentParser) -> None:
+    run.add_argument("suite")
+    _add_overrides(run)
+    run.add_argument("--store", default="results", help="results directory (default ./results)")
+    run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
+    run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
+    run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run only cells whose latest row is an error (implies --resume)")
+    run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
+                                     "(default STORE/_cache)")
+    run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
+    run.add_argument("--engine", choices=tuple(ENGINES), default="ray",
+                     help="what runs the trials: ray (Ray Tune, default) or in-process")
+    run.add_argument("--in-process", dest="engine", action="store_const", const="in-process",
+                     help="= --engine in-process: the trials one after another in this process, without "
+                          "Ray (debugging; a machine without Ray); same rows, store and cache")
+    run.add_argument("--no-leaderboard", action="store_true")
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:

@@ -93,7 +93,7 @@ def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: T
     return members
 
 
-def _configured(defense: Defense, train: TrainSpec) -> TrainSpec:
+def configured_recipe(defense: Defense, train: TrainSpec) -> TrainSpec:
     """The defense's recipe, validated whatever the hook did (`model_copy` skips validation)."""
     recipe = defense.configure_training(train)
     if not isinstance(recipe, TrainSpec):
@@ -111,7 +111,7 @@ def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
                   undefended: Trained) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data`."""
     kept, report = _sanitized(defense, data, trainer)
-    recipe = _configured(defense, trainer.spec.train)
+    recipe = configured_recipe(defense, trainer.spec.train)
     members = _members(defense, data, kept, recipe, trainer, undefended)
     trained_s = sum(m.info.get("seconds", 0.0) for m in members if m is not undefended)
     if any(m is not undefended for m in members):

@@ -115,7 +115,7 @@ def start_ray(address: str | None, num_cpus: float | None) -> None:
 def unmet_resources(ctx: RunContext) -> tuple[str, float, float] | None:
     """(key, asked per trial, available) for the first resource the Ray session can never give
     one trial (Tune would otherwise wait for it forever), else None."""
-    total = ray.cluster_resources()
+    total: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     for key, asked in (("cpu", ctx.resources.cpu), ("gpu", ctx.resources.gpu)):
         has = float(total.get(key.upper(), 0.0))
         if asked and asked > has:
@@ -166,7 +166,8 @@ class RayEngine:
             if writer.failure is not None:  # Tune itself could not write either
                 raise writer.failure from None
             raise
-        for result in grid:  # safety net: a result whose row the callback did not see
+        for i in range(len(grid)):  # safety net: a result whose row the callback did not see
+            result = grid[i]
             if result.metrics and "row_json" in result.metrics:
                 writer.write(row_from_json(result.metrics["row_json"]))
         if writer.failure is not None:
