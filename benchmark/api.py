@@ -1,18 +1,22 @@
 """The Python API behind the CLI: validate_suite(), run_suite(), build_leaderboard().
 
-Notebooks and tests call these directly; cli.py only parses arguments.
+Notebooks and tests call these directly; cli.py only parses arguments. `run_suite` is the run
+layer between the CLI and an engine (see pe_bench.engine for the layers): it validates, picks
+the cells still to run and the engine, builds the run's `RunContext` and `RowSink`, and hands
+them to `Engine.run`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pe_bench.errors import PeBenchError, SuiteError
+from pe_bench.engine import Engine, RunContext, engine_named
 from pe_bench.grid import Grid, expand
 from pe_bench.leaderboard import Line, aggregate
 from pe_bench.suite import Suite, load_suite
@@ -30,9 +34,10 @@ class Plan:
     grid: Grid
 
 
-def validate_suite(path: str | Path) -> Plan:
-    """Load and fully validate a suite file, and expand its grid (raises SuiteError)."""
-    suite = load_suite(path)
+def validate_suite(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
+    """Load and fully validate a suite file with its `--set` overrides (pe_bench.overrides),
+    and expand its grid (raises SuiteError)."""
+    suite = load_suite(path, overrides)
     return Plan(suite, expand(suite))
 
 
@@ -75,54 +80,37 @@ def select_trials(trials: Sequence[TrialSpec], rows: pa.Table | None, *, resume:
 
 
 def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str | Path | None = None,
-              address: str | None = None, resume: bool = False, run_id: str | None = None,
-              show_progress: bool = True, retry_failed: bool = False,
-              cache: str | Path | None = None, in_process: bool = False) -> tuple[Plan, RunSummary]:
-    """Validate, then run the suite's cells: every cell, or with `resume` the cells without an
-    ok row, or with `retry_failed` the cells whose latest row is an error. Through Ray Tune, or
-    with `in_process` one after another in this process without importing Ray."""
-    if in_process and address:
-        raise PeBenchError("--in-process runs without Ray: it cannot be combined with --address")
-    plan = validate_suite(path)  # before the heavy imports: bad input fails fast
+              engine: str | Engine = "ray", address: str | None = None, resume: bool = False,
+              run_id: str | None = None, show_progress: bool = True, retry_failed: bool = False,
+              cache: str | Path | None = None, overrides: Sequence[str] = ()) -> tuple[Plan, RunSummary]:
+    """Validate (with `--set` `overrides`), then run the suite's cells: every cell, or with
+    `resume` the cells without an ok row, or with `retry_failed` the cells whose latest row is
+    an error. `engine` is a built-in engine's name (`ray`, joining `address` if given, or
+    `in-process`, which never imports Ray) or any `pe_bench.engine.Engine`. Raises
+    StoreWriteError when the store cannot be written (the rows written before stay)."""
+    plan = validate_suite(path, overrides)  # before the heavy imports: bad input fails fast
+    chosen = engine_named(engine, address) if isinstance(engine, str) else engine
     from pe_bench.data import resolve_data_dir
     from pe_bench.progress import TrialProgress
     from pe_bench.results import new_run_id, provenance, scan
-    from pe_bench.sink import RunSummary
+    from pe_bench.sink import RowSink, RunSummary
 
     store = Path(store).resolve()
-    cache_at = cache_location(store, cache)
+    ctx = RunContext(store=store, data_dir=resolve_data_dir(data_dir), cache=cache_location(store, cache),
+                     run_id=run_id or new_run_id(), provenance=provenance(),
+                     resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
+                     source=str(path))
     rows = scan(store, plan.suite.name) if resume or retry_failed else None
     todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed)
-    rid = run_id or new_run_id()
+    summary = RunSummary(ctx.run_id)
     if not todo:
-        return plan, RunSummary(rid)
-    run = _in_process_runner() if in_process else _ray_runner(address, plan.suite, str(path))
+        return plan, summary
     progress = TrialProgress(len(todo)) if show_progress else None
+    start = time.perf_counter()
     with progress if progress is not None else contextlib.nullcontext():
-        return plan, run(plan.suite, todo, store=store, data_dir=resolve_data_dir(data_dir),
-                         cache=cache_at, run_id=rid, prov=provenance(), progress=progress)
-
-
-def _in_process_runner() -> Any:
-    from pe_bench.inprocess import run_in_process
-
-    return run_in_process
-
-
-def _ray_runner(address: str | None, suite: Suite, file: str) -> Any:
-    import ray
-
-    from pe_bench.runner import run_trials, start_ray, unmet_resources
-
-    if not ray.is_initialized():
-        start_ray(address, None)
-    if not address:  # a cluster may add nodes on demand; this machine will not
-        unmet = unmet_resources(suite)
-        if unmet:
-            key, asked, has = unmet
-            raise SuiteError(file, f"resources.{key}", f"each trial asks for {asked:g} {key.upper()}s, this "
-                             f"machine has {has:g}; lower it, join a cluster (--address) or use --in-process")
-    return run_trials
+        chosen.run(todo, ctx, RowSink(store, summary, progress))
+    summary.seconds = time.perf_counter() - start
+    return plan, summary
 
 
 def build_leaderboard(store: str | Path = "results", suite: str | None = None,

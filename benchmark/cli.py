@@ -1,7 +1,11 @@
 """`pe-bench` command line: argument parsing only; the work is in api.py.
 
 Exit status: 0 success; 1 the run finished but some trials failed (their error rows are in the
-store); 2 bad input (suite, plugin, data location), reported as one line without a traceback.
+store), or the store could not be written (the run stopped; rows written before stay); 2 bad
+input (suite, `--set`, plugin, data location), reported as one line without a traceback.
+
+`pe-bench run` is the top of the run layers: cli -> api.run_suite -> Engine.run ->
+trial.execute -> pipeline.run_trial (pe_bench.engine describes each).
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import argparse
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pe_bench.errors import PeBenchError
+from pe_bench.engine import ENGINES
+from pe_bench.errors import PeBenchError, StoreWriteError
 
 KINDS = ("attacks", "defenses", "encoders", "datasets")
 
@@ -25,21 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", choices=KINDS)
     val = sub.add_parser("validate", help="check a suite and print its expanded grid")
     val.add_argument("suite")
-    run = sub.add_parser("run", help="run a suite through Ray Tune")
-    run.add_argument("suite")
-    run.add_argument("--store", default="results", help="results directory (default ./results)")
-    run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
-    run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
-    run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="run only cells whose latest row is an error (implies --resume)")
-    run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
-                                     "(default STORE/_cache)")
-    run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
-    run.add_argument("--in-process", action="store_true",
-                     help="run the trials one after another in this process, without Ray (debugging; "
-                          "a machine without Ray); same rows, store and cache")
-    run.add_argument("--no-leaderboard", action="store_true")
+    _add_overrides(val)
+    _add_run(sub.add_parser("run", help="run a suite (through Ray Tune, or --in-process)"))
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
     lb.add_argument("--store", default="results")
     lb.add_argument("--suite", help="only this suite")
@@ -63,6 +56,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_run(run: argparse.ArgumentParser) -> None:
+    run.add_argument("suite")
+    _add_overrides(run)
+    run.add_argument("--store", default="results", help="results directory (default ./results)")
+    run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
+    run.add_argument("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or auto")
+    run.add_argument("--resume", action="store_true", help="skip cells that already have an ok row")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run only cells whose latest row is an error (implies --resume)")
+    run.add_argument("--cache", help="encoder cache: a directory or a URI such as s3://bucket/prefix "
+                                     "(default STORE/_cache)")
+    run.add_argument("--run-id", help="name of this run in the store (default: timestamp)")
+    run.add_argument("--engine", choices=tuple(ENGINES), default="ray",
+                     help="what runs the trials: ray (Ray Tune, default) or in-process")
+    run.add_argument("--in-process", dest="engine", action="store_const", const="in-process",
+                     help="= --engine in-process: the trials one after another in this process, without "
+                          "Ray (debugging; a machine without Ray); same rows, store and cache")
+    run.add_argument("--no-leaderboard", action="store_true")
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="change the suite before it is validated, e.g. train.epochs=1, "
+                             "datasets.0.pretrain.max_images=200, 'seeds=[0]' (VALUE is YAML; repeatable)")
+
+
 def cmd_list(kind: str | None) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -77,10 +96,10 @@ def cmd_list(kind: str | None) -> int:
     return 0
 
 
-def cmd_validate(path: str) -> int:
+def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
     from pe_bench.api import validate_suite
 
-    plan = validate_suite(path)
+    plan = validate_suite(path, overrides)
     suite, grid = plan.suite, plan.grid
     runs = grid.pretraining()
     print(f"suite {suite.name}: {len(grid.trials)} trials, {grid.pretrain_runs()} clean pre-training runs")
@@ -152,10 +171,10 @@ def _console() -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from pe_bench.api import run_suite
 
-    plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir,
+    plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir, engine=args.engine,
                               address=args.address, resume=args.resume, run_id=args.run_id,
                               retry_failed=args.retry_failed, cache=args.cache,
-                              in_process=args.in_process)
+                              overrides=args.overrides)
     skipped = len(plan.grid.trials) - summary.ok - summary.errors
     print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
           f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)
@@ -188,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return cmd_list(args.kind)
         if args.command == "validate":
-            return cmd_validate(args.suite)
+            return cmd_validate(args.suite, args.overrides)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "plot":
@@ -199,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             return list_columns()
         return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort,
                                  args.columns)
+    except StoreWriteError as exc:  # the run stopped; what it wrote before stays
+        print(f"pe-bench: error: {exc}", file=sys.stderr)
+        return 1
     except PeBenchError as exc:
         print(f"pe-bench: error: {exc}", file=sys.stderr)
         return 2

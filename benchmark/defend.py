@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from pe_bench.errors import PluginError
 from pe_bench.metrics import DefenseReport
@@ -93,13 +94,25 @@ def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: T
     return members
 
 
+def configured_recipe(defense: Defense, train: TrainSpec) -> TrainSpec:
+    """The defense's recipe, validated whatever the hook did (`model_copy` skips validation)."""
+    recipe = defense.configure_training(train)
+    if not isinstance(recipe, TrainSpec):
+        raise PluginError("configure_training must return the train recipe (a TrainSpec)")
+    try:
+        return TrainSpec.model_validate(recipe.model_dump())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        raise PluginError(f"configure_training returned an invalid recipe: train.{key}: "
+                          f"{first['msg']}") from None
+
+
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
                   undefended: Trained) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data`."""
     kept, scores, sanitize_s = _sanitized(defense, data, trainer)
-    recipe = defense.configure_training(trainer.spec.train)
-    if not isinstance(recipe, TrainSpec):
-        raise PluginError("configure_training must return the train recipe (a TrainSpec)")
+    recipe = configured_recipe(defense, trainer.spec.train)
     members = _members(defense, data, kept, recipe, trainer, undefended)
     trained_s = sum(m.info.get("seconds", 0.0) for m in members if m is not undefended)
     if any(m is not undefended for m in members):

@@ -25,5 +25,5 @@ class DataError(PeBenchError):
 
 
 class StoreWriteError(PeBenchError):
-    """The results store cannot be written (read-only, full disk): the run must stop, since
-    every further trial's row would be lost; the rows written before it stay."""
+    """The results store cannot be written (full disk, lost mount, no permission): the run
+    stops, keeping every row written before (exit status 1)."""

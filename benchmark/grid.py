@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
-from pe_bench.encoders.base import with_optimizer_defaults
 from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
-from pe_bench.spec import TrialSpec
+from pe_bench.spec import TrialSpec, resolve_recipe
 from pe_bench.suite import ExcludeRule, Suite
 
 
@@ -75,6 +75,11 @@ def incompatibility(spec: TrialSpec) -> str | None:
     return None
 
 
+def optimizer_defaults(encoder: str) -> dict[str, Any]:
+    """The encoder method's own optimiser settings, for whatever a suite leaves unset."""
+    return dict(ENCODERS.get(encoder).optimizer_defaults)
+
+
 def expand(suite: Suite) -> Grid:
     trials: list[tuple[tuple[bool, int], TrialSpec]] = []
     excluded: list[Excluded] = []
@@ -91,7 +96,7 @@ def expand(suite: Suite) -> Grid:
             encoder=encoder,
             attack=attack,
             defense=defense,
-            train=with_optimizer_defaults(suite.train_for(setting), ENCODERS.get(encoder.name)),
+            train=resolve_recipe(suite.train, setting.train, optimizer_defaults(encoder.name)),
             evaluation=suite.evaluation,
             plugins=suite.plugins,
         )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from pe_bench.data import ImageArray
+    from pe_bench.spec import TrainSpec
 
 
 class PluginParams(BaseModel):
@@ -195,7 +196,7 @@ class Defense(Plugin):
     def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
         return data, np.zeros(0, dtype=np.int64)
 
-    def configure_training(self, train: BaseModel) -> BaseModel:
+    def configure_training(self, train: TrainSpec) -> TrainSpec:
         return train
 
     def partition(self, data: PretrainData) -> tuple[PretrainData, ...]:

@@ -1,4 +1,7 @@
-"""A live progress line for long runs: trials done / running / failed, elapsed time."""
+"""A live progress line for long runs: trials done / running / failed, elapsed time.
+
+The line appears when the first trial starts, so an engine that stops before any trial runs
+(Ray cannot give a trial its resources, say) leaves nothing on the terminal but its error."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class TrialProgress:
-    """Counts trials as the runner's callbacks report them; a context manager around the run."""
+    """Counts trials as the run's sink reports them; a context manager around the run."""
 
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.total, self.running, self.done, self.failed = total, 0, 0, 0
@@ -19,6 +22,7 @@ class TrialProgress:
             console=console or Console(stderr=True), transient=False,
         )
         self._task = self._progress.add_task(self._describe(), total=total)
+        self._shown = False
 
     def _describe(self) -> str:
         return f"running {self.running} · failed {self.failed}"
@@ -27,6 +31,9 @@ class TrialProgress:
         self._progress.update(self._task, completed=self.done + self.failed, description=self._describe())
 
     def started(self) -> None:
+        if not self._shown:
+            self._progress.start()
+            self._shown = True
         self.running += 1
         self._refresh()
 
@@ -39,9 +46,9 @@ class TrialProgress:
         self._refresh()
 
     def __enter__(self) -> TrialProgress:
-        self._progress.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._progress.stop()
+        if self._shown:
+            self._progress.stop()

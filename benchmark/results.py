@@ -17,6 +17,7 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +33,25 @@ from pe_bench.spec import TrialSpec
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "append", "build_row", "conform", "failed_trials", "latest_ok",
            "new_run_id", "provenance", "row_from_json", "row_to_json", "scan", "validate_row"]
 
-def provenance() -> dict[str, str | None]:
-    """Versions and the git commit of the checkout pe-bench runs from (when it is one);
-    `ray_version` is None where Ray is not installed (an in-process run)."""
-    import torch
-
+def package_version(distribution: str) -> str | None:
+    """The installed version of `distribution` from its metadata (the package itself is not
+    imported: torch and Ray cost seconds to import), or None where it is not installed."""
     try:
-        import ray
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
-        ray_version: str | None = ray.__version__
-    except ImportError:
-        ray_version = None
 
+def provenance() -> dict[str, str | None]:
+    """Versions and the git commit of the checkout pe-bench runs from (when it is one).
+    `ray_version` is None here: the Ray engine fills it in, as only its trials use Ray."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
                                 capture_output=True, text=True, timeout=5, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"pe_bench_version": __version__, "torch_version": torch.__version__,
-            "ray_version": ray_version, "python_version": platform.python_version(),
+    return {"pe_bench_version": __version__, "torch_version": package_version("torch"),
+            "ray_version": None, "python_version": platform.python_version(),
             "git_commit": commit}
 
 

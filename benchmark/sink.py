@@ -56,7 +56,8 @@ class RowSink:
             append(self.store, row)
         except OSError as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
-            raise StoreWriteError(f"cannot write to the results store {self.store}: {cause}") from exc
+            raise StoreWriteError(f"cannot write to the results store {self.store}: {cause}; the rows "
+                                  "written before are kept (--resume goes on from there)") from exc
         self.written.add(key)
         if row["status"] == "ok":
             self.summary.ok += 1

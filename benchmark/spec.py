@@ -1,14 +1,17 @@
 """Frozen, JSON-serialisable trial specifications: the only objects that cross into Ray.
 
 A `TrialSpec` fixes everything a trial's numbers depend on; its `trial_key` is the hash of its
-canonical JSON, so the same cell always gets the same key, across runs and restores.
+canonical JSON, so the same cell always gets the same key, across runs and restores. The
+training recipe of a cell is resolved once, by `resolve_recipe`; whatever changes a recipe
+afterwards (a defense, fine-tuning) goes through `TrainSpec.replace`, which validates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,6 +67,22 @@ class TrainSpec(Frozen):
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     channels_last: bool = True
     compile: bool = False
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes`, validated like a suite's `train` (`model_copy(update=...)`
+        would accept any value); raises pydantic's ValidationError."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+def resolve_recipe(train: TrainSpec, overrides: Mapping[str, Any],
+                   optimizer_defaults: Mapping[str, Any]) -> TrainSpec:
+    """The recipe one cell trains with: the suite's `train`, then its dataset setting's
+    `train` overrides, then the encoder method's optimiser defaults for whatever optimiser
+    field is still unset; validated. Pure, and the defaults come as a plain mapping, so the
+    grid resolves recipes without importing an encoder (or torch)."""
+    merged = {**train.model_dump(), **overrides}
+    unset = {k: v for k, v in optimizer_defaults.items() if merged.get(k) is None}
+    return TrainSpec.model_validate({**merged, **unset})
 
 
 class EvalSpec(Frozen):

@@ -117,12 +117,12 @@ class Trainer:
         if "text" in model.modalities:
             raise PluginError("contrastive fine-tuning needs captions; image–text encoders are not "
                               "supported: use distillation")
-        pretrain(model, images, (), self.spec.train.model_copy(update={"epochs": epochs}),
+        pretrain(model, images, (), self.spec.train.replace(epochs=epochs),
                  self.spec.seed + 1)
         return model
 
     def distill(self, student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray,
                 epochs: int) -> EncoderMethod:
-        distill(student, teacher, images, self.spec.train.model_copy(update={"epochs": epochs}),
+        distill(student, teacher, images, self.spec.train.replace(epochs=epochs),
                 self.spec.seed + 1)
         return student

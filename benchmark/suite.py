@@ -8,6 +8,7 @@ Every failure becomes a `SuiteError` naming the file and the offending key path.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,18 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from pe_bench.errors import PeBenchError, SuiteError
+from pe_bench.overrides import attributed, with_overrides
 from pe_bench.registry import ATTACKS, DATASETS, DEFENSES, ENCODERS, Registry
-from pe_bench.spec import EvalSpec, Frozen, PluginRef, PretrainSpec, Resources, TaskSpec, TrainSpec
+from pe_bench.spec import (
+    EvalSpec,
+    Frozen,
+    PluginRef,
+    PretrainSpec,
+    Resources,
+    TaskSpec,
+    TrainSpec,
+    resolve_recipe,
+)
 
 
 class DatasetSetting(Frozen):
@@ -69,12 +80,9 @@ class Suite(Frozen):
             raise ValueError("dataset setting names must be unique")
         return settings
 
-    def train_for(self, setting: DatasetSetting) -> TrainSpec:
-        return TrainSpec.model_validate({**self.train.model_dump(), **setting.train})
-
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Suite:
-        return load_suite(path)
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Suite:
+        return load_suite(path, overrides)
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -135,10 +143,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read, validate structurally, then validate plugins and their params."""
+def load_suite(path: str | Path, overrides: Sequence[str] = ()) -> Suite:
+    """Read, apply `--set` overrides (pe_bench.overrides), validate structurally, then
+    validate plugins and their params; an error under an override names the override."""
     file = str(path)
-    data = read_yaml(path)
+    data, parsed = with_overrides(read_yaml(path), overrides, file, _StrictLoader)
+    try:
+        return _validated_suite(data, file)
+    except SuiteError as exc:
+        raise attributed(exc, parsed) from None
+
+
+def _validated_suite(data: dict[str, Any], file: str) -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -174,7 +190,7 @@ def _validated(registry: Registry[Any], ref: PluginRef, file: str, key: str) -> 
 def _validated_setting(setting: DatasetSetting, i: int, file: str, suite: Suite) -> DatasetSetting:
     key = f"datasets[{i}]"
     try:
-        suite.train_for(setting)
+        resolve_recipe(suite.train, setting.train, {})
     except ValidationError as exc:
         raise _from_validation(file, exc, prefix=f"{key}.train") from None
     also = tuple(_validated(DATASETS, r, file, f"{key}.pretrain.also[{j}]")

@@ -1,5 +1,6 @@
-"""One trial: plain JSON in (spec, locations, run id), one row out; the Ray Tune trainable
-wraps it, and `pe-bench run --in-process` calls it directly (so Ray is imported lazily).
+"""One trial: plain JSON in (spec, locations, run id), one row out. Every engine calls
+`execute` (the Ray engine inside a Tune trial, the in-process engine directly); nothing here
+imports Ray, and torch is imported only when a trial runs.
 
 Plugins are resolved here, in the worker, by name; a suite's unpackaged plugin modules are
 imported first. Any exception, and metrics that fail validation, become an error row with a
@@ -60,19 +61,11 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
-def trial_config(suite: Any, data_dir: Path, cache: str, run_id: str, prov: dict[str, Any]) -> dict[str, Any]:
-    """The plain config every trial of a run shares; `spec` (the trial's JSON) is added per trial."""
-    return {"data_dir": str(data_dir), "cache_dir": cache, "run_id": run_id,
-            "provenance": prov, "cpus": suite.resources.cpu}
-
-
 def _node_id(config: dict[str, Any]) -> str | None:
-    """The Ray node this trial runs on; None when it runs in-process, outside Ray."""
-    if config.get("in_process"):
-        return None
-    import ray
-
-    return ray.get_runtime_context().get_node_id()
+    """The cluster node this trial runs on, as its engine put it in the config (None when
+    the engine has no nodes, e.g. in-process)."""
+    node = config.get("node_id")
+    return None if node is None else str(node)
 
 
 def execute(config: dict[str, Any]) -> dict[str, Any]:
@@ -102,10 +95,3 @@ def _row(config: dict[str, Any], spec: TrialSpec, started: datetime, metrics: Tr
 
     return build_row(spec, config["run_id"], config["provenance"], started, metrics, **extra)
 
-
-def trainable(config: dict[str, Any]) -> None:
-    from ray import tune
-
-    from pe_bench.results import row_to_json
-
-    tune.report({"row_json": row_to_json(execute(config))})

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pe_bench.plugins import Defense, PluginParams
 from pe_bench.registry import register_defense
+from pe_bench.spec import TrainSpec
 
 
 @register_defense("conservative-crop")
@@ -32,9 +33,9 @@ class ConservativeCrop(Defense):
         mode: Literal["independent", "localized"] = "independent"
         margin: float = Field(0.1, ge=0, le=1)  # localized: grow the first box by this fraction
 
-    def configure_training(self, train: BaseModel) -> BaseModel:
+    def configure_training(self, train: TrainSpec) -> TrainSpec:
         p = self.params
-        return train.model_copy(update={
-            "crop_min_scale": max(p.min_scale, train.crop_min_scale),  # never weaker than the suite's
-            "crop_mode": p.mode, "crop_margin": p.margin,
-        })
+        return train.replace(
+            crop_min_scale=max(p.min_scale, train.crop_min_scale),  # never weaker than the suite's
+            crop_mode=p.mode, crop_margin=p.margin,
+        )

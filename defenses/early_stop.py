@@ -10,10 +10,11 @@ negative extra wall time.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pe_bench.plugins import Defense, PluginParams
 from pe_bench.registry import register_defense
+from pe_bench.spec import TrainSpec
 
 
 @register_defense("early-stop")
@@ -23,5 +24,5 @@ class EarlyStop(Defense):
     class Params(PluginParams):
         fraction: float = Field(0.5, gt=0, le=1)
 
-    def configure_training(self, train: BaseModel) -> BaseModel:
-        return train.model_copy(update={"epochs": max(1, round(train.epochs * self.params.fraction))})
+    def configure_training(self, train: TrainSpec) -> TrainSpec:
+        return train.replace(epochs=max(1, round(train.epochs * self.params.fraction)))

@@ -11,7 +11,7 @@ from torch import nn
 
 from pe_bench.encoders.backbones import build_backbone
 from pe_bench.plugins import PluginParams
-from pe_bench.spec import TrainSpec
+from pe_bench.spec import TrainSpec, resolve_recipe
 
 
 class EncoderParams(PluginParams):
@@ -52,5 +52,4 @@ class EncoderMethod(nn.Module):
 
 def with_optimizer_defaults(recipe: TrainSpec, method: type[EncoderMethod]) -> TrainSpec:
     """`recipe` with its unset optimiser fields taken from the method's defaults."""
-    unset = {k: v for k, v in method.optimizer_defaults.items() if getattr(recipe, k) is None}
-    return recipe.model_copy(update=unset) if unset else recipe
+    return resolve_recipe(recipe, {}, method.optimizer_defaults)

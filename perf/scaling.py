@@ -11,7 +11,7 @@ store and encoder cache so every trial really trains. Definitions, per trial:
 - per-trial overhead = 1 - sum(work) / sum(Tune wall): torch import and thread set-up in the
   fresh worker, plugin imports, row transport and Tune's bookkeeping.
 
-And per grid: wall (run_trials alone; `ray.init` is timed once, separately), speed-up against
+And per grid: wall (`Engine.run` alone; `ray.init` is timed once, separately), speed-up against
 the first concurrency value, start-up per trial = (wall x concurrency - sum(Tune wall)) /
 trials, the slot time spent outside started trials (worker process start-up and imports,
 scheduling gaps, idle slots), and grid overhead = 1 - (sum(work) / concurrency) / wall: all of
@@ -127,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from pe_bench.runner import start_ray
+    from pe_bench.engine_ray import start_ray
 
     suite = Path(args.suite)
     cpus = validate_suite(suite).suite.resources.cpu

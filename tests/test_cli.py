@@ -154,3 +154,28 @@ def test_leaderboard_sort_by_unknown_metric_is_one_line(capsys: pytest.CaptureFi
     assert main(["leaderboard", "--store", str(tmp_path), "--sort", "speed"]) == 2
     assert "unknown metric 'speed'" in assert_one_line_error(capsys.readouterr().err, "--sort")
     assert main(["leaderboard", "--store", str(tmp_path), "--sort=-asr", "--format", "csv"]) == 0
+
+
+def test_validate_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SMOKE), "--set", "seeds=[0]", "--set", "attacks=[none]"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "suite smoke: 1 trials, 1 clean pre-training runs"
+    assert "  seeds (1): 0" in out and "  attacks (1): none" in out
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(("item", "key", "fragment"), [
+    ("train.epochs=0", "--set train.epochs", "greater than or equal to 1"),
+    ("datasets.2.name=x", "--set datasets.2.name", "datasets has no item '2'"),
+    ("train.epochs", "--set train.epochs", "expected KEY.PATH=VALUE"),
+])
+def test_bad_override_is_exit_2_and_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                             command: str, item: str, key: str, fragment: str) -> None:
+    store = tmp_path / "store"
+    extra = ["--store", str(store), "--in-process"] if command == "run" else []
+    assert main([command, str(SMOKE), "--set", "seeds=[0]", "--set", item, *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line_error(err, str(SMOKE), key, fragment)
+    assert_ray_not_started()
+    assert not store.exists()

@@ -46,6 +46,21 @@ def test_early_stop_and_conservative_crop_change_only_the_recipe() -> None:
     assert (recipe.crop_min_scale, recipe.crop_mode, recipe.epochs) == (0.6, "localized", 120)
 
 
+def test_engine_validates_the_recipe_a_defense_returns() -> None:
+    """A third-party hook that skips validation (`model_copy`) is caught before training."""
+    from pe_bench.defend import configured_recipe
+    from pe_bench.errors import PluginError
+    from pe_bench.plugins import Defense
+
+    class ZeroEpochs(Defense):
+        def configure_training(self, train: TrainSpec) -> TrainSpec:
+            return train.model_copy(update={"epochs": 0})
+
+    with pytest.raises(PluginError, match="invalid recipe: train.epochs: Input should be greater"):
+        configured_recipe(ZeroEpochs(), TrainSpec())
+    assert configured_recipe(DEFENSES.get("early-stop")(), TrainSpec(epochs=10)).epochs == 5
+
+
 def test_partitions_are_disjoint_exhaustive_and_by_content() -> None:
     data = tiny_data()
     parts = DEFENSES.get("partition-ensemble").from_dict({"k": 4}).partition(data)

@@ -5,6 +5,7 @@ integration tests check that it gives the same numbers as the Ray path."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 
 from pe_bench.cli import main
 from pe_bench.results import scan
-from tests.integration._support import cli_env, pe_bench, write_suite
+from tests.integration._support import REPO, cli_env, pe_bench, write_suite
 
 
 @pytest.fixture
@@ -67,3 +68,42 @@ def test_in_process_and_address_exclude_each_other(tmp_path: Path,
     assert main(["run", str(suite), "--in-process", "--address", "auto", "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--in-process" in err and "--address" in err, err
+
+
+# full.yaml at toy scale: the datasets this machine has (CIFAR-10, GTSRB) in place of STL-10,
+# SVHN and EuroSAT; a small backbone, 1 epoch, a few hundred images, one seed, one CPU
+TOY_FULL = [
+    "seeds=[0]", "resources={cpu: 1, gpu: 0}", "max_concurrent=1",
+    "train.epochs=1", "train.batch_size=64", "train.warmup_epochs=0", "evaluation.batch_size=256",
+    "datasets.0.pretrain.max_images=200",
+    "datasets.0.tasks=[{name: cifar10, dataset: cifar10, train_size: 100, test_size: 50},"
+    " {name: gtsrb, dataset: gtsrb, train_size: 100, test_size: 50}]",
+    "datasets.1={name: gtsrb, pretrain: {dataset: gtsrb, max_images: 200},"
+    " tasks: [{name: gtsrb, dataset: gtsrb, train_size: 100, test_size: 50}]}",
+    *(f"encoders.{i}.params={{backbone: small-cnn, width: 8, proj_hidden_dim: 32, proj_dim: 16}}"
+      for i in (0, 1)),
+]
+
+
+@pytest.mark.data
+def test_full_suite_at_toy_scale_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set` shrinks the paper-scale grid (2 settings x 2 encoders x 6 attacks) until it runs
+    here in under a minute, every cell of it: the way to try a cluster suite before the cluster."""
+    data = Path(os.environ.get("PE_BENCH_DATA") or REPO.parent / "shared" / "data")
+    if not all((data / name).is_dir() for name in ("cifar10", "gtsrb")):
+        pytest.skip(f"CIFAR-10 and GTSRB not found in {data}")
+    monkeypatch.setenv("PE_BENCH_DATA", str(data))
+    full = REPO / "suites" / "full.yaml"
+    overrides = [arg for item in TOY_FULL for arg in ("--set", item)]
+    store = tmp_path / "store"
+    assert main(["run", str(full), "--in-process", "--store", str(store), "--no-leaderboard",
+                 *overrides]) == 0, capsys.readouterr().err
+    rows = scan(store, "full").to_pylist()
+    assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}, [r["error"] for r in rows]
+    assert {(r["dataset"], r["encoder"]) for r in rows} == {
+        (d, e) for d in ("cifar10", "gtsrb") for e in ("simclr", "moco")}
+    assert {r["attack"] for r in rows} == {"none", "poisoned-encoder", "duplicate", "blend"}
+    assert all(r["n_pretrain"] == 200 and r["seed"] == 0 for r in rows)
+    attacked = [r for r in rows if r["attack"] != "none"]
+    assert all(r["n_poisons"] > 0 and r["asr"] is not None for r in attacked)

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from pe_bench.api import validate_suite
 from pe_bench.errors import SuiteError
 from pe_bench.grid import expand
+from pe_bench.spec import TrainSpec, resolve_recipe
 from pe_bench.suite import Suite, load_suite
 from tests.bad_suites import BAD_SUITES, FIXTURES, expectation
 
@@ -242,3 +244,90 @@ def test_union_pretraining_datasets_are_validated(tmp_path: Path) -> None:
     with pytest.raises(SuiteError) as err:
         load_suite(bad)
     check_one_line(str(err.value), str(bad), "datasets[0].pretrain.also[0].name", "did you mean 'digits'")
+
+
+# -- the training recipe ---------------------------------------------------------------------
+def test_recipe_precedence_suite_then_setting_then_method_defaults() -> None:
+    suite = TrainSpec(epochs=5, lr=0.3)
+    recipe = resolve_recipe(suite, {"epochs": 2, "weight_decay": 0.0},
+                            {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4})
+    # the setting overrides the suite; the method fills only what both left unset
+    assert (recipe.epochs, recipe.optimizer, recipe.lr, recipe.weight_decay) == (2, "sgd", 0.3, 0.0)
+    assert suite.epochs == 5 and suite.optimizer is None  # pure: its inputs are unchanged
+
+
+@pytest.mark.parametrize(("changes", "defaults", "key"), [
+    ({"epochs": 0}, {}, "epochs"),
+    ({"epochz": 1}, {}, "epochz"),
+    ({}, {"lr": -1.0}, "lr"),
+    ({}, {"momentum": 0.9}, "momentum"),
+])
+def test_recipe_is_validated_whatever_its_source(changes: dict[str, Any], defaults: dict[str, Any],
+                                                 key: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        resolve_recipe(TrainSpec(), changes, defaults)
+    assert err.value.errors()[0]["loc"] == (key,)
+
+
+def test_replace_validates_where_model_copy_does_not() -> None:
+    recipe = TrainSpec(epochs=10)
+    assert recipe.replace(epochs=3) == TrainSpec(epochs=3) and recipe.epochs == 10
+    assert recipe.model_copy(update={"epochs": 0}).epochs == 0  # what replace exists to prevent
+    with pytest.raises(ValidationError):
+        recipe.replace(epochs=0)
+    with pytest.raises(ValidationError):
+        recipe.replace(crop_mode="tight")
+
+
+# -- --set overrides -------------------------------------------------------------------------
+def test_overrides_change_the_suite_before_validation() -> None:
+    base = load_suite(REPO / "suites" / "full.yaml")
+    suite = load_suite(REPO / "suites" / "full.yaml", [
+        "seeds=[0]", "train.epochs=2", "datasets.0.pretrain.max_images=200",
+        "encoders.1.params={backbone: small-cnn}", "resources={cpu: 1}"])
+    assert suite.seeds == (0,) and suite.train.epochs == 2 and suite.train.batch_size == 512
+    assert suite.datasets[0].pretrain.max_images == 200 and suite.datasets[1].pretrain.max_images is None
+    assert suite.encoders[1].params["backbone"] == "small-cnn"
+    assert suite.encoders[0] == base.encoders[0]
+    assert (suite.resources.cpu, suite.resources.gpu) == (1, 0)  # a replaced subtree takes defaults
+
+
+def test_override_of_a_yaml_alias_changes_only_that_place() -> None:
+    """full.yaml's two dataset settings share their task list through a YAML anchor."""
+    suite = load_suite(REPO / "suites" / "full.yaml", ["datasets.0.tasks.0.train_size=100"])
+    assert suite.datasets[0].tasks[0].train_size == 100
+    assert suite.datasets[1].tasks[0].train_size is None
+
+
+def test_overrides_apply_in_order_and_may_add_keys_the_file_omits() -> None:
+    suite = load_suite(MINIMAL, ["train.epochs=4", "train.epochs=6", "evaluation.probe=mlp",
+                                 "datasets.0.train={warmup_epochs: 1}"])
+    assert suite.train.epochs == 6 and suite.evaluation.probe == "mlp"
+    assert expand(suite).trials[0].train.warmup_epochs == 1
+
+
+@pytest.mark.parametrize(("item", "key", "fragment"), [
+    ("train.epochs=0", "--set train.epochs", "greater than or equal to 1 (got 0)"),
+    ("train.epochz=1", "--set train.epochz", "Extra inputs are not permitted"),
+    ("seeds=[0", "--set seeds", "invalid YAML value '[0'"),
+    ("seeds", "--set seeds", "expected KEY.PATH=VALUE"),
+    ("train..epochs=1", "--set train..epochs=1", "expected KEY.PATH=VALUE"),
+    ("datasets.3.name=x", "--set datasets.3.name",
+     "datasets has no item '3': address its 1 item by index 0..0"),
+    ("datasets.first.name=x", "--set datasets.first.name", "datasets has no item 'first'"),
+    ("seeds.0.x=1", "--set seeds.0.x", "seeds.0 is int 0, not a mapping or a list"),
+    ("attacks.1.params.poison_rate=2", "--set attacks.1.params.poison_rate", "less than or equal to 1"),
+    ("attacks=[nonee]", "--set attacks", "did you mean 'none'"),
+    ("datasets.0.train={epochs: -1}", "--set datasets.0.train", "greater than or equal to 1"),
+])
+def test_bad_override_is_one_line_naming_it(item: str, key: str, fragment: str) -> None:
+    with pytest.raises(SuiteError) as err:
+        load_suite(MINIMAL, ["seeds=[0]", item])
+    check_one_line(str(err.value), str(MINIMAL), key, fragment)
+
+
+def test_error_outside_the_overrides_names_the_file_key(tmp_path: Path) -> None:
+    bad = write_variant(tmp_path, lambda d: d["train"].update(epochs=0))
+    with pytest.raises(SuiteError) as err:
+        load_suite(bad, ["seeds=[1]", "train.batch_size=64"])
+    check_one_line(str(err.value), str(bad), "train.epochs", "greater than or equal to 1")

@@ -113,3 +113,17 @@ def descendants(pid: int) -> set[int]:
             todo.append(child)
     return found
 
+
+
+class FullDisk:
+    """Stands in for `pyarrow.parquet.write_table` (patch it with monkeypatch): the first
+    `room` writes go through, every later one fails as on a full disk. `calls` counts them."""
+
+    def __init__(self, write: Callable[..., Any], room: int) -> None:
+        self.write, self.room, self.calls = write, room, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.room:
+            raise OSError(28, "No space left on device")
+        return self.write(*args, **kwargs)

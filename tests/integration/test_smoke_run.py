@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from pe_bench.cli import main
 from pe_bench.results import scan
+from tests.integration._support import FullDisk
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ray
@@ -125,3 +127,29 @@ def test_resources_this_machine_cannot_give_fail_in_one_line(
     assert err.count("\n") == 0 and f"{path}: {key}: each trial asks for" in err, err
     assert "--in-process" in err
     assert scan(store, "greedy").num_rows == 0
+
+
+def test_store_that_cannot_be_written_stops_the_ray_run(
+        smoke_run: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The disk fills after the first row (the driver's callback writes rows, so the failure is
+    injected here): Tune is stopped, the run ends with one line and exit status 1, no Tune
+    traceback, and the row written before stays."""
+    suite = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    suite.update(name="full-disk", seeds=[0, 1, 2], attacks=["none"], max_concurrent=1)
+    path = tmp_path / "full-disk.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    store = tmp_path / "store"
+    disk = FullDisk(pq.write_table, room=1)
+    monkeypatch.setattr(pq, "write_table", disk)
+    capsys.readouterr()
+    assert main(["run", str(path), "--store", str(store), "--no-leaderboard"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("pe-bench:")]
+    assert line.startswith(f"pe-bench: error: cannot write to the store {store.resolve()}: "
+                           "No space left on device"), err
+    assert disk.calls == 2  # the first row and the failed second; nothing written after
+    monkeypatch.undo()
+    (kept,) = scan(store, "full-disk").to_pylist()
+    assert kept["status"] == "ok" and kept["seed"] == 0
