@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from pe_bench.cached_training import Trained, Trainer
+from pe_bench.defenses.base import Defense, PretrainData
 from pe_bench.errors import PluginError
-from pe_bench.plugins import Defense, PretrainData
 from pe_bench.spec import TrainSpec, canonical_hash
-from pe_bench.stages import Trained, Trainer
 
 
 @dataclass

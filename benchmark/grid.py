@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
-from pe_bench.encoders.base import with_optimizer_defaults
 from pe_bench.registry import ATTACKS, DEFENSES, ENCODERS
-from pe_bench.spec import TrialSpec
+from pe_bench.spec import TrainSpec, TrialSpec
 from pe_bench.suite import ExcludeRule, Suite
 
 
@@ -41,7 +41,7 @@ class Grid:
         poisoned = {t.pretrain_key(t.poison_id()) for t in self.trials if t.poison_id() is not None}
         own, repairs = set(), set()
         for t in self.trials:
-            hooks = DEFENSES.get(t.defense.name).from_dict(t.defense.params).implements()
+            hooks = DEFENSES.metadata(t.defense.name).hooks
             ident = (t.pretrain_key(t.poison_id()), t.defense.model_dump_json())
             if set(hooks) & {"sanitize", "configure_training", "partition"}:
                 own.add(ident)
@@ -63,9 +63,10 @@ def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
 
 
 def incompatibility(spec: TrialSpec) -> str | None:
-    """Why a cell cannot run (and is excluded rather than failed), or None."""
-    encoder = ENCODERS.get(spec.encoder.name)
-    attack = ATTACKS.get(spec.attack.name)
+    """Why a cell cannot run (and is excluded rather than failed), or None; from the plugins'
+    declared metadata, so no plugin module (or torch) is imported."""
+    encoder = ENCODERS.metadata(spec.encoder.name)
+    attack = ATTACKS.metadata(spec.attack.name)
     missing = set(encoder.modalities) - set(attack.modalities)
     if attack.modalities and missing:
         return (f"attack {spec.attack.name} injects {'+'.join(attack.modalities)} data; encoder "
@@ -73,6 +74,17 @@ def incompatibility(spec: TrialSpec) -> str | None:
     if spec.evaluation.probe == "zero-shot" and "text" not in encoder.modalities:
         return f"zero-shot evaluation needs a text encoder; {spec.encoder.name} has none"
     return None
+
+
+def optimizer_defaults(encoder: str) -> dict[str, Any]:
+    """The encoder method's own optimiser settings, for whatever a suite leaves unset (its
+    declared metadata: the encoder is not imported)."""
+    return dict(ENCODERS.metadata(encoder).optimizer_defaults)
+
+
+def _with_defaults(recipe: TrainSpec, defaults: dict[str, Any]) -> TrainSpec:
+    unset = {k: v for k, v in defaults.items() if getattr(recipe, k) is None}
+    return recipe.model_copy(update=unset) if unset else recipe
 
 
 def expand(suite: Suite) -> Grid:
@@ -91,7 +103,7 @@ def expand(suite: Suite) -> Grid:
             encoder=encoder,
             attack=attack,
             defense=defense,
-            train=with_optimizer_defaults(suite.train_for(setting), ENCODERS.get(encoder.name)),
+            train=_with_defaults(suite.train_for(setting), optimizer_defaults(encoder.name)),
             evaluation=suite.evaluation,
             plugins=suite.plugins,
         )

@@ -159,13 +159,13 @@ def import_plugin_modules(modules: tuple[str, ...], file: str = "") -> None:
             raise SuiteError(file, f"plugins[{i}]", f"cannot import {module!r}: {first}") from None
 
 
-def _validated(registry: Registry[Any], ref: PluginRef, file: str, key: str) -> PluginRef:
+def _validated(registry: Registry[Any, Any], ref: PluginRef, file: str, key: str) -> PluginRef:
     try:
-        plugin = registry.get(ref.name)
+        model = registry.params_model(ref.name)
     except PeBenchError as exc:
         raise SuiteError(file, f"{key}.name", str(exc)) from None
     try:
-        params = plugin.Params.model_validate(ref.params)
+        params = model.model_validate(ref.params)
     except ValidationError as exc:
         raise _from_validation(file, exc, prefix=f"{key}.params") from None
     return PluginRef(name=ref.name, params=params.model_dump(mode="json"))

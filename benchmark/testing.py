@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from pe_bench.attacks.base import PoisonSet
 from pe_bench.cache import ArtifactCache
-from pe_bench.data import ImageArray
-from pe_bench.plugins import Defense, PluginParams, PoisonSet, PretrainData
+from pe_bench.cached_training import Trainer
+from pe_bench.datasets.base import ImageArray
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
 from pe_bench.spec import PluginRef, PretrainSpec, TrainSpec, TrialSpec
-from pe_bench.stages import Trainer
 
 
 def _fail(cls: type, rule: str) -> AssertionError:
@@ -48,9 +49,9 @@ def tiny_spec(defense: PluginRef, seed: int = 0) -> TrialSpec:
 
 def check_params(cls: type[Defense]) -> Defense:
     if not (isinstance(cls, type) and issubclass(cls, Defense)):
-        raise AssertionError(f"{cls!r} is not a pe_bench.plugins.Defense subclass")
+        raise AssertionError(f"{cls!r} is not a pe_bench.defenses.base.Defense subclass")
     if not issubclass(cls.Params, PluginParams):
-        raise _fail(cls, "Params must subclass pe_bench.plugins.PluginParams")
+        raise _fail(cls, "Params must subclass pe_bench.plugin_types.PluginParams")
     try:
         cls.Params.model_validate({"__no_such_param__": 1})
     except ValidationError:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, RepairContext
+from pe_bench.defenses.base import Defense, PluginParams, RepairContext
 from pe_bench.registry import register_defense
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pe_bench.plugins import Defense, PluginParams
+from pe_bench.defenses.base import Defense, PluginParams
 from pe_bench.registry import register_defense
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from pe_bench.plugins import Defense, PluginParams
+from pe_bench.defenses.base import Defense, PluginParams
 from pe_bench.registry import register_defense
 
 

@@ -19,7 +19,7 @@ import hashlib
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, PretrainData
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
 from pe_bench.registry import register_defense
 
 

@@ -19,7 +19,6 @@ from PIL import Image
 from pydantic import ValidationError
 
 from pe_bench.data import (
-    ImageArray,
     cache_dir,
     clear_memo,
     load_dataset,
@@ -27,7 +26,8 @@ from pe_bench.data import (
     read_parquet_split,  # fmt: skip
     resolve_data_dir,
 )
-from pe_bench.datasets import GTSRB_CLASSES
+from pe_bench.datasets.base import ImageArray
+from pe_bench.datasets.gtsrb import GTSRB_CLASSES
 from pe_bench.errors import DataError, PluginError
 from pe_bench.registry import DATASETS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_bench.plugins import PoisonSet, PretrainData
+from pe_bench.attacks.base import PoisonSet
+from pe_bench.defenses.base import PretrainData
 from pe_bench.registry import DEFENSES
 from pe_bench.spec import TrainSpec
 from pe_bench.testing import check_defense, tiny_data
@@ -17,7 +18,7 @@ def test_every_registered_defense_meets_the_contract(name: str) -> None:
 
 
 def test_contract_catches_a_nondeterministic_filter() -> None:
-    from pe_bench.plugins import Defense
+    from pe_bench.defenses.base import Defense
 
     class Flaky(Defense):
         def sanitize(self, data, seed):
@@ -58,7 +59,7 @@ def test_partitions_are_disjoint_exhaustive_and_by_content() -> None:
 
 
 def test_clean_images_are_seeded_and_counted() -> None:
-    from pe_bench.plugins import RepairContext
+    from pe_bench.defenses.base import RepairContext
 
     pool = tiny_data().clean
     a, b = RepairContext(3, pool, None), RepairContext(3, pool, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pe_bench.attacks.base import TargetPair
 from pe_bench.evaluate import (
     ProbeOutput,
     accuracy,
@@ -13,7 +14,6 @@ from pe_bench.evaluate import (
     target_stats,
     task_metrics,
 )
-from pe_bench.plugins import TargetPair
 from pe_bench.spec import EvalSpec
 from tests.helpers import toy_task
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from pe_bench.cache import ArtifactCache
-from pe_bench.captions import captions, tokenize
-from pe_bench.data import ImageArray
+from pe_bench.datasets.base import ImageArray
+from pe_bench.defenses.base import Defense, PretrainData, RepairContext
 from pe_bench.encoders.base import EncoderMethod
+from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.errors import PluginError
-from pe_bench.plugins import Defense, PretrainData, RepairContext
 from pe_bench.registry import ENCODERS
 from pe_bench.spec import TrainSpec, TrialSpec, canonical_hash
 from pe_bench.train import distill, pick_device, pretrain
