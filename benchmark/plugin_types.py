@@ -68,14 +68,14 @@ class PluginMeta(BaseModel):
 
     def summary(self) -> str:
         """One short line for `pe-bench list`."""
-        return "; ".join(f"{k} {_shown(v)}" for k, v in self.model_dump().items())
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in self.model_dump().items())
 
 
 def _shown(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "+".join(map(str, value)) or "-"
     if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items())
+        return " ".join(f"{k}={v:g}" if isinstance(v, float) else str(v) for k, v in value.items())
     return str(value)
 
 

@@ -77,7 +77,7 @@ def _import_target(target: str) -> Any:
 def _describe(obj: Any) -> str:
     """What an object is, for a one-line error: a function, or a class and its pe-bench base."""
     if not isinstance(obj, type):
-        return f"{type(obj).__name__} {getattr(obj, '__qualname__', obj)!s}"
+        return f"a {type(obj).__name__} ({getattr(obj, '__qualname__', obj)!s})"
     base = next((c for c in obj.__mro__[1:] if c.__module__.startswith("pe_bench.")), None)
     return f"class {obj.__qualname__}" + (f" (a {base.__qualname__})" if base else "")
 
@@ -205,6 +205,16 @@ class Registry(Generic[T, M]):
         self._check_kind(name, obj, info.origin)
         self._loaded.pop(name, None)  # the decorator may have registered it by module
         self.add(name, obj, _Claim(obj, info.origin, origin))
+
+    def check(self, name: str) -> str | None:
+        """Why `name` cannot be used (one line), or None. A third-party plugin is imported to
+        check it is a plugin class of this kind; built-ins are checked by the contract tests."""
+        try:
+            if not self.info(name).builtin:
+                self.get(name)
+        except PluginError as exc:
+            return str(exc)
+        return None
 
     def metadata(self, name: str) -> M:
         """What the grid needs to know: a built-in's declared metadata (no import), else the

@@ -7,6 +7,7 @@ Every failure becomes a `SuiteError` naming the file and the offending key path.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from pathlib import Path
 from typing import Any
@@ -202,4 +203,17 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
             raise SuiteError(file, field, "the same plugin with the same params is listed twice")
         axes[field] = refs
     axes["datasets"] = tuple(_validated_setting(s, i, file, suite) for i, s in enumerate(suite.datasets))
+    for i, rule in enumerate(suite.exclude):
+        _check_exclude(rule, f"exclude[{i}]", {f[:-1]: [v.name for v in vs] for f, vs in axes.items()}, file)
     return suite.model_copy(update=axes)
+
+
+def _check_exclude(rule: ExcludeRule, key: str, axes: dict[str, list[str]], file: str) -> None:
+    """A rule naming something the suite does not list would silently match nothing."""
+    for field, names in axes.items():
+        value = getattr(rule, field)
+        if value is not None and value not in names:
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SuiteError(file, f"{key}.{field}", f"{value!r} matches no {field} of this suite{hint} "
+                             f"({field}s: {', '.join(names)})")
