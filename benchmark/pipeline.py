@@ -8,6 +8,7 @@ and the undefended poisoned encoder every defense starts from, are trained once 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pe_bench.defenses.base import PretrainData
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
 from pe_bench.evaluate import Classify, evaluate, probe, vote, zero_shot
-from pe_bench.registry import ATTACKS, DEFENSES
+from pe_bench.registry import ATTACKS, DEFENSES, plugin_versions
 from pe_bench.spec import EvalSpec, TrialSpec
 from pe_bench.train import encode
 
@@ -135,4 +136,5 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
         "cache_hits": sum(hits.values()),
         "clean_encoder": twin.info,
         "encoder_info": defended.members[0].info,
+        "plugin_versions": json.dumps(plugin_versions(spec.plugins_used()), sort_keys=True),
     }

@@ -272,3 +272,10 @@ register_backbone = BACKBONES.register
 def provenance_of(kind: str, name: str) -> str:
     """`provenance_of("encoders", "simclr")` -> "pe-bench 0.1.0" (see `Registry.provenance`)."""
     return REGISTRIES[kind].provenance(name)
+
+
+def plugin_versions(used: Mapping[str, Iterable[str]]) -> dict[str, dict[str, str]]:
+    """{kind: {name: provenance}} for the plugins `used` names by kind: what a row records and
+    what an artefact's cache key includes."""
+    return {kind: {name: provenance_of(kind, name) for name in sorted(names)}
+            for kind, names in sorted(used.items())}

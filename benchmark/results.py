@@ -59,6 +59,7 @@ SCHEMA = pa.schema([
     ("cache_hits", pa.int64()), ("train_images_per_s", pa.float64()), ("device", pa.string()),
     ("pe_bench_version", pa.string()), ("torch_version", pa.string()),
     ("ray_version", pa.string()), ("python_version", pa.string()), ("git_commit", pa.string()),
+    ("plugin_versions", pa.string()),  # JSON {kind: {name: "distribution version"}}
     ("hostname", pa.string()), ("node_id", pa.string()),
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
@@ -104,7 +105,7 @@ def build_row(spec: TrialSpec, run_id: str, prov: dict[str, Any], started: datet
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
         "selection": params.get("selection"), "poison_rate": params.get("poison_rate"),
         "spec_json": spec.model_dump_json(),
-        **{k: m.get(k) for k in ("n_pretrain", "n_poisons", "tasks", "cache_hits")},
+        **{k: m.get(k) for k in ("n_pretrain", "n_poisons", "tasks", "cache_hits", "plugin_versions")},
         **_defense_fields(m.get("defense")),
         **{name: m.get(name) for name, _ in METRICS},
         **{f"time_{s}_s": timings.get(s) for s in TIMING_STAGES},
