@@ -82,6 +82,12 @@ def _describe(obj: Any) -> str:
     return f"class {obj.__qualname__}" + (f" (a {base.__qualname__})" if base else "")
 
 
+def _first_error(exc: ValueError) -> str:
+    """A pydantic error's first problem on one line: `field: message`."""
+    lines = [line.strip() for line in str(exc).splitlines()[1:3]]
+    return ": ".join(lines) if lines else str(exc)
+
+
 def _same_claimant(info: PluginInfo, obj: Any) -> bool:
     """Whether `obj` is the plugin the index knows under its name: the built-in's own module,
     or a module of the entry point's top-level package."""
@@ -139,9 +145,8 @@ class Registry(Generic[T, M]):
         try:
             return self._meta.model_validate(declared)
         except ValueError as exc:
-            first = str(exc).splitlines()
             raise PluginError(f"{self.noun} {name!r}: bad metadata {dict(declared)}: "
-                              f"{' '.join(first[1:3]).strip()}") from None
+                              f"{_first_error(exc)}") from None
 
     def _check_kind(self, name: str, obj: Any, origin: str) -> None:
         if self._base is None:
@@ -219,10 +224,22 @@ class Registry(Generic[T, M]):
     def metadata(self, name: str) -> M:
         """What the grid needs to know: a built-in's declared metadata (no import), else the
         metadata the loaded class declares."""
+        declared = self.declared(name) if name not in self._loaded else None
+        if declared is not None:
+            return declared
+        plugin = self.get(name)
+        try:
+            return cast(M, self._meta.of(plugin))
+        except ValueError as exc:
+            raise PluginError(f"{self.noun} {name!r}: bad metadata: {_first_error(exc)}") from None
+
+    def declared(self, name: str) -> M | None:
+        """A built-in's metadata as its decorator declares it (read from source), or None
+        where the registry learns it from the class (third-party, or derived from code)."""
         info = self.info(name)
-        if info.builtin and self._meta.literal and name not in self._loaded:
-            return self._validated_meta(name, {k: v for k, v in info.declared.items() if k != "params"})
-        return cast(M, self._meta.of(self.get(name)))
+        if not (info.builtin and self._meta.literal):
+            return None
+        return self._validated_meta(name, {k: v for k, v in info.declared.items() if k != "params"})
 
     def params_model(self, name: str) -> Any:
         """The plugin's Params model: for a built-in that names a torch-free one (`params=` in

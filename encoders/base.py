@@ -40,6 +40,12 @@ class EncoderMethod(nn.Module):
         self.feature_dim: int = self.backbone.feature_dim  # type: ignore[assignment]
 
     @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        """Params for pe_bench.testing's contract run (32 images of 16x16 pixels, one epoch):
+        a narrow backbone and small heads; override when your Params differ."""
+        return {"width": 4, "proj_hidden_dim": 16, "proj_dim": 8}
+
+    @classmethod
     def from_dict(cls, params: Mapping[str, Any] | None, in_channels: int = 3) -> EncoderMethod:
         return cls(cls.Params.model_validate(dict(params or {})), in_channels=in_channels)
 
