@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +35,7 @@ class Plugin:
         self.params = params if params is not None else self.Params()
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | None) -> Plugin:
+    def from_dict(cls, params: Mapping[str, Any] | None) -> Self:
         return cls(cls.Params.model_validate(dict(params or {})))
 
 
@@ -56,7 +56,7 @@ class PluginMeta(BaseModel):
     literal: ClassVar[bool] = True
 
     @classmethod
-    def of(cls, plugin: Any) -> PluginMeta:
+    def of(cls, plugin: Any) -> Self:
         """The metadata a loaded plugin class declares as class attributes."""
         defaults = cls()
         return cls.model_validate({f: getattr(plugin, f, getattr(defaults, f)) for f in cls.model_fields})
@@ -108,7 +108,7 @@ class DefenseMeta(PluginMeta):
     hooks: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, plugin: Any) -> PluginMeta:
+    def of(cls, plugin: Any) -> Self:
         return cls(hooks=tuple(plugin.implements()))
 
 

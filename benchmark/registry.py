@@ -229,7 +229,7 @@ class Registry(Generic[T, M]):
             return declared
         plugin = self.get(name)
         try:
-            return cast(M, self._meta.of(plugin))
+            return self._meta.of(plugin)
         except ValueError as exc:
             raise PluginError(f"{self.noun} {name!r}: bad metadata: {_first_error(exc)}") from None
 

@@ -31,6 +31,8 @@ class CleanFinetune(Defense):
         clean_images: int = Field(500, ge=2)
         epochs: int = Field(20, ge=1)
 
+    params: Params
+
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
         return {"clean_images": 16, "epochs": 1}

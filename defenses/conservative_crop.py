@@ -32,6 +32,8 @@ class ConservativeCrop(Defense):
         mode: Literal["independent", "localized"] = "independent"
         margin: float = Field(0.1, ge=0, le=1)  # localized: grow the first box by this fraction
 
+    params: Params
+
     def configure_training(self, train: BaseModel) -> BaseModel:
         p = self.params
         return train.model_copy(update={

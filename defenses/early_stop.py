@@ -23,5 +23,7 @@ class EarlyStop(Defense):
     class Params(PluginParams):
         fraction: float = Field(0.5, gt=0, le=1)
 
+    params: Params
+
     def configure_training(self, train: BaseModel) -> BaseModel:
         return train.model_copy(update={"epochs": max(1, round(train.epochs * self.params.fraction))})

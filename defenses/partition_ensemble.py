@@ -36,6 +36,8 @@ class PartitionEnsemble(Defense):
     class Params(PluginParams):
         k: int = Field(3, ge=2, le=1000)
 
+    params: Params
+
     def partition(self, data: PretrainData) -> tuple[PretrainData, ...]:
         k = self.params.k
         labels = np.array([partition_of(img, k) for arr in data.images() for img in arr], dtype=np.int64)

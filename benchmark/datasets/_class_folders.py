@@ -103,7 +103,8 @@ class FolderDataset(LocalDataset):
         token and the loader need them and EuroSAT has 27,000 files."""
         key = (split, data_dir)
         if key not in self._scans:
-            found, samples, classes = self.roots(split, data_dir), [], ()
+            found, samples = self.roots(split, data_dir), []
+            classes: tuple[str, ...] = ()
             if found is not None:
                 root, class_roots, make_split = found
                 classes = tuple(sorted({d.name for r in class_roots for d in class_folders(r)}))

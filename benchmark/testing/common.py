@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +19,7 @@ def check_params(cls: Any, base: type, params_base: type[BaseModel], *valid: dic
     accept each of `valid` (e.g. the defaults and the contract params)."""
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise AssertionError(f"{cls!r} is not a {base.__module__}.{base.__qualname__} subclass")
+    cls = cast(Any, cls)  # a plugin class of its kind: it has Params
     if not (isinstance(cls.Params, type) and issubclass(cls.Params, params_base)):
         raise fail(cls, f"Params must subclass {params_base.__module__}.{params_base.__qualname__}")
     try:

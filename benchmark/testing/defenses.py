@@ -15,7 +15,7 @@ from pe_bench.cache import ArtifactCache
 from pe_bench.cached_training import Trainer
 from pe_bench.datasets.base import ImageArray
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
-from pe_bench.spec import PluginRef, PretrainSpec, TrainSpec, TrialSpec
+from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
 from pe_bench.testing.common import check_params, fail
 
 
@@ -36,7 +36,7 @@ def tiny_spec(defense: PluginRef, seed: int = 0) -> TrialSpec:
                      encoder=PluginRef(name="simclr", params={"width": 4, "proj_hidden_dim": 16,
                                                               "proj_dim": 8}),
                      attack=PluginRef(name="none"), defense=defense, train=train,
-                     evaluation={"probe": "linear"})
+                     evaluation=EvalSpec(probe="linear"))
 
 
 def _small(cls: type[Defense]) -> Defense:
