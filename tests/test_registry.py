@@ -375,3 +375,60 @@ def test_listing_does_not_warn_without_clashes(sandbox: Sandbox) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sandbox.registry().infos()
+
+
+# -- metadata declared in the decorator ------------------------------------------------------
+def test_declared_metadata_is_read_from_source_and_set_on_the_class(sandbox: Sandbox) -> None:
+    sandbox.module("reg", f"""
+        from pe_bench.plugin_types import AttackMeta
+        from pe_bench.registry import Registry
+        WIDGETS = Registry("widgets", ["{sandbox.prefix}_pkg"], "register_widget", AttackMeta)
+        register_widget = WIDGETS.register
+    """)
+    sandbox.module("pkg.gears", """
+        from REG import register_widget
+
+        @register_widget("gear", modalities=("image", "text"), family="backdoor")
+        class Gear:
+            pass
+    """)
+    widgets = sandbox.registry()
+    gears = f"{sandbox.prefix}_pkg.gears"
+    meta = widgets.metadata("gear")
+    assert (meta.modalities, meta.family, meta.stage) == (("image", "text"), "backdoor", "data")
+    assert gears not in sys.modules  # read from the decorator, not from the class
+    gear = widgets.get("gear")
+    assert gear.modalities == ("image", "text") and gear.family == "backdoor"
+    assert widgets.metadata("gear") == meta == widgets.declared("gear")
+
+
+@pytest.mark.parametrize(("decorator", "expected"), [
+    ('@register_widget("gear", colour=COLOUR)',
+     "gears.py:5: @register_widget('gear'): plugin metadata must be a literal"),
+    ('@register_widget("gear", colour="red")',
+     "widget 'gear': bad metadata {'colour': 'red'}: colour: Extra inputs"),
+], ids=["not-a-literal", "unknown-key"])
+def test_bad_metadata_is_one_line(sandbox: Sandbox, decorator: str, expected: str) -> None:
+    sandbox.module("pkg.gears", f"""
+        from REG import register_widget
+        COLOUR = "red"
+
+        {decorator}
+        class Gear:
+            pass
+    """)
+    with pytest.raises(PluginError) as err:
+        sandbox.registry().metadata("gear")
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_params_model_of_an_encoder_needs_no_torch() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from pe_bench.registry import ENCODERS
+        models = {n: ENCODERS.params_model(n).__module__ for n in ENCODERS.names()}
+        print(sorted(set(models.values())), "torch" in sys.modules)
+    """)
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['pe_bench.encoders.params'] False"

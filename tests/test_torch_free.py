@@ -81,3 +81,19 @@ def test_leaderboard_plot_and_publish(store: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pe-bench leaderboard" in proc.stdout and "duplicate" in proc.stdout
     assert (tmp_path / "figure.png").is_file() and (tmp_path / "site" / "index.html").is_file()
+
+
+def test_attack_defense_and_dataset_modules_import_without_torch() -> None:
+    """Validation imports them (params, a defense's hooks), so they must stay torch-free;
+    encoders import torch and keep their params in a torch-free module instead."""
+    code = BLOCKED.split("from pe_bench.cli")[0] + (
+        "import importlib\n"
+        "from pe_bench.registry import REGISTRIES\n"
+        "for kind in ('attacks', 'defenses', 'datasets'):\n"
+        "    for name, info in REGISTRIES[kind].infos().items():\n"
+        "        if info.builtin:\n"
+        "            importlib.import_module(info.target)\n"
+        "            REGISTRIES[kind].metadata(name)\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
