@@ -6,6 +6,7 @@ this index, so they never import a plugin module or torch."""
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,15 @@ def module_files(module: str) -> list[tuple[str, Path]]:
         return [(f"{module}.{path.stem}", path) for loc in spec.submodule_search_locations
                 for path in sorted(Path(loc).glob("*.py")) if path.stem != "__init__"]
     return [(module, Path(str(spec.origin)))]
+
+
+def import_target(target: str) -> Any:
+    """The object a "module:attr" target (an entry point's value) names, importing it."""
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
 
 
 def build_index(builtin_modules: Iterable[str], decorator: str, group: str) -> dict[str, PluginInfo]:

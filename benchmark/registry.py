@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from pe_bench import __version__
 from pe_bench.errors import PluginError
-from pe_bench.plugin_index import BUILTIN_ORIGIN, PluginInfo, build_index
+from pe_bench.plugin_index import BUILTIN_ORIGIN, PluginInfo, build_index, import_target
 from pe_bench.plugin_types import AttackMeta, DatasetMeta, DefenseMeta, EncoderMeta, PluginMeta
 
 T = TypeVar("T")
@@ -64,14 +64,6 @@ def _claim_of(obj: Any) -> _Claim:
     if dists:
         return _Claim(obj, dists[0], f"{dists[0]} {metadata.version(dists[0])}")
     return _Claim(obj, f"module {module}", f"module {module} {_source_hash(module)}")
-
-
-def _import_target(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split(".") if attr else ():
-        obj = getattr(obj, part)
-    return obj
 
 
 def _describe(obj: Any) -> str:
@@ -116,12 +108,15 @@ class Registry(Generic[T, M]):
         The keywords are the plugin's metadata; they are set on the class."""
 
         def deco(obj: T) -> T:
-            meta = self._validated_meta(name, declared)
-            self._check_kind(name, obj, _claim_of(obj).origin)
-            if params is not None and _import_target(params) is not getattr(obj, "Params", None):
+            if declared and not self._meta.literal:
+                raise PluginError(f"{self.noun} {name!r}: its metadata is read from its code; "
+                                  f"@{self._decorator} takes none ({', '.join(declared)})")
+            meta, claim = self._validated_meta(name, declared), _claim_of(obj)
+            self._check_kind(name, obj, claim.origin)
+            if params is not None and import_target(params) is not getattr(obj, "Params", None):
                 raise PluginError(f"{self.noun} {name!r}: params={params!r} is not its Params class")
             meta.apply(obj, declared)
-            self.add(name, obj, _claim_of(obj))
+            self.add(name, obj, claim)
             return obj
 
         return deco
@@ -151,7 +146,7 @@ class Registry(Generic[T, M]):
     def _check_kind(self, name: str, obj: Any, origin: str) -> None:
         if self._base is None:
             return
-        base = _import_target(self._base)
+        base = import_target(self._base)
         if not (isinstance(obj, type) and issubclass(obj, base)):
             raise PluginError(f"{self.noun} {name!r} from {origin} is {_describe(obj)}, not a "
                               f"{base.__module__}.{base.__qualname__} subclass")
@@ -203,7 +198,7 @@ class Registry(Generic[T, M]):
     def _load_entry_point(self, name: str, info: PluginInfo) -> None:
         origin = f"{info.origin} {info.version}".strip()
         try:
-            obj = _import_target(info.target)
+            obj = import_target(info.target)
         except Exception as exc:  # a broken third-party plugin: say which one
             raise PluginError(f"{self.noun} {name!r} from {info.origin} failed to import: "
                               f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from exc
@@ -247,7 +242,7 @@ class Registry(Generic[T, M]):
         info = self.info(name)
         target = info.declared.get("params")
         if info.builtin and target and name not in self._loaded:
-            return _import_target(str(target))
+            return import_target(str(target))
         return cast(Any, self.get(name)).Params
 
     def provenance(self, name: str) -> str:
