@@ -2,8 +2,9 @@
 undefended poisoned encoder) -> defense (pre-, in-, post-processing) -> evaluate.
 
 Returns the trial's metrics as a plain dict (the driver adds provenance and writes the row).
-Every encoder goes through the artefact cache (pe_bench.cached_training), so the clean twin of a seed,
-and the undefended poisoned encoder every defense starts from, are trained once per grid.
+Every encoder goes through the artefact cache (pe_bench.cached_training), so the clean twin of
+a seed, and the undefended poisoned encoder every defense starts from, are trained once per
+grid.
 """
 
 from __future__ import annotations

@@ -204,7 +204,8 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
         axes[field] = refs
     axes["datasets"] = tuple(_validated_setting(s, i, file, suite) for i, s in enumerate(suite.datasets))
     for i, rule in enumerate(suite.exclude):
-        _check_exclude(rule, f"exclude[{i}]", {f[:-1]: [v.name for v in vs] for f, vs in axes.items()}, file)
+        names = {axis.removesuffix("s"): [v.name for v in values] for axis, values in axes.items()}
+        _check_exclude(rule, f"exclude[{i}]", names, file)
     return suite.model_copy(update=axes)
 
 
