@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.targets import TargetedParams, craft_with_references
 from pe_bench.registry import register_attack
-from pe_bench.targets import TargetedParams, craft_with_references
 
 
 class BlendParams(TargetedParams):
@@ -25,7 +25,7 @@ def blend(target: np.ndarray, reference: np.ndarray, alpha: float) -> np.ndarray
     return np.rint(mixed).astype(np.uint8)
 
 
-@register_attack("blend")
+@register_attack("blend", family="targeted", stage="data", modalities=("image",))
 class Blend(Attack):
     Params = BlendParams
     params: BlendParams

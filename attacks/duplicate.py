@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.targets import TargetedParams, all_targets, budget
 from pe_bench.registry import register_attack
-from pe_bench.targets import TargetedParams, all_targets, budget
 
 
-@register_attack("duplicate")
+@register_attack("duplicate", family="targeted", stage="data", modalities=("image",))
 class Duplicate(Attack):
     Params = TargetedParams
     params: TargetedParams

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.registry import register_attack
 
 
-@register_attack("none")
+# injects nothing (no modalities), so it pairs with every encoder
+@register_attack("none", family="targeted", stage="data", modalities=())
 class NoAttack(Attack):
-    modalities = ()  # injects nothing, so it pairs with every encoder
     def craft(self, ctx: AttackContext) -> PoisonSet:
         return PoisonSet(info={"n_poisons": 0})

@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
+from pe_bench.attacks.targets import TargetedParams, craft_with_references
 from pe_bench.registry import register_attack
-from pe_bench.targets import TargetedParams, craft_with_references
 
 Layout = Literal["left", "right", "top", "bottom"]
 
@@ -50,7 +50,7 @@ def shrink(canvas: np.ndarray) -> np.ndarray:
     return np.rint(x).astype(np.uint8)
 
 
-@register_attack("poisoned-encoder")
+@register_attack("poisoned-encoder", family="targeted", stage="data", modalities=("image",))
 class PoisonedEncoder(Attack):
     Params = PoisonedEncoderParams
     params: PoisonedEncoderParams

@@ -19,7 +19,9 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import pickle
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch
 from pe_bench.errors import PeBenchError
 
 Build = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+Usable = Callable[[dict[str, torch.Tensor]], bool]
 
 
 class CacheLocationError(PeBenchError):
@@ -86,13 +89,14 @@ class ArtifactCache:
     def _guard(self, kind: str, key: str) -> Any:
         return _locked(Path(self._path(kind, key, ".lock"))) if self.lock else nullcontext()
 
-    def get_or_create(self, kind: str, key: str, build: Build
+    def get_or_create(self, kind: str, key: str, build: Build, usable: Usable | None = None
                       ) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
         """(state, metadata, hit): load the artefact, or build and store it (under the lock
-        where there is one)."""
+        where there is one). A stored artefact that cannot be read, or that `usable` rejects,
+        is built again and replaced."""
         with self._guard(kind, key):
             found = self.load(kind, key)
-            if found is not None:
+            if found is not None and (usable is None or usable(found[0])):
                 return *found, True
             state, info = build()
             self.store(kind, key, state, info)
@@ -104,8 +108,13 @@ class ArtifactCache:
         weights, meta = self._path(kind, key, ".pt"), self._path(kind, key, ".json")
         if not (self._exists(meta) and self._exists(weights)):
             return None
-        state = torch.load(io.BytesIO(self._read(weights)), map_location="cpu", weights_only=True)
-        return state, json.loads(self._read(meta))
+        try:
+            state = torch.load(io.BytesIO(self._read(weights)), map_location="cpu", weights_only=True)
+            return state, json.loads(self._read(meta))
+        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            warnings.warn(f"pe-bench: rebuilding unreadable cached {kind}/{key}: {first}", stacklevel=2)
+            return None
 
     def store(self, kind: str, key: str, state: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
         buffer = io.BytesIO()

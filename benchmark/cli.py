@@ -83,15 +83,24 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(kind: str | None) -> int:
+    """Every plugin with the code it comes from and its metadata; third-party plugins are
+    imported to check them, and any that cannot be used is flagged with the reason."""
     from rich.console import Console
     from rich.table import Table
 
     from pe_bench.registry import REGISTRIES
 
-    table = Table("kind", "name", "origin")
+    table = Table("kind", "name", "from", "metadata")
+    for column in table.columns[:3]:
+        column.no_wrap = True
     for k in [kind] if kind else KINDS:
-        for name, info in sorted(REGISTRIES[k].infos().items()):
-            table.add_row(k, name, info.origin)
+        registry = REGISTRIES[k]
+        for name in registry.names():
+            problem = registry.check(name)
+            if problem is not None:
+                table.add_row(k, name, registry.infos()[name].origin, f"[red]unusable: {problem}[/red]")
+            else:
+                table.add_row(k, name, registry.provenance(name), registry.metadata(name).summary())
     Console().print(table)
     return 0
 

@@ -1,4 +1,6 @@
-"""Dataset layer: image arrays, the dataset plugin base, the Parquet reader, the decode caches.
+"""Dataset loading machinery: the Parquet reader, image fitting, the decode caches, data-dir
+resolution. The dataset plugin API is `pe_bench.datasets.base`; the datasets are in
+`pe_bench.datasets`.
 
 Torch-free at import, so the CLI lists datasets and validates suites without torch. Decoding is
 the slow part of a trial's start: `load_dataset` keeps decoded splits as .npy files (shared by
@@ -17,16 +19,15 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar, Literal
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
+from pe_bench.datasets.base import Dataset, ImageArray
 from pe_bench.errors import DataError
 from pe_bench.registry import DATASETS
 
@@ -36,65 +37,6 @@ LABEL_COLUMN = "label"
 _CACHE_FORMAT = 1  # bump when the cached layout or the decoding changes
 _MEMO_SIZE = 4
 _MEMO: OrderedDict[tuple[Any, ...], ImageArray] = OrderedDict()
-
-
-@dataclass(frozen=True)
-class ImageArray:
-    """One decoded split: uint8 images (N, C, H, W), int64 labels (N,) and the class names."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        """Reject malformed arrays here, so a faulty plugin fails at load, not mid-training."""
-        im, lb = self.images, self.labels
-        if im.dtype != np.uint8 or im.ndim != 4 or im.shape[1] not in (1, 3):
-            raise ValueError(f"images must be uint8 (N, C, H, W), C 1 or 3: {im.dtype} {im.shape}")
-        if lb.dtype != np.int64 or lb.shape != im.shape[:1]:
-            raise ValueError(f"labels must be int64 ({im.shape[0]},): {lb.dtype} {lb.shape}")
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        if len(lb) and (lb.min() < 0 or lb.max() >= len(self.classes)):
-            raise ValueError(f"labels {lb.min()}..{lb.max()} but {len(self.classes)} classes")
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: np.ndarray | slice) -> ImageArray:
-        """The rows selected by `index` (a slice gives views, an index array gives copies)."""
-        return ImageArray(self.images[index], self.labels[index], self.classes)
-
-
-class DatasetParams(BaseModel):
-    """Options every dataset takes; unknown keys are errors so typos in suites surface."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    resolution: int = Field(32, ge=8, le=512)  # output height = width
-    channels: Literal[1, 3] = 3
-
-
-class ImageDatasetParams(DatasetParams):
-    """Options of datasets that come either as Parquet files or in torchvision's layout."""
-
-    source: Literal["auto", "parquet", "torchvision"] = "auto"
-    download: bool = False  # torchvision's opt-in download, for machines with a network
-
-
-class Dataset:
-    """Base of dataset plugins: `load` returns one split; `cache_token` enables the disk cache."""
-
-    Params: ClassVar[type[DatasetParams]] = DatasetParams
-
-    def __init__(self, params: DatasetParams) -> None:
-        self.params = params
-
-    def load(self, split: str, data_dir: Path) -> ImageArray:
-        """Decode `split` ("train" or "test") from the files under `data_dir`."""
-        raise NotImplementedError
-
-    def cache_token(self, split: str, data_dir: Path) -> str | None:
-        """Identity of the source files (see `files_token`); None means: do not cache on disk."""
-        return None
 
 
 def _user_cache_root() -> Path:
@@ -143,6 +85,15 @@ def stack_images(
     if done != count:
         raise ValueError(f"expected {count} images, got {done}")
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def fit_images(images: np.ndarray, resolution: int, channels: int) -> np.ndarray:
+    """Bring uint8 (N, C, H, W) arrays to the requested size and channels (no-op if they match)."""
+    n, c, h, w = images.shape
+    if (c, h, w) == (channels, resolution, resolution):
+        return images
+    pils = (Image.fromarray(x[0] if c == 1 else x.transpose(1, 2, 0)) for x in images)
+    return stack_images(pils, n, resolution, channels)
 
 
 def parquet_files(directory: Path, split: str) -> list[Path]:

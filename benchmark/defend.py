@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from pe_bench.cached_training import Trained, Trainer
+from pe_bench.defenses.base import Defense, PretrainData
 from pe_bench.errors import PluginError
 from pe_bench.metrics import DefenseReport
-from pe_bench.plugins import Defense, PretrainData
+from pe_bench.registry import plugin_versions
 from pe_bench.spec import TrainSpec, canonical_hash
-from pe_bench.stages import Trained, Trainer
 
 
 @dataclass
@@ -53,14 +54,17 @@ def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
 def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
                ) -> tuple[PretrainData, dict[str, Any], float]:
     """Run the filter, or load which ids it removed from the artefact cache (keyed by the
-    pre-training set, the poisons, the seed and the defense): a filter runs once per grid.
-    Returns the kept set, the filter's scores and the seconds the filter took."""
+    pre-training set, the poisons, the seed, the defense and the versions of the plugins behind
+    them): a filter runs once per grid. Returns the kept set, the filter's scores and the
+    seconds the filter took."""
     if "sanitize" not in defense.implements():  # not a filter: nothing to score
         return data, {"n_removed": 0}, 0.0
     spec = trainer.spec
     key = canonical_hash({"filter": spec.defense.model_dump(mode="json"), "seed": spec.seed,
                           "pretrain": spec.pretrain.model_dump(mode="json"),
-                          "poisons": spec.poison_id(), "data": data.identity()})
+                          "poisons": spec.poison_id(), "data": data.identity(),
+                          "plugins": plugin_versions(spec.plugins_used(
+                              ("defenses", "attacks", "datasets"), poisoned=spec.poison_id() is not None))})
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         start = time.perf_counter()
@@ -72,9 +76,15 @@ def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
                               f"of {data.size}: build the kept set with data.without(removed)")
         return {"removed": torch.from_numpy(removed)}, {"seconds": time.perf_counter() - start}
 
-    state, info, _ = trainer.cache.get_or_create("filters", key, build)
+    state, info, _ = trainer.cache.get_or_create("filters", key, build, usable=_removed_ids)
     removed = state["removed"].numpy()
     return data.without(removed), filter_scores(data, removed), float(info["seconds"])
+
+
+def _removed_ids(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a cached filter result is what `_sanitized` stores (else it is recomputed)."""
+    removed = state.get("removed")
+    return set(state) == {"removed"} and removed is not None and removed.ndim == 1
 
 
 def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: TrainSpec,

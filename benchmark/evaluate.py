@@ -15,8 +15,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from pe_bench.attacks.base import TargetPair, Task
 from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics
-from pe_bench.plugins import TargetPair, Task
 from pe_bench.spec import EvalSpec
 
 Encode = Callable[[np.ndarray], np.ndarray]

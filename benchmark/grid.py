@@ -41,7 +41,7 @@ class Grid:
         poisoned = {t.pretrain_key(t.poison_id()) for t in self.trials if t.poison_id() is not None}
         own, repairs = set(), set()
         for t in self.trials:
-            hooks = DEFENSES.get(t.defense.name).from_dict(t.defense.params).implements()
+            hooks = DEFENSES.metadata(t.defense.name).hooks
             ident = (t.pretrain_key(t.poison_id()), t.defense.model_dump_json())
             if set(hooks) & {"sanitize", "configure_training", "partition"}:
                 own.add(ident)
@@ -63,9 +63,10 @@ def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
 
 
 def incompatibility(spec: TrialSpec) -> str | None:
-    """Why a cell cannot run (and is excluded rather than failed), or None."""
-    encoder = ENCODERS.get(spec.encoder.name)
-    attack = ATTACKS.get(spec.attack.name)
+    """Why a cell cannot run (and is excluded rather than failed), or None; from the plugins'
+    declared metadata, so no plugin module (or torch) is imported."""
+    encoder = ENCODERS.metadata(spec.encoder.name)
+    attack = ATTACKS.metadata(spec.attack.name)
     missing = set(encoder.modalities) - set(attack.modalities)
     if attack.modalities and missing:
         return (f"attack {spec.attack.name} injects {'+'.join(attack.modalities)} data; encoder "
@@ -76,8 +77,9 @@ def incompatibility(spec: TrialSpec) -> str | None:
 
 
 def optimizer_defaults(encoder: str) -> dict[str, Any]:
-    """The encoder method's own optimiser settings, for whatever a suite leaves unset."""
-    return dict(ENCODERS.get(encoder).optimizer_defaults)
+    """The encoder method's own optimiser settings, for whatever a suite leaves unset (its
+    declared metadata: the encoder is not imported)."""
+    return dict(ENCODERS.metadata(encoder).optimizer_defaults)
 
 
 def expand(suite: Suite) -> Grid:

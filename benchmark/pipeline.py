@@ -2,8 +2,9 @@
 undefended poisoned encoder) -> defense (pre-, in-, post-processing) -> evaluate.
 
 Returns the trial's metrics as a validated `TrialMetrics` (the worker wraps them in a row).
-Every encoder goes through the artefact cache (pe_bench.stages), so the clean twin of a seed,
-and the undefended poisoned encoder every defense starts from, are trained once per grid.
+Every encoder goes through the artefact cache (pe_bench.cached_training), so the clean twin of
+a seed, and the undefended poisoned encoder every defense starts from, are trained once per
+grid.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.cache import ArtifactCache
-from pe_bench.data import ImageArray, load_dataset
+from pe_bench.cached_training import Trainer
+from pe_bench.data import load_dataset
+from pe_bench.datasets.base import ImageArray
 from pe_bench.defend import apply_defense
+from pe_bench.defenses.base import PretrainData
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
 from pe_bench.evaluate import Classify, evaluate, probe, vote, zero_shot
 from pe_bench.metrics import EncoderInfo, Timings, TrialMetrics
-from pe_bench.plugins import AttackContext, PoisonSet, PretrainData, Task
 from pe_bench.registry import ATTACKS, DEFENSES
 from pe_bench.spec import EvalSpec, TrialSpec
-from pe_bench.stages import Trainer
 from pe_bench.train import encode
 
 Log = Callable[[str], None]

@@ -15,6 +15,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pe_bench.registry import plugin_versions
+
 # Part of every cached encoder's key: bump it whenever a change to train.py, augment.py or an
 # encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
 TRAINING_REVISION = 3
@@ -156,11 +158,24 @@ class TrialSpec(Frozen):
         """Identity of the cell across seeds: rows with one cell_key are aggregated."""
         return canonical_hash(self._payload(seed=False))
 
+    def plugins_used(self, kinds: tuple[str, ...] = ("attacks", "datasets", "defenses", "encoders"),
+                     *, poisoned: bool = True) -> dict[str, tuple[str, ...]]:
+        """Registry names, by kind, of the plugins this trial uses (of `kinds`); without
+        `poisoned`, neither the attack nor the task datasets (poisons are built from task
+        images; a clean encoder depends on neither)."""
+        datasets = {r.name for r in self.pretrain.refs()}
+        datasets |= {t.dataset.name for t in self.tasks} if poisoned else set()
+        names = {"encoders": (self.encoder.name,), "attacks": (self.attack.name,) if poisoned else (),
+                 "defenses": (self.defense.name,), "datasets": tuple(sorted(datasets))}
+        return {k: names[k] for k in kinds if names[k]}
+
     def pretrain_key(self, poisons: dict[str, Any] | None, train: TrainSpec | None = None,
                      data: dict[str, Any] | None = None) -> str:
-        """Identity of a pre-training run: everything the encoder's weights depend on.
-        `train` overrides the recipe (in-processing defenses); `data` names a subset of the
-        pre-training set (pre-processing and partitioning defenses)."""
+        """Identity of a pre-training run: everything the encoder's weights depend on,
+        including the distribution and version of each plugin behind them (so a changed
+        plugin never receives encoders its old code trained). `train` overrides the recipe
+        (in-processing defenses); `data` names a subset of the pre-training set
+        (pre-processing and partitioning defenses)."""
         payload = {
             "revision": TRAINING_REVISION,
             "pretrain": self.pretrain.model_dump(mode="json"),
@@ -168,6 +183,8 @@ class TrialSpec(Frozen):
             "train": (train or self.train).model_dump(mode="json"),
             "seed": self.seed,
             "poisons": poisons,
+            "plugins": plugin_versions(self.plugins_used(("encoders", "attacks", "datasets"),
+                                                         poisoned=poisons is not None)),
         }
         if data is not None:
             payload["data"] = data

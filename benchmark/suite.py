@@ -7,6 +7,7 @@ Every failure becomes a `SuiteError` naming the file and the offending key path.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -175,13 +176,13 @@ def import_plugin_modules(modules: tuple[str, ...], file: str = "") -> None:
             raise SuiteError(file, f"plugins[{i}]", f"cannot import {module!r}: {first}") from None
 
 
-def _validated(registry: Registry[Any], ref: PluginRef, file: str, key: str) -> PluginRef:
+def _validated(registry: Registry[Any, Any], ref: PluginRef, file: str, key: str) -> PluginRef:
     try:
-        plugin = registry.get(ref.name)
+        model = registry.params_model(ref.name)
     except PeBenchError as exc:
         raise SuiteError(file, f"{key}.name", str(exc)) from None
     try:
-        params = plugin.Params.model_validate(ref.params)
+        params = model.model_validate(ref.params)
     except ValidationError as exc:
         raise _from_validation(file, exc, prefix=f"{key}.params") from None
     return PluginRef(name=ref.name, params=params.model_dump(mode="json"))
@@ -218,4 +219,18 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
             raise SuiteError(file, field, "the same plugin with the same params is listed twice")
         axes[field] = refs
     axes["datasets"] = tuple(_validated_setting(s, i, file, suite) for i, s in enumerate(suite.datasets))
+    for i, rule in enumerate(suite.exclude):
+        names = {axis.removesuffix("s"): [v.name for v in values] for axis, values in axes.items()}
+        _check_exclude(rule, f"exclude[{i}]", names, file)
     return suite.model_copy(update=axes)
+
+
+def _check_exclude(rule: ExcludeRule, key: str, axes: dict[str, list[str]], file: str) -> None:
+    """A rule naming something the suite does not list would silently match nothing."""
+    for field, names in axes.items():
+        value = getattr(rule, field)
+        if value is not None and value not in names:
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SuiteError(file, f"{key}.{field}", f"{value!r} matches no {field} of this suite{hint} "
+                             f"({field}s: {', '.join(names)})")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, RepairContext
+from pe_bench.defenses.base import Defense, PluginParams, RepairContext
 from pe_bench.registry import register_defense
 
 
@@ -30,6 +30,8 @@ class CleanFinetune(Defense):
         mode: Literal["finetune", "distill"] = "finetune"
         clean_images: int = Field(500, ge=2)
         epochs: int = Field(20, ge=1)
+
+    params: Params
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams
+from pe_bench.defenses.base import Defense, PluginParams
 from pe_bench.registry import register_defense
 from pe_bench.spec import TrainSpec
 
@@ -32,6 +32,8 @@ class ConservativeCrop(Defense):
         min_scale: float = Field(0.5, gt=0, le=1)
         mode: Literal["independent", "localized"] = "independent"
         margin: float = Field(0.1, ge=0, le=1)  # localized: grow the first box by this fraction
+
+    params: Params
 
     def configure_training(self, train: TrainSpec) -> TrainSpec:
         p = self.params

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, PretrainData
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
 from pe_bench.registry import register_defense
 
 Region = Literal["whole", "left", "right", "top", "bottom"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams
+from pe_bench.defenses.base import Defense, PluginParams
 from pe_bench.registry import register_defense
 from pe_bench.spec import TrainSpec
 
@@ -23,6 +23,8 @@ class EarlyStop(Defense):
 
     class Params(PluginParams):
         fraction: float = Field(0.5, gt=0, le=1)
+
+    params: Params
 
     def configure_training(self, train: TrainSpec) -> TrainSpec:
         return train.replace(epochs=max(1, round(train.epochs * self.params.fraction)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pe_bench.plugins import Defense
+from pe_bench.defenses.base import Defense
 from pe_bench.registry import register_defense
 
 

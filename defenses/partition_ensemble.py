@@ -19,7 +19,7 @@ import hashlib
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, PretrainData
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
 from pe_bench.registry import register_defense
 
 
@@ -35,6 +35,8 @@ class PartitionEnsemble(Defense):
 
     class Params(PluginParams):
         k: int = Field(3, ge=2, le=1000)
+
+    params: Params
 
     def partition(self, data: PretrainData) -> tuple[PretrainData, ...]:
         k = self.params.k

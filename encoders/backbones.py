@@ -1,14 +1,19 @@
 """Backbones chosen by name in a suite: a small conv net for CPU suites, CIFAR-stem ResNet18
 for GPU suites, a small ViT for 32x32 inputs. Each maps (B, C, H, W) images to (B, feature_dim)
 features. The CNNs take any resolution (global average pooling); the ViT takes any H x W
-divisible by its patch size (fixed 2-D sin-cos position embeddings, mean-pooled tokens)."""
+divisible by its patch size (fixed 2-D sin-cos position embeddings, mean-pooled tokens).
+
+Each is registered once, here, with `@register_backbone("name")`: the registry reads the names
+from this file's source, so encoder params validate a backbone name without importing torch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
+
+from pe_bench.registry import BACKBONES, register_backbone
+
+__all__ = ["BACKBONES", "ResNet18Cifar", "SmallCNN", "ViTTiny", "build_backbone", "projection_head"]
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -19,6 +24,7 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
+@register_backbone("small-cnn")
 class SmallCNN(nn.Module):
     """Five 3x3 conv-BN-ReLU layers, three of them strided, then global average pooling.
     ~0.4M parameters at width 32: trains at a few hundred images/s on one CPU core."""
@@ -41,6 +47,7 @@ class SmallCNN(nn.Module):
         return self.body(x)
 
 
+@register_backbone("resnet18")
 class ResNet18Cifar(nn.Module):
     """ResNet18 with the CIFAR stem (3x3 stride-1 first conv, no max-pool), as in SimCLR's
     CIFAR experiments; torchvision's implementation, randomly initialised (no weights)."""
@@ -88,6 +95,7 @@ def _default_heads(dim: int) -> int:
     return heads
 
 
+@register_backbone("vit-tiny")
 class ViTTiny(nn.Module):
     """A small Vision Transformer for 32x32 inputs (Dosovitskiy et al., ICLR 2021; DeiT-Tiny
     sizes, Touvron et al., ICML 2021): 4x4 patches (64 tokens at 32x32), embedding dim 192,
@@ -136,16 +144,12 @@ class ViTTiny(nn.Module):
         return self.norm(tokens).mean(dim=1)
 
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    "small-cnn": SmallCNN,
-    "resnet18": ResNet18Cifar,
-    "vit-tiny": ViTTiny,
-}
-
-
 def build_backbone(name: str, in_channels: int, width: int | None = None) -> nn.Module:
+    """The backbone registered as `name` (`@register_backbone`; names are checked when a
+    suite's encoder params are validated)."""
     kwargs = {} if width is None else {"width": width}
-    return BACKBONES[name](in_channels=in_channels, **kwargs)
+    module: nn.Module = BACKBONES.get(name)(in_channels=in_channels, **kwargs)
+    return module
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:

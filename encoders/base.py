@@ -1,33 +1,37 @@
-"""The encoder-method interface: a backbone whose features feed downstream probes, and a
-training loss over two augmented views. The one training loop (pe_bench.train) drives it."""
+"""The encoder plugin API: subclass `EncoderMethod` (a torch module), define
+`training_loss(view1, view2)`, register it.
+
+An encoder method is a backbone whose features feed downstream probes, plus a training loss
+over two augmented views; the one training loop (pe_bench.train) drives it. Its metadata (the
+modalities it trains on, its optimiser defaults; see `pe_bench.plugin_types.EncoderMeta`) is
+declared in `@register_encoder(...)`, and its `Params` model lives in a torch-free module
+named there (`params="module:Class"`), so suites validate without importing torch.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from pe_bench.encoders.backbones import build_backbone
-from pe_bench.plugins import PluginParams
+from pe_bench.encoders.params import EncoderParams
+from pe_bench.plugin_types import EncoderMeta, Modality
 from pe_bench.spec import TrainSpec, resolve_recipe
 
-
-class EncoderParams(PluginParams):
-    backbone: Literal["small-cnn", "resnet18", "vit-tiny"] = "small-cnn"
-    width: int | None = Field(None, ge=4, le=1024)  # backbone width; None = its default
-    proj_hidden_dim: int = Field(512, ge=8)
-    proj_dim: int = Field(128, ge=8)
+__all__ = ["EncoderMethod", "EncoderParams", "with_optimizer_defaults"]
+_DEFAULTS = EncoderMeta()
 
 
 class EncoderMethod(nn.Module):
     """Base class of encoder plugins. Subclasses define `training_loss(view1, view2)`."""
 
     Params: ClassVar[type[EncoderParams]] = EncoderParams
-    modalities: ClassVar[tuple[str, ...]] = ("image",)
+    modalities: ClassVar[tuple[Modality, ...]] = _DEFAULTS.modalities
     # the method's own optimiser, used for whatever a suite's `train` leaves unset
-    optimizer_defaults: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6}
+    optimizer_defaults: ClassVar[Mapping[str, Any]] = _DEFAULTS.optimizer_defaults
 
     def __init__(self, params: EncoderParams, in_channels: int = 3) -> None:
         super().__init__()
@@ -36,8 +40,14 @@ class EncoderMethod(nn.Module):
         self.feature_dim: int = self.backbone.feature_dim  # type: ignore[assignment]
 
     @classmethod
-    def from_dict(cls, params: dict | None, in_channels: int = 3) -> EncoderMethod:
-        return cls(cls.Params.model_validate(params or {}), in_channels=in_channels)
+    def contract_params(cls) -> dict[str, Any]:
+        """Params for pe_bench.testing's contract run (32 images of 16x16 pixels, one epoch):
+        a narrow backbone and small heads; override when your Params differ."""
+        return {"width": 4, "proj_hidden_dim": 16, "proj_dim": 8}
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any] | None, in_channels: int = 3) -> EncoderMethod:
+        return cls(cls.Params.model_validate(dict(params or {})), in_channels=in_channels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Representation used downstream (before any projection head)."""

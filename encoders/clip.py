@@ -6,7 +6,7 @@ trained with the symmetric contrastive loss over a batch's image–caption pairs
 temperature is learned (logit scale initialised at 1/0.07, clamped at 100).
 
 Deviations / assumptions [ours]: offline captions are class names in templates
-(pe_bench.captions), so "image–text" pre-training here is weakly supervised by labels; the text
+(pe_bench.encoders.captions), so "image–text" pre-training here is weakly supervised by labels; the text
 encoder is a 2-layer Transformer over hashed word tokens; one augmented view per image is used
 (CLIP uses a random crop only; we apply the suite's augmentation recipe to every encoder so
 comparisons stay fair); optimiser AdamW, lr 5e-4, weight decay 0.2 as in CLIP, unless the suite
@@ -21,27 +21,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from pe_bench.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
-from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.base import EncoderMethod
+from pe_bench.encoders.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
 from pe_bench.encoders.losses import clip_loss
+from pe_bench.encoders.params import CLIPParams
 from pe_bench.encoders.text import TextEncoder
 from pe_bench.registry import register_encoder
 
 
-class CLIPParams(EncoderParams):
-    text_dim: int = Field(128, ge=16)
-    text_depth: int = Field(2, ge=1, le=12)
-    init_temperature: float = Field(0.07, gt=0, le=1)
-
-
-@register_encoder("clip")
+@register_encoder("clip", params="pe_bench.encoders.params:CLIPParams", modalities=("image", "text"),
+                  optimizer_defaults={"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.2})
 class CLIP(EncoderMethod):
     Params = CLIPParams
-    modalities = ("image", "text")
-    optimizer_defaults = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.2}
     max_logit_scale = math.log(100.0)
 
     def __init__(self, params: CLIPParams, in_channels: int = 3) -> None:

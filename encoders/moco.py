@@ -56,19 +56,13 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from pe_bench.encoders.backbones import projection_head
-from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import info_nce
+from pe_bench.encoders.params import MoCoParams
 from pe_bench.registry import register_encoder
-
-
-class MoCoParams(EncoderParams):
-    temperature: float = Field(0.2, gt=0, le=10)
-    momentum: float = Field(0.99, ge=0, le=1)  # [ours] default; 0.999 in the paper (ImageNet)
-    queue_size: int = Field(4096, ge=1, le=1_048_576)
 
 
 def _frozen_copy(module: nn.Module) -> nn.Module:
@@ -82,9 +76,9 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
     return frozen
 
 
-@register_encoder("moco")
+@register_encoder("moco", params="pe_bench.encoders.params:MoCoParams", modalities=("image",),
+                  optimizer_defaults={"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4})
 class MoCo(EncoderMethod):
-    optimizer_defaults = {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4}
     Params = MoCoParams
 
     def __init__(self, params: MoCoParams, in_channels: int = 3) -> None:

@@ -13,19 +13,16 @@ BatchNorm after its hidden layer as in SimCLR v2's head.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
 from pe_bench.encoders.backbones import projection_head
-from pe_bench.encoders.base import EncoderMethod, EncoderParams
+from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import nt_xent
+from pe_bench.encoders.params import SimCLRParams
 from pe_bench.registry import register_encoder
 
 
-class SimCLRParams(EncoderParams):
-    temperature: float = Field(0.5, gt=0, le=10)
-
-
-@register_encoder("simclr")
+@register_encoder("simclr", params="pe_bench.encoders.params:SimCLRParams", modalities=("image",),
+                  optimizer_defaults={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6})
 class SimCLR(EncoderMethod):
     Params = SimCLRParams
 

@@ -41,11 +41,11 @@ try:
 except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
-from pe_bench.data import ImageArray
+from pe_bench.cached_training import caption_tokens
+from pe_bench.datasets.base import ImageArray
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.evaluate import linear_probe
 from pe_bench.spec import EvalSpec, TrainSpec
-from pe_bench.stages import caption_tokens
 from pe_bench.train import encode, pretrain
 
 # Backbone widths when --width is not given: the small CNN at the width of pe-bench's CPU suites
@@ -101,7 +101,7 @@ def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: ImageArray,
     rows = [{**base, "init": "random", **evaluate_encoder(untrained, train, test, args.k, spec)}]
     recipe = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device.type)
     print(f"pre-training {name} x {backbone}: {len(pre)} images, {args.epochs} epochs ...", flush=True)
-    # image–text methods get templated captions of the pre-training images (pe_bench.captions)
+    # image–text methods get templated captions of the pre-training images (pe_bench.encoders.captions)
     texts = caption_tokens(model, pre, args.seed)
     result = pretrain(model, pre.images, (), recipe, args.seed, texts=texts)
     trained = evaluate_encoder(model, train, test, args.k, spec)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pe_bench.data import ImageArray
-from pe_bench.plugins import Task
+from pe_bench.datasets.base import ImageArray
+from pe_bench.plugin_types import Task
 
 
 def solid_images(labels: np.ndarray, size: int = 8, channels: int = 3, noise: int = 20,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pe_bench.data import ImageArray
+from pe_bench.attacks.base import AttackContext, Task
+from pe_bench.datasets.base import ImageArray
 from pe_bench.encoders.simclr import SimCLR
-from pe_bench.plugins import AttackContext, Task
 from pe_bench.registry import ATTACKS
 from pe_bench.spec import TrainSpec
 from pe_bench.train import encode, pretrain

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pe_bench.attacks.base import AttackContext, Task
 from pe_bench.attacks.poisoned_encoder import concatenate, shrink
-from pe_bench.data import ImageArray
-from pe_bench.plugins import AttackContext, Task
+from pe_bench.attacks.targets import TargetedParams, budget, select_targets, split_budget
+from pe_bench.datasets.base import ImageArray
 from pe_bench.registry import ATTACKS
-from pe_bench.targets import TargetedParams, budget, select_targets, split_budget
 from tests.helpers import toy_task
 
 

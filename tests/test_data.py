@@ -19,7 +19,6 @@ from PIL import Image
 from pydantic import ValidationError
 
 from pe_bench.data import (
-    ImageArray,
     cache_dir,
     clear_memo,
     load_dataset,
@@ -27,9 +26,11 @@ from pe_bench.data import (
     read_parquet_split,  # fmt: skip
     resolve_data_dir,
 )
-from pe_bench.datasets import GTSRB_CLASSES
+from pe_bench.datasets.base import ImageArray
+from pe_bench.datasets.gtsrb import GTSRB_CLASSES
 from pe_bench.errors import DataError, PluginError
 from pe_bench.registry import DATASETS
+from pe_bench.testing import check_dataset
 
 pytestmark = pytest.mark.usefixtures("isolated")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -217,6 +218,17 @@ def test_gtsrb_torchvision_layout(tmp_path: Path) -> None:
     assert train.classes == GTSRB_CLASSES and len(train.classes) == 43
     assert test.images.shape == (2, 3, 16, 16) and test.labels.tolist() == [7, 14]
     assert test.images[0, :, 8, 8].tolist() == list(GREEN)
+
+
+def test_contract_on_fixtures(tmp_path: Path) -> None:
+    """pe_bench.testing.check_dataset on torchvision layouts and a Parquet folder."""
+    write_cifar_batches(tmp_path / "cifar10")
+    write_gtsrb(tmp_path)
+    for split in ("train", "test"):
+        write_parquet(tmp_path / "mine" / f"{split}-0.parquet", [solid(RED), solid(BLUE)], [0, 1], ["r", "b"])
+    for name, params in [("cifar10", {"source": "torchvision"}), ("gtsrb", {"source": "torchvision"}),
+                         ("parquet", {"path": "mine"}), ("cifar10-coarse", {"source": "torchvision"})]:
+        assert check_dataset(DATASETS.get(name), tmp_path, params)["sizes"]["train"] > 0, name
 
 
 def fake_torchvision(monkeypatch: pytest.MonkeyPatch, fill: Any) -> list[tuple[str, Any]]:

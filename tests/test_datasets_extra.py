@@ -20,6 +20,7 @@ from pe_bench.cli import main
 from pe_bench.data import clear_memo, load_dataset
 from pe_bench.errors import DataError
 from pe_bench.registry import DATASETS
+from pe_bench.testing import check_dataset
 
 pytestmark = pytest.mark.usefixtures("isolated")
 REPO = Path(__file__).resolve().parents[1]
@@ -261,3 +262,20 @@ def test_full_suite_validates_without_data(capsys: pytest.CaptureFixture[str], t
     assert int(match.group(1)) == len(plan.grid.trials) == cells * len(raw["seeds"]) - len(plan.grid.excluded)
     assert int(match.group(2)) == plan.grid.pretrain_runs()
     assert {t.encoder.params["backbone"] for t in plan.grid.trials} == {"resnet18"}
+
+
+# -- the dataset contract on the fixtures above ------------------------------------------------
+def test_contract_on_fixtures(tmp_path: Path) -> None:
+    """pe_bench.testing.check_dataset for the built-ins whose files are not in the shared data."""
+    write_stl10(tmp_path)
+    write_stl10_x(tmp_path / "stl10" / "stl10_binary" / "unlabeled_X.bin",
+                  np.random.default_rng(1).integers(0, 256, size=(3, 96, 96, 3), dtype=np.uint8))
+    write_svhn(tmp_path / "svhn" / "train_32x32.mat", [10, 1, 5, 10])
+    write_svhn(tmp_path / "svhn" / "test_32x32.mat", [2, 3], seed=1)
+    write_class_folders(tmp_path / "eurosat" / "2750", EUROSAT_COUNTS, fmt="JPEG")
+    write_class_folders(tmp_path / "mine", {"a": 5, "b": 5})
+    for name, params, splits in [("stl10", {}, ("train", "test")), ("stl10-unlabeled", {}, ("train",)),
+                                 ("svhn", {}, ("train", "test")), ("eurosat", {}, ("train", "test")),
+                                 ("imagefolder", {"root": "mine"}, ("train", "test"))]:
+        sizes = check_dataset(DATASETS.get(name), tmp_path, params, splits)["sizes"]
+        assert set(sizes) == set(splits) and all(sizes.values()), (name, sizes)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from pe_bench.attacks.base import PoisonSet
 from pe_bench.attacks.poisoned_encoder import concatenate, shrink
 from pe_bench.defend import filter_scores
-from pe_bench.plugins import PoisonSet, PretrainData
+from pe_bench.defenses.base import PretrainData
 from pe_bench.registry import DEFENSES
 
 SIZE = 32

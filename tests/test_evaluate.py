@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pe_bench.attacks.base import TargetPair
 from pe_bench.evaluate import (
     ProbeOutput,
     accuracy,
@@ -14,7 +15,6 @@ from pe_bench.evaluate import (
     task_metrics,
 )
 from pe_bench.metrics import TaskMetrics
-from pe_bench.plugins import TargetPair
 from pe_bench.spec import EvalSpec
 from tests.helpers import toy_task
 

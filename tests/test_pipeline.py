@@ -97,7 +97,7 @@ def test_repair_leaves_the_undefended_encoder_alone(tmp_path: Path) -> None:
 
 
 def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
-    from pe_bench.plugins import Defense
+    from pe_bench.defenses.base import Defense
     from pe_bench.registry import DEFENSES
 
     class DropInjected(Defense):  # an oracle filter: removes every injected image

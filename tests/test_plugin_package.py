@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pe_bench.plugin_types import DefenseMeta
 from pe_bench.registry import Registry
 from pe_bench.testing import check_defense
 
@@ -39,7 +40,8 @@ def test_example_defense_is_found_through_its_entry_point(tmp_path: Path,
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
     importlib.invalidate_caches()
-    registry: Registry = Registry("defenses", ["pe_bench.defenses"], "register_defense")
+    registry = Registry("defenses", ["pe_bench.defenses"], "register_defense", DefenseMeta,
+                        "pe_bench.defenses.base:Defense")
     (name,) = eps
     assert registry.infos()[name].origin == dist and not registry.infos()[name].builtin
     cls = registry.get(name)

@@ -83,7 +83,7 @@ def test_builtin_infos_name_module_and_origin() -> None:
     info = ATTACKS.infos()["poisoned-encoder"]
     assert (info.origin, info.builtin) == (BUILTIN_ORIGIN, True)
     assert info.target == "pe_bench.attacks.poisoned_encoder"
-    assert DATASETS.infos()["digits"].target == "pe_bench.datasets"  # a module, not a package
+    assert DATASETS.infos()["digits"].target == "pe_bench.datasets.digits"
     for registry in REGISTRIES.values():
         assert registry.group == f"pe_bench.{registry.kind}"
         assert all(i.origin == BUILTIN_ORIGIN for i in registry.infos().values() if i.builtin)
@@ -146,7 +146,7 @@ class Sandbox:
         (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
         importlib.invalidate_caches()
 
-    def registry(self) -> Registry[Any]:
+    def registry(self) -> Registry[Any, Any]:
         """The registry of module `<prefix>_reg` (whose built-ins are package `<prefix>_pkg`)."""
         return importlib.import_module(f"{self.prefix}_reg").WIDGETS
 
@@ -158,8 +158,9 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
     monkeypatch.syspath_prepend(str(root))
     box = Sandbox(root, f"w{uuid.uuid4().hex[:10]}")
     box.module("reg", f"""
+        from pe_bench.plugin_types import PluginMeta
         from pe_bench.registry import Registry
-        WIDGETS = Registry("widgets", ["{box.prefix}_pkg"], "register_widget")
+        WIDGETS = Registry("widgets", ["{box.prefix}_pkg"], "register_widget", PluginMeta)
         register_widget = WIDGETS.register
     """)
     box.module("pkg.gears", """
@@ -313,15 +314,23 @@ def test_two_distributions_claiming_one_name_fail_on_get(sandbox: Sandbox) -> No
     assert widgets.get("gear").__name__ == "Gear"  # the rest of the registry still works
 
 
-def test_entry_point_with_a_builtin_name_is_shadowed_with_a_warning(sandbox: Sandbox) -> None:
+def test_entry_point_with_a_builtin_name_is_one_line_naming_both_not_a_warning(sandbox: Sandbox) -> None:
     ext = sandbox.module("ext", "class EvilGear:\n    pass\n")
     sandbox.dist("widgetco", {"gear": f"{ext}:EvilGear"})
     widgets = sandbox.registry()
-    with pytest.warns(UserWarning, match="widget 'gear' from widgetco is shadowed by the built-in"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         infos = widgets.infos()
     assert (infos["gear"].origin, infos["gear"].builtin) == (BUILTIN_ORIGIN, True)
-    assert widgets.get("gear").__name__ == "Gear"
+    assert "widgetco" in str(infos["gear"].problem)  # what `pe-bench list` shows
+    with pytest.raises(PluginError) as err:
+        widgets.get("gear")
+    message = str(err.value)
+    assert message.startswith("widget 'gear' is claimed by the built-in")
+    assert f"{sandbox.prefix}_pkg.gears" in message and "widgetco 1.0" in message
+    assert "\n" not in message
     assert ext not in sys.modules
+    assert widgets.get("cog")() == "cog"  # the rest of the registry still works
 
 
 def test_entry_points_of_other_groups_are_ignored(sandbox: Sandbox) -> None:
@@ -366,3 +375,60 @@ def test_listing_does_not_warn_without_clashes(sandbox: Sandbox) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sandbox.registry().infos()
+
+
+# -- metadata declared in the decorator ------------------------------------------------------
+def test_declared_metadata_is_read_from_source_and_set_on_the_class(sandbox: Sandbox) -> None:
+    sandbox.module("reg", f"""
+        from pe_bench.plugin_types import AttackMeta
+        from pe_bench.registry import Registry
+        WIDGETS = Registry("widgets", ["{sandbox.prefix}_pkg"], "register_widget", AttackMeta)
+        register_widget = WIDGETS.register
+    """)
+    sandbox.module("pkg.gears", """
+        from REG import register_widget
+
+        @register_widget("gear", modalities=("image", "text"), family="backdoor")
+        class Gear:
+            pass
+    """)
+    widgets = sandbox.registry()
+    gears = f"{sandbox.prefix}_pkg.gears"
+    meta = widgets.metadata("gear")
+    assert (meta.modalities, meta.family, meta.stage) == (("image", "text"), "backdoor", "data")
+    assert gears not in sys.modules  # read from the decorator, not from the class
+    gear = widgets.get("gear")
+    assert gear.modalities == ("image", "text") and gear.family == "backdoor"
+    assert widgets.metadata("gear") == meta == widgets.declared("gear")
+
+
+@pytest.mark.parametrize(("decorator", "expected"), [
+    ('@register_widget("gear", colour=COLOUR)',
+     "gears.py:5: @register_widget('gear'): plugin metadata must be a literal"),
+    ('@register_widget("gear", colour="red")',
+     "widget 'gear': bad metadata {'colour': 'red'}: colour: Extra inputs"),
+], ids=["not-a-literal", "unknown-key"])
+def test_bad_metadata_is_one_line(sandbox: Sandbox, decorator: str, expected: str) -> None:
+    sandbox.module("pkg.gears", f"""
+        from REG import register_widget
+        COLOUR = "red"
+
+        {decorator}
+        class Gear:
+            pass
+    """)
+    with pytest.raises(PluginError) as err:
+        sandbox.registry().metadata("gear")
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_params_model_of_an_encoder_needs_no_torch() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from pe_bench.registry import ENCODERS
+        models = {n: ENCODERS.params_model(n).__module__ for n in ENCODERS.names()}
+        print(sorted(set(models.values())), "torch" in sys.modules)
+    """)
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['pe_bench.encoders.params'] False"

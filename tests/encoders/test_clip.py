@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pe_bench.captions import TEMPLATES, captions, class_prompts, tokenize
+from pe_bench.encoders.captions import TEMPLATES, captions, class_prompts, tokenize
 from pe_bench.encoders.clip import CLIP
 from pe_bench.grid import expand
 from pe_bench.spec import TrainSpec

@@ -18,3 +18,12 @@ def test_drops_the_requested_fraction() -> None:
     data = tiny_data()
     kept, removed = RandomDrop.from_dict({"fraction": 0.25}).sanitize(data, seed=0)
     assert len(removed) == round(0.25 * data.size) and kept.size == data.size - len(removed)
+
+
+def test_registered_through_its_entry_point() -> None:
+    from importlib.metadata import version
+
+    from pe_bench.testing import check_registered
+
+    provenance = check_registered("defenses", "random-drop")["provenance"]
+    assert provenance == f"pe-bench-defense-example {version('pe-bench-defense-example')}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import Defense, PluginParams, PretrainData
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
 
 
 class RandomDrop(Defense):

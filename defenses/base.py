@@ -1,98 +1,25 @@
-"""Base classes and data types shared by attack and defense plugins (torch-free).
+"""The defense plugin API: subclass `Defense`, override any of its four stage hooks, register it.
 
-An attack declares its stage (`data`: it injects images into the pre-training set) and the
-modalities it needs; a defense implements any of the stage hooks. Both receive validated,
-frozen `Params` and plain numpy data, so they run the same in the driver and in Ray workers.
+Torch-free at import (a defense's module is imported to validate its `Params` and to read which
+hooks it implements, in `pe-bench validate` too); a `repair` hook gets the encoder (a torch
+module) at run time and may import torch inside.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from pe_bench.data import ImageArray
-    from pe_bench.spec import TrainSpec
+from pe_bench.attacks.base import PoisonSet
+from pe_bench.errors import PluginError
+from pe_bench.plugin_types import Plugin, PluginParams
+from pe_bench.spec import TrainSpec
 
-
-class PluginParams(BaseModel):
-    """Parameters of a plugin: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Plugin:
-    """A configurable plugin; `Params` is validated from the suite before any trial runs."""
-
-    Params: ClassVar[type[PluginParams]] = PluginParams
-
-    def __init__(self, params: PluginParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
-
-    @classmethod
-    def from_dict(cls, params: dict[str, Any] | None) -> Plugin:
-        return cls(cls.Params.model_validate(params or {}))
-
-
-@dataclass(frozen=True)
-class Task:
-    """A downstream task: labelled train/test splits with their own classes."""
-
-    name: str
-    train: ImageArray
-    test: ImageArray
-
-
-@dataclass(frozen=True)
-class TargetPair:
-    """An attacker-chosen clean test input (by index in its task's test split) and class."""
-
-    task: str
-    index: int
-    true_class: int
-    target_class: int
-
-
-@dataclass(frozen=True)
-class PoisonSet:
-    """What a data-poisoning attack adds to the pre-training set.
-
-    `groups` holds uint8 (M, C, H, W) arrays; canvases of different shapes (side-by-side vs
-    stacked) live in different groups so augmentation stays batched.
-    """
-
-    groups: tuple[np.ndarray, ...] = ()
-    targets: tuple[TargetPair, ...] = ()
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return int(sum(len(g) for g in self.groups))
-
-
-@dataclass(frozen=True)
-class AttackContext:
-    """What the attacker sees: the clean pre-training images (never their labels) and the
-    downstream tasks' data, from which it draws target inputs and reference inputs."""
-
-    pretrain: np.ndarray
-    tasks: tuple[Task, ...]
-    seed: int
-
-
-class Attack(Plugin):
-    """A poisoning attack. `craft` returns poisons plus the target pairs it attacks."""
-
-    stage: ClassVar[Literal["data", "encoder"]] = "data"
-    # modalities of the data the attack injects: an encoder training on a modality the
-    # attack cannot supply (e.g. captions for CLIP) makes the cell incompatible
-    modalities: ClassVar[tuple[str, ...]] = ("image",)
-
-    def craft(self, ctx: AttackContext) -> PoisonSet:
-        raise NotImplementedError
+__all__ = ["Defense", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
+HOOKS = ("sanitize", "configure_training", "partition", "repair")
 
 
 @dataclass(frozen=True)
@@ -107,8 +34,8 @@ class PretrainData:
 
     clean: np.ndarray
     poisons: PoisonSet
-    clean_ids: np.ndarray | None = None
-    poison_ids: np.ndarray | None = None
+    clean_ids: np.ndarray = None  # type: ignore[assignment]  # filled in by __post_init__
+    poison_ids: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.clean_ids is None:
@@ -141,8 +68,6 @@ class PretrainData:
 
     def identity(self) -> dict[str, Any]:
         """What a pre-training run on this set depends on beyond the attack: which images."""
-        import hashlib
-
         digest = hashlib.sha256(self.clean_ids.astype(np.int64).tobytes())
         digest.update(b"|" + self.poison_ids.astype(np.int64).tobytes())
         return {"clean": len(self.clean), "poisons": self.poisons.size, "ids": digest.hexdigest()[:16]}
@@ -163,8 +88,6 @@ class RepairContext:
 
     def clean_images(self, n: int) -> np.ndarray:
         if n > len(self.pool):
-            from pe_bench.errors import PluginError
-
             raise PluginError(f"defense asked for {n} trusted clean images; only {len(self.pool)} exist")
         rng = np.random.default_rng(self.seed + 104_729)
         self.clean_used = max(self.clean_used, n)
@@ -211,7 +134,7 @@ class Defense(Plugin):
         override when the defaults need more data than that (e.g. a clean-set size)."""
         return {}
 
-    def implements(self) -> tuple[str, ...]:
-        """The hooks this defense overrides (reported in rows and by check_defense)."""
-        hooks = ("sanitize", "configure_training", "partition", "repair")
-        return tuple(h for h in hooks if getattr(type(self), h) is not getattr(Defense, h))
+    @classmethod
+    def implements(cls) -> tuple[str, ...]:
+        """The hooks this defense overrides (reported in rows, read by the grid)."""
+        return tuple(h for h in HOOKS if getattr(cls, h) is not getattr(Defense, h))

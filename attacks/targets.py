@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from pe_bench.plugins import AttackContext, PluginParams, PoisonSet, TargetPair, Task
+from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, TargetPair, Task
 
 PoisonMaker = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 

@@ -1,15 +1,11 @@
-"""Datasets stored as one folder of images per class: EuroSAT (RGB) and the generic `imagefolder`.
-
-EuroSAT: Helber, Bischke, Dengel, Borth, "EuroSAT: A Novel Dataset and Deep Learning Benchmark
-for Land Use and Land Cover Classification", IEEE JSTARS 2019; 27,000 64x64 Sentinel-2 RGB
-JPEGs in 10 classes, distributed without a train/test split.
+"""Base of the datasets stored as one folder of images per class (EuroSAT, `imagefolder`).
 
 Classes are the folder names in name order (torchvision's ImageFolder order). Where no split
 is given, one is made per class [ours]: each image's place in its class is fixed by a hash of
 the split seed and its path relative to the dataset, and the first round(n * test_fraction)
 go to test. So the split is stratified, the same on every machine and for every trial seed,
 and adding or removing an image moves at most a few others. Parquet files take precedence, as
-for every dataset in pe_bench.datasets_extra.
+for every dataset read from local files.
 """
 
 from __future__ import annotations
@@ -23,10 +19,10 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from pe_bench.data import DatasetParams, ImageArray, first_line, stack_images
-from pe_bench.datasets_extra import LocalDataset, LocalParams
+from pe_bench.data import first_line, stack_images
+from pe_bench.datasets._local_files import LocalDataset, LocalParams
+from pe_bench.datasets.base import DatasetParams, ImageArray
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 Samples = list[tuple[Path, int]]  # (image file, class index)
@@ -107,7 +103,8 @@ class FolderDataset(LocalDataset):
         token and the loader need them and EuroSAT has 27,000 files."""
         key = (split, data_dir)
         if key not in self._scans:
-            found, samples, classes = self.roots(split, data_dir), [], ()
+            found, samples = self.roots(split, data_dir), []
+            classes: tuple[str, ...] = ()
             if found is not None:
                 root, class_roots, make_split = found
                 classes = tuple(sorted({d.name for r in class_roots for d in class_folders(r)}))
@@ -127,61 +124,3 @@ class FolderDataset(LocalDataset):
         p = self.params
         images = stack_images(_opened(path for path, _ in samples), len(samples), p.resolution, p.channels)
         return ImageArray(images, np.asarray(labels, dtype=np.int64), classes)
-
-
-class EuroSatParams(FolderParams):
-    resolution: int = Field(64, ge=8, le=512)  # native 64x64; 32 joins CIFAR-sized grids
-
-
-@register_dataset("eurosat")
-class EuroSat(FolderDataset):
-    """EuroSAT RGB: 10 land-use classes (Helber et al. 2019), split here (see the module doc)."""
-
-    Params: ClassVar[type[DatasetParams]] = EuroSatParams
-    name = folder = "eurosat"
-    layout = "EuroSAT RGB class folders 2750/<class>/*.jpg or EuroSAT_RGB/<class>/*.jpg"
-    obtain = ("unzip EuroSAT.zip or EuroSAT_RGB.zip (Helber et al. 2019) there, or run "
-              "torchvision.datasets.EuroSAT(root='<data dir>', download=True) on a networked machine")
-
-    def roots(self, split: str, data_dir: Path) -> tuple[Path, list[Path], bool] | None:
-        for name in ("2750", "EuroSAT_RGB"):
-            root = self.base(data_dir) / name
-            if class_folders(root):
-                return root, [root], True
-        return None
-
-
-class ImageFolderParams(FolderParams):
-    """`root`: the folder, absolute or relative to the data dir."""
-
-    root: str = Field(min_length=1)
-
-
-@register_dataset("imagefolder")
-class ImageFolder(FolderDataset):
-    """Any labelled images as `root/train/<class>/*` and `root/test/<class>/*`, or as
-    `root/<class>/*` (split here), or `root/{train,test}-*.parquet`; both splits get the
-    classes of both, so labels agree. Images are resized to `resolution` (default 32)."""
-
-    Params: ClassVar[type[DatasetParams]] = ImageFolderParams
-    params: ImageFolderParams
-    name = folder = "imagefolder"
-    layout = "class folders train/<class>/*, test/<class>/* or <class>/*"
-    obtain = "any image format PIL reads"
-
-    def base(self, data_dir: Path) -> Path:
-        path = Path(self.params.root).expanduser()
-        return path if path.is_absolute() else data_dir / path
-
-    def hint(self, data_dir: Path) -> str:
-        return f"root {self.params.root!r}: a relative root is under the data dir {data_dir}"
-
-    def roots(self, split: str, data_dir: Path) -> tuple[Path, list[Path], bool] | None:
-        base = self.base(data_dir)
-        pre_split = [base / s for s in ("train", "test") if (base / s).is_dir()]
-        if len(pre_split) == 2:
-            return base / split, pre_split, False
-        if pre_split:
-            raise DataError(f"dataset 'imagefolder': {base} has {pre_split[0].name}/ but not the other of "
-                            "train/ and test/: give both, or class folders only")
-        return (base, [base], True) if class_folders(base) else None

@@ -1,9 +1,5 @@
-"""Contract checks for plugin authors: `check_defense(MyDefense)` in one call.
-
-They run the defense's hooks on a tiny synthetic pre-training set (a few seconds on a CPU) and
-raise AssertionError naming the broken rule. pe-bench's own contract tests use them for every
-registered defense, so a plugin that passes them behaves like a built-in.
-"""
+"""`check_defense`: the contract every defense plugin meets. It runs the defense's hooks on a
+tiny synthetic pre-training set (a few seconds on a CPU)."""
 
 from __future__ import annotations
 
@@ -13,17 +9,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
+from pe_bench.attacks.base import PoisonSet
 from pe_bench.cache import ArtifactCache
-from pe_bench.data import ImageArray
-from pe_bench.plugins import Defense, PluginParams, PoisonSet, PretrainData
-from pe_bench.spec import PluginRef, PretrainSpec, TrainSpec, TrialSpec
-from pe_bench.stages import Trainer
-
-
-def _fail(cls: type, rule: str) -> AssertionError:
-    return AssertionError(f"{cls.__name__}: {rule}")
+from pe_bench.cached_training import Trainer
+from pe_bench.datasets.base import ImageArray
+from pe_bench.defenses.base import Defense, PluginParams, PretrainData
+from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
+from pe_bench.testing.common import check_params, fail
 
 
 def tiny_data(seed: int = 0, n: int = 48, size: int = 16) -> PretrainData:
@@ -39,27 +32,11 @@ def tiny_data(seed: int = 0, n: int = 48, size: int = 16) -> PretrainData:
 def tiny_spec(defense: PluginRef, seed: int = 0) -> TrialSpec:
     train = TrainSpec(epochs=1, batch_size=16, optimizer="adam", lr=1e-3, weight_decay=0.0)
     return TrialSpec(suite="contract", dataset="tiny", seed=seed,
-                     pretrain=PretrainSpec(dataset=PluginRef(name="tiny")), tasks=(),
+                     pretrain=PretrainSpec(dataset=PluginRef(name="digits")), tasks=(),
                      encoder=PluginRef(name="simclr", params={"width": 4, "proj_hidden_dim": 16,
                                                               "proj_dim": 8}),
                      attack=PluginRef(name="none"), defense=defense, train=train,
-                     evaluation={"probe": "linear"})
-
-
-def check_params(cls: type[Defense]) -> Defense:
-    if not (isinstance(cls, type) and issubclass(cls, Defense)):
-        raise AssertionError(f"{cls!r} is not a pe_bench.plugins.Defense subclass")
-    if not issubclass(cls.Params, PluginParams):
-        raise _fail(cls, "Params must subclass pe_bench.plugins.PluginParams")
-    try:
-        cls.Params.model_validate({"__no_such_param__": 1})
-    except ValidationError:
-        pass
-    else:
-        raise _fail(cls, "Params must reject unknown keys (extra='forbid')")
-    if not isinstance(cls.from_dict(None), Defense) or not isinstance(_small(cls), Defense):
-        raise _fail(cls, "from_dict must build the defense from default and contract params")
-    return cls.from_dict(None)
+                     evaluation=EvalSpec(probe="linear"))
 
 
 def _small(cls: type[Defense]) -> Defense:
@@ -71,41 +48,41 @@ def check_sanitize(cls: type[Defense], defense: Defense) -> None:
     kept, removed = defense.sanitize(data, 0)
     removed = np.asarray(removed)
     if removed.ndim != 1 or (len(removed) and (removed.min() < 0 or removed.max() >= data.size)):
-        raise _fail(cls, "sanitize must return a 1-d array of image ids in range")
+        raise fail(cls, "sanitize must return a 1-d array of image ids in range")
     if kept.size != data.size - len(np.unique(removed)):
-        raise _fail(cls, "sanitize's kept set must be data.without(removed)")
+        raise fail(cls, "sanitize's kept set must be data.without(removed)")
     again_kept, again = _small(cls).sanitize(tiny_data(), 0)
     if not np.array_equal(np.sort(removed), np.sort(np.asarray(again))):
-        raise _fail(cls, "sanitize must be deterministic under a seed")
+        raise fail(cls, "sanitize must be deterministic under a seed")
 
 
 def check_configure(cls: type[Defense], defense: Defense) -> None:
     base = tiny_spec(PluginRef(name="none")).train
     recipe = defense.configure_training(base)
     if not isinstance(recipe, TrainSpec):
-        raise _fail(cls, "configure_training must return a TrainSpec")
+        raise fail(cls, "configure_training must return a TrainSpec")
     TrainSpec.model_validate(recipe.model_dump())  # still a valid recipe
     if recipe != _small(cls).configure_training(base):
-        raise _fail(cls, "configure_training must be deterministic")
+        raise fail(cls, "configure_training must be deterministic")
 
 
 def check_partition(cls: type[Defense], defense: Defense) -> None:
     data = tiny_data()
     parts = defense.partition(data)
     if not parts or not all(isinstance(p, PretrainData) for p in parts):
-        raise _fail(cls, "partition must return one or more PretrainData")
+        raise fail(cls, "partition must return one or more PretrainData")
     ids = [np.concatenate([p.clean_ids, len(data.clean) + p.poison_ids]) for p in parts]
     joined = np.concatenate(ids)
     if len(parts) > 1 and len(joined) != len(np.unique(joined)):
-        raise _fail(cls, "partitions must be disjoint")
+        raise fail(cls, "partitions must be disjoint")
     again = _small(cls).partition(tiny_data())
     if [len(p.clean_ids) for p in again] != [len(p.clean_ids) for p in parts]:
-        raise _fail(cls, "partition must be deterministic")
+        raise fail(cls, "partition must be deterministic")
 
 
 def _repair_once(cls: type[Defense], cache_dir: Path) -> tuple[dict[str, torch.Tensor], set[str], bool]:
     data = tiny_data()
-    spec = tiny_spec(PluginRef(name=cls.__name__))
+    spec = tiny_spec(PluginRef(name="none"))  # a registered name: cache keys carry its version
     pre = ImageArray(data.clean, np.zeros(len(data.clean), np.int64), ("x",))
     trainer = Trainer(spec, pre, ArtifactCache(cache_dir), lambda _: None)
     base = trainer.encoder(PretrainData(data.clean, PoisonSet()), spec.train, "contract")
@@ -121,16 +98,16 @@ def check_repair(cls: type[Defense]) -> None:
         first, arch, hit = _repair_once(cls, Path(one))
         second, _, _ = _repair_once(cls, Path(two))
     if not hit:
-        raise _fail(cls, "a repaired encoder must be cached under its key")
+        raise fail(cls, "a repaired encoder must be cached under its key")
     if set(first) != arch:
-        raise _fail(cls, "repair must return an encoder of the trial's architecture")
+        raise fail(cls, "repair must return an encoder of the trial's architecture")
     if any(not torch.equal(first[k], second[k]) for k in first):
-        raise _fail(cls, "repair must be deterministic under a seed")
+        raise fail(cls, "repair must be deterministic under a seed")
 
 
 def check_defense(cls: type[Defense]) -> dict[str, Any]:
     """Every contract a defense plugin must meet; returns what was checked."""
-    check_params(cls)
+    check_params(cls, Defense, PluginParams, {}, cls.contract_params())
     defense = _small(cls)
     hooks = defense.implements()
     check_sanitize(cls, defense)

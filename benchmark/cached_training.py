@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from pe_bench.cache import ArtifactCache
-from pe_bench.captions import captions, tokenize
-from pe_bench.data import ImageArray
+from pe_bench.datasets.base import ImageArray
+from pe_bench.defenses.base import Defense, PretrainData, RepairContext
 from pe_bench.encoders.base import EncoderMethod
+from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.errors import PluginError
-from pe_bench.plugins import Defense, PretrainData, RepairContext
-from pe_bench.registry import ENCODERS
+from pe_bench.registry import ENCODERS, plugin_versions
 from pe_bench.spec import TrainSpec, TrialSpec, canonical_hash
 from pe_bench.train import distill, pick_device, pretrain
 
@@ -67,9 +67,23 @@ class Trainer:
     def __init__(self, spec: TrialSpec, pre: ImageArray, cache: ArtifactCache, log: Log) -> None:
         self.spec, self.pre, self.cache, self.log = spec, pre, cache, log
         self.channels = pre.images.shape[1]
+        self._shapes: dict[str, tuple[int, ...]] | None = None
 
     def fresh_encoder(self) -> EncoderMethod:
         return build_encoder(self.spec, self.channels)
+
+    def fits(self, state: State) -> bool:
+        """Whether cached weights load into this trial's architecture (same keys and shapes).
+        They may not when an encoder's code changed without a new version: such an artefact
+        is retrained, never an error."""
+        if self._shapes is None:
+            self._shapes = {k: tuple(v.shape) for k, v in self.fresh_encoder().state_dict().items()}
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if shapes != self._shapes:
+            self.log("cached encoder does not fit this architecture (state-dict keys or shapes "
+                     "differ): retraining it")
+            return False
+        return True
 
     def _load(self, state: State) -> EncoderMethod:
         model = self.fresh_encoder()
@@ -94,12 +108,13 @@ class Trainer:
                                      "images_per_second": result.images_per_second,
                                      "device": result.device}
 
-        state, info, hit = self.cache.get_or_create("encoders", key, build)
+        state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)
 
     def repaired(self, base: Trained, defense: Defense, pool: np.ndarray) -> Trained:
         """`base` after the defense's post-processing (cached like any encoder)."""
-        key = canonical_hash({"base": base.key, "repair": self.spec.defense.model_dump(mode="json")})
+        key = canonical_hash({"base": base.key, "repair": self.spec.defense.model_dump(mode="json"),
+                              "plugins": plugin_versions(self.spec.plugins_used(("defenses",)))})
 
         def build() -> tuple[State, dict[str, Any]]:
             self.log(f"post-processing with {self.spec.defense.name}")
@@ -109,7 +124,7 @@ class Trainer:
             out = defense.repair(copy.deepcopy(base.model), ctx)
             return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used}
 
-        state, info, hit = self.cache.get_or_create("encoders", key, build)
+        state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)
 
     def finetune(self, model: EncoderMethod, images: np.ndarray, epochs: int) -> EncoderMethod:

@@ -1,0 +1,76 @@
+"""The attack plugin API: subclass `Attack`, implement `craft`, register it.
+
+An attack sees what a real attacker sees (`AttackContext`: the clean pre-training images, never
+their labels, and the downstream tasks' data) and returns a `PoisonSet`: the images it injects
+and the target pairs it attacks. Torch-free: attacks run on plain numpy arrays, the same in the
+driver and in Ray workers. Metadata the grid reads (family, stage, modalities; see
+`pe_bench.plugin_types.AttackMeta`) is declared in `@register_attack(...)` or, for a plugin
+loaded through an entry point, as class attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from pe_bench.plugin_types import AttackMeta, Modality, Plugin, PluginParams, Task
+
+__all__ = ["Attack", "AttackContext", "PluginParams", "PoisonSet", "TargetPair", "Task"]
+_DEFAULTS = AttackMeta()
+
+
+@dataclass(frozen=True)
+class TargetPair:
+    """An attacker-chosen clean test input (by index in its task's test split) and class."""
+
+    task: str
+    index: int
+    true_class: int
+    target_class: int
+
+
+@dataclass(frozen=True)
+class PoisonSet:
+    """What a data-poisoning attack adds to the pre-training set.
+
+    `groups` holds uint8 (M, C, H, W) arrays; canvases of different shapes (side-by-side vs
+    stacked) live in different groups so augmentation stays batched.
+    """
+
+    groups: tuple[np.ndarray, ...] = ()
+    targets: tuple[TargetPair, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(sum(len(g) for g in self.groups))
+
+
+@dataclass(frozen=True)
+class AttackContext:
+    """What the attacker sees: the clean pre-training images (never their labels) and the
+    downstream tasks' data, from which it draws target inputs and reference inputs."""
+
+    pretrain: np.ndarray
+    tasks: tuple[Task, ...]
+    seed: int
+
+
+class Attack(Plugin):
+    """A poisoning attack. `craft` returns poisons plus the target pairs it attacks; it must be
+    deterministic given `ctx.seed` (draw randomness from generators seeded by it)."""
+
+    family: ClassVar[Literal["targeted", "backdoor"]] = _DEFAULTS.family
+    stage: ClassVar[Literal["data", "encoder"]] = _DEFAULTS.stage
+    modalities: ClassVar[tuple[Modality, ...]] = _DEFAULTS.modalities
+
+    def craft(self, ctx: AttackContext) -> PoisonSet:
+        raise NotImplementedError
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        """Params for pe_bench.testing's contract run on a tiny task (64 pre-training images,
+        8x8 pixels, 4 classes); override when the defaults need more data than that."""
+        return {}

@@ -1,0 +1,96 @@
+"""`check_attack`: the contract every attack plugin meets, on a tiny synthetic task."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TargetPair
+from pe_bench.datasets.base import ImageArray
+from pe_bench.plugin_types import AttackMeta, PluginParams, Task
+from pe_bench.testing.common import check_params, fail
+
+
+def _split(rng: np.random.Generator, classes: int, per_class: int, size: int) -> ImageArray:
+    """Class c is a flat grey level plus noise, so targets and references are well defined."""
+    labels = np.repeat(np.arange(classes, dtype=np.int64), per_class)
+    noise = rng.integers(-20, 21, (len(labels), 3, size, size))
+    images = np.clip(40 + 50 * labels[:, None, None, None] + noise, 0, 255).astype(np.uint8)
+    return ImageArray(images, labels, tuple(f"class{c}" for c in range(classes)))
+
+
+def tiny_context(seed: int = 0, n: int = 64, size: int = 8) -> AttackContext:
+    """64 unlabeled pre-training images and one 4-class task (12 train, 6 test images per
+    class) of 8x8 RGB pixels; every array read-only, as the engine hands them out."""
+    rng = np.random.default_rng(1234)
+    pretrain = rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8)
+    task = Task("toy", _split(rng, 4, 12, size), _split(rng, 4, 6, size))
+    for array in (pretrain, task.train.images, task.train.labels, task.test.images, task.test.labels):
+        array.flags.writeable = False
+    return AttackContext(pretrain, (task,), seed)
+
+
+def _craft(cls: type[Attack]) -> PoisonSet:
+    attack = cls.from_dict(cls.contract_params())
+    try:
+        poisons = attack.craft(tiny_context())
+    except ValueError as exc:
+        if "read-only" in str(exc):
+            raise fail(cls, "craft must not modify the context's arrays (copy them first)") from exc
+        raise
+    if not isinstance(poisons, PoisonSet):
+        raise fail(cls, f"craft must return a PoisonSet, not {type(poisons).__name__}")
+    return poisons
+
+
+def _check_groups(cls: type[Attack], poisons: PoisonSet, channels: int) -> None:
+    for g in poisons.groups:
+        if not (isinstance(g, np.ndarray) and g.dtype == np.uint8 and g.ndim == 4 and len(g)):
+            raise fail(cls, "each poison group must be a non-empty uint8 (M, C, H, W) array")
+        if g.shape[1] != channels:
+            raise fail(cls, f"poisons must have the pre-training images' {channels} channels")
+
+
+def _check_targets(cls: type[Attack], poisons: PoisonSet, ctx: AttackContext) -> None:
+    tasks = {t.name: t for t in ctx.tasks}
+    for pair in poisons.targets:
+        task = tasks.get(pair.task) if isinstance(pair, TargetPair) else None
+        if task is None or not 0 <= pair.index < len(task.test):
+            raise fail(cls, f"target {pair} must be a TargetPair naming a task and one of its test inputs")
+        classes = len(task.test.classes)
+        if pair.true_class != task.test.labels[pair.index] or not 0 <= pair.target_class < classes:
+            raise fail(cls, f"target {pair}: true_class must be the input's label, target_class a class")
+        if pair.target_class == pair.true_class:
+            raise fail(cls, f"target {pair}: the target class must differ from the true class")
+
+
+def _check_budget(cls: type[Attack], params: PluginParams, poisons: PoisonSet, n_clean: int) -> None:
+    rate = getattr(params, "poison_rate", None)
+    if rate is not None and poisons.size > max(len(poisons.targets), math.ceil(rate * n_clean)):
+        raise fail(cls, f"{poisons.size} poisons exceed the budget poison_rate x {n_clean} clean images "
+                        "(at least one per target)")
+
+
+def _same(a: PoisonSet, b: PoisonSet) -> bool:
+    return (a.targets == b.targets and len(a.groups) == len(b.groups)
+            and all(np.array_equal(x, y) for x, y in zip(a.groups, b.groups, strict=True)))
+
+
+def check_attack(cls: type[Attack]) -> dict[str, Any]:
+    """Every contract an attack plugin must meet; returns what it crafted on the tiny task."""
+    check_params(cls, Attack, PluginParams, {}, cls.contract_params())
+    meta = AttackMeta.of(cls)
+    if meta.stage != "data":
+        raise fail(cls, "the engine runs data-stage attacks only (stage='data')")
+    ctx, poisons = tiny_context(), _craft(cls)
+    _check_groups(cls, poisons, ctx.pretrain.shape[1])
+    _check_targets(cls, poisons, ctx)
+    _check_budget(cls, cls.from_dict(cls.contract_params()).params, poisons, len(ctx.pretrain))
+    if bool(poisons.size) != bool(meta.modalities):
+        raise fail(cls, "an attack that injects images declares modalities=('image', ...); one that "
+                        "injects nothing declares modalities=()")
+    if not _same(poisons, _craft(cls)):
+        raise fail(cls, "craft must be deterministic under a seed")
+    return {"poisons": poisons.size, "targets": len(poisons.targets), "metadata": meta}
