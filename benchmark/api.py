@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pe_bench.errors import PeBenchError, SuiteError
 from pe_bench.grid import Grid, expand
-from pe_bench.leaderboard import Line, aggregate
+from pe_bench.leaderboard import Line, from_store
 from pe_bench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -127,7 +127,6 @@ def _ray_runner(address: str | None, suite: Suite, file: str) -> Any:
 
 def build_leaderboard(store: str | Path = "results", suite: str | None = None,
                       run: str | None = None) -> list[Line]:
-    """Aggregate the store's latest ok rows (per trial key) into leaderboard lines."""
-    from pe_bench.results import latest_ok, scan
-
-    return aggregate(latest_ok(scan(Path(store), suite, run)))
+    """Aggregate the store's latest ok rows (per trial key) into leaderboard lines, each
+    counting its cell's failed trials."""
+    return from_store(store, suite, run)
