@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the trials one after another in this process, without Ray (debugging; "
                           "a machine without Ray); same rows, store and cache")
     run.add_argument("--no-leaderboard", action="store_true")
+    _results_commands(sub)
+    return p
+
+
+def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`leaderboard`, `plot` and `publish`: they read the store, never run anything."""
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
     lb.add_argument("--store", default="results")
     lb.add_argument("--suite", help="only this suite")
@@ -60,7 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--store", default="results")
     pub.add_argument("--out", required=True, help="output directory")
     pub.add_argument("--suite", help="only this suite (default: every suite in the store)")
-    return p
 
 
 def cmd_list(kind: str | None) -> int:

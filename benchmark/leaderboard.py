@@ -198,10 +198,11 @@ def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
         close = difflib.get_close_matches(name, SORTABLE, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise PeBenchError(f"--sort: unknown metric {name!r}; {hint}choose from {', '.join(SORTABLE)}")
-    value = BY_KEY[name].sort
-    present = [ln for ln in lines if value is not None and value(ln) is not None]
-    present.sort(key=lambda ln: value(ln), reverse=key.startswith("-"))  # type: ignore[misc,arg-type,return-value]
-    return present + [ln for ln in lines if value is None or value(ln) is None]
+    value = BY_KEY[name].sort or (lambda _: None)
+    keyed = [(value(ln), ln) for ln in lines]
+    present = sorted([(v, ln) for v, ln in keyed if v is not None], key=lambda pair: pair[0],
+                     reverse=key.startswith("-"))
+    return [ln for _, ln in present] + [ln for v, ln in keyed if v is None]
 
 
 def board_columns(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> tuple[Column, ...]:
