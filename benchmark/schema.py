@@ -31,11 +31,11 @@ class Provenance(Frozen):
     """What produced a row: versions and the git commit of the pe-bench checkout (if any);
     `ray_version` is None for an in-process run."""
 
-    pe_bench_version: str | None = None
-    torch_version: str | None = None
-    ray_version: str | None = None
-    python_version: str | None = None
-    git_commit: str | None = None
+    pe_bench_version: str | None = Field(None, title="pe-bench")
+    torch_version: str | None = Field(None, title="torch")
+    ray_version: str | None = Field(None, title="ray")
+    python_version: str | None = Field(None, title="python")
+    git_commit: str | None = Field(None, title="git commit")
 
 
 class TrialRow(Frozen):
