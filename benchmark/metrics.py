@@ -114,8 +114,8 @@ class DefenseReport(Frozen):
     clean_removed: Count | None = None
     poison_recall: Fraction | None = None
     poison_precision: Fraction | None = None
-    clean_used: Count = Field(0, description="trusted clean images a repair used")
-    defense_extra_s: float = Field(0.0, description="extra wall seconds (negative: the defense saved time)")
+    clean_used: Count = Field(default=0, description="trusted clean images a repair used")
+    defense_extra_s: float = Field(default=0.0, description="extra wall seconds (negative: it saved time)")
 
 
 class Timings(Frozen):
