@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pe_bench.engine import Engine, RunContext, engine_named
 from pe_bench.grid import Grid, expand
-from pe_bench.leaderboard import Line, aggregate
+from pe_bench.leaderboard import Line, from_store
 from pe_bench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -115,7 +115,6 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
 
 def build_leaderboard(store: str | Path = "results", suite: str | None = None,
                       run: str | None = None) -> list[Line]:
-    """Aggregate the store's latest ok rows (per trial key) into leaderboard lines."""
-    from pe_bench.results import latest_ok, scan
-
-    return aggregate(latest_ok(scan(Path(store), suite, run)))
+    """Aggregate the store's latest ok rows (per trial key) into leaderboard lines, each
+    counting its cell's failed trials."""
+    return from_store(store, suite, run)

@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("suite")
     _add_overrides(val)
     _add_run(sub.add_parser("run", help="run a suite (through Ray Tune, or --in-process)"))
+    _results_commands(sub)
+    return p
+
+
+def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`leaderboard`, `plot` and `publish`: they read the store, never run anything."""
     lb = sub.add_parser("leaderboard", help="aggregate the store into a leaderboard")
     lb.add_argument("--store", default="results")
     lb.add_argument("--suite", help="only this suite")
@@ -53,7 +59,6 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--store", default="results")
     pub.add_argument("--out", required=True, help="output directory")
     pub.add_argument("--suite", help="only this suite (default: every suite in the store)")
-    return p
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:

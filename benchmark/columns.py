@@ -109,8 +109,11 @@ def paired(key: str, header: str, versus: tuple[str, str], note: str, **flags: A
         return {f"{key}_{part}": (float, None if ci is None else getattr(ci, part))
                 for part in ("mean", "low", "high")}
 
-    return Column(key, header, cell, record, lambda ln: None if ln.intervals[key] is None
-                  else ln.intervals[key].mean, note, paired=versus, **flags)  # type: ignore[union-attr]
+    def sort(ln: Line) -> float | None:
+        ci = ln.intervals[key]
+        return None if ci is None else ci.mean
+
+    return Column(key, header, cell, record, sort, note, paired=versus, **flags)
 
 
 def named(key: str, value: Callable[[Line], str], extra: Callable[[Line], Record] | None = None,

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from pe_bench.attacks.base import TargetPair, Task
-from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics
+from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics, pair_means
 from pe_bench.spec import EvalSpec
 
 Encode = Callable[[np.ndarray], np.ndarray]
@@ -120,10 +120,19 @@ def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
                  pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None) -> TaskMetrics:
     """One task's metrics: accuracies and, per target pair, the outcome on the clean twin, on
-    this (possibly defended) encoder, and on the undefended poisoned encoder."""
+    this (possibly defended) encoder, and on the undefended poisoned encoder; the rates over
+    pairs (ASR, p(target)...) are the model's `PairMean` fields."""
     undefended = poisoned if undefended is None else undefended
     excluded = [p.index for p in pairs]
     c, q, u = (target_stats(o, pairs) for o in (clean, poisoned, undefended))
+    targets = tuple(
+        TargetOutcome(index=p.index, true_class=p.true_class, target_class=p.target_class,
+                      hit=bool(q["hit"][i]), hit_clean=bool(c["hit"][i]),
+                      hit_undefended=bool(u["hit"][i]), p=float(q["p"][i]),
+                      p_clean=float(c["p"][i]), p_undefended=float(u["p"][i]),
+                      rank=int(q["rank"][i]), rank_clean=int(c["rank"][i]))
+        for i, p in enumerate(pairs)
+    )
     return TaskMetrics(
         task=task.name,
         n_classes=len(task.test.classes),
@@ -133,36 +142,21 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
         pa_undefended=accuracy(undefended, task.test.labels, excluded),
         n_targets=len(pairs),
         successes=int(q["hit"].sum()),
-        **_rates({"asr": q["hit"], "baseline_asr": c["hit"], "asr_undefended": u["hit"],
-                  "p_target": q["p"], "p_target_clean": c["p"], "p_target_undefended": u["p"]}),
-        targets=tuple(
-            TargetOutcome(index=p.index, true_class=p.true_class, target_class=p.target_class,
-                          hit=bool(q["hit"][i]), hit_clean=bool(c["hit"][i]),
-                          hit_undefended=bool(u["hit"][i]), p=float(q["p"][i]),
-                          p_clean=float(c["p"][i]), p_undefended=float(u["p"][i]),
-                          rank=int(q["rank"][i]), rank_clean=int(c["rank"][i]))
-            for i, p in enumerate(pairs)
-        ),
+        targets=targets,
+        **pair_means(TaskMetrics, targets),
     )
-
-
-def _rates(values: dict[str, np.ndarray]) -> dict[str, float | None]:
-    """Means over target pairs (None without pairs)."""
-    return {k: float(np.mean(v)) if len(v) else None for k, v in values.items()}
 
 
 def overall(tasks: Sequence[TaskMetrics]) -> Metrics:
     """Unweighted mean of CA/PA over tasks; ASR and p(target) pooled over all pairs."""
     pairs = [t for task in tasks for t in task.targets]
-    pooled = {"asr": "hit", "baseline_asr": "hit_clean", "asr_undefended": "hit_undefended",
-              "p_target": "p", "p_target_clean": "p_clean", "p_target_undefended": "p_undefended"}
     return Metrics(
         ca=float(np.mean([t.ca for t in tasks])),
         pa=float(np.mean([t.pa for t in tasks])),
         pa_undefended=float(np.mean([t.pa_undefended for t in tasks])),
         n_targets=len(pairs),
         successes=sum(t.hit for t in pairs),
-        **_rates({k: np.array([getattr(t, f) for t in pairs], dtype=float) for k, f in pooled.items()}),
+        **pair_means(Metrics, pairs),
     )
 
 

@@ -7,6 +7,8 @@ also shown as successes / target pairs. Lines with fewer than 3 seeds are marked
 enough for a published table. Effects are read per target pair against the paired clean twin:
 Δp = p(target) − clean p(target) and ΔASR = hit − clean hit, each with a 95% cluster-bootstrap
 interval over seeds and target pairs (pe_bench.stats); `n.s.` marks an interval containing 0.
+Each line also counts the trials of its cell that only failed. What a line holds and how every
+format shows it is declared once, in pe_bench.columns.
 """
 
 from __future__ import annotations
@@ -198,26 +200,27 @@ def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
         close = difflib.get_close_matches(name, SORTABLE, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise PeBenchError(f"--sort: unknown metric {name!r}; {hint}choose from {', '.join(SORTABLE)}")
-    value = BY_KEY[name].sort
-    present = [ln for ln in lines if value is not None and value(ln) is not None]
-    present.sort(key=lambda ln: value(ln), reverse=key.startswith("-"))  # type: ignore[misc,arg-type,return-value]
-    return present + [ln for ln in lines if value is None or value(ln) is None]
+    value = BY_KEY[name].sort or (lambda _: None)
+    keyed = [(value(ln), ln) for ln in lines]
+    present = sorted([(v, ln) for v, ln in keyed if v is not None], key=lambda pair: pair[0],
+                     reverse=key.startswith("-"))
+    return [ln for _, ln in present] + [ln for v, ln in keyed if v is None]
 
 
-def board_columns(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> tuple[Column, ...]:
-    """The columns a Markdown/CSV/HTML board shows: `columns` as asked, else every board column."""
+def _board(columns: Sequence[Column] | None) -> tuple[Column, ...]:
+    """The columns a Markdown/CSV board shows: `columns` as asked, else every board column."""
     return tuple(columns) if columns else BOARD
 
 
 def to_markdown(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None) -> str:
-    shown = board_columns(lines, columns)
+    shown = _board(columns)
     out = [f"# {title}", "", "| " + " | ".join(c.header for c in shown) + " |", "|" + "---|" * len(shown)]
     out += ["| " + " | ".join(c.cell(ln).replace("|", "\\|") for c in shown) + " |" for ln in lines]
     return "\n".join([*out, "", footnote(shown), ""])
 
 
 def to_csv(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> str:
-    shown = board_columns(lines, columns)
+    shown = _board(columns)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(c.header for c in shown)

@@ -10,14 +10,24 @@ instead of a row that skews every mean it enters. Torch-free: the control plane 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Self
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0.0)]
+
+
+@dataclass(frozen=True)
+class PairMean:
+    """Marks a metric that is the mean of a `TargetOutcome` field over target pairs (a task's,
+    or every task's pooled); None without pairs. `pair_means` computes all of them."""
+
+    field: str
 
 
 @dataclass(frozen=True)
@@ -61,12 +71,12 @@ class Metrics(Frozen):
     pa_undefended: Fraction
     n_targets: Count
     successes: Count
-    asr: Fraction | None = None
-    baseline_asr: Fraction | None = None
-    asr_undefended: Fraction | None = None
-    p_target: Fraction | None = None
-    p_target_clean: Fraction | None = None
-    p_target_undefended: Fraction | None = None
+    asr: Annotated[Fraction | None, PairMean("hit")] = None
+    baseline_asr: Annotated[Fraction | None, PairMean("hit_clean")] = None
+    asr_undefended: Annotated[Fraction | None, PairMean("hit_undefended")] = None
+    p_target: Annotated[Fraction | None, PairMean("p")] = None
+    p_target_clean: Annotated[Fraction | None, PairMean("p_clean")] = None
+    p_target_undefended: Annotated[Fraction | None, PairMean("p_undefended")] = None
 
     @model_validator(mode="after")
     def _counts_agree(self) -> Self:
@@ -104,8 +114,8 @@ class DefenseReport(Frozen):
     clean_removed: Count | None = None
     poison_recall: Fraction | None = None
     poison_precision: Fraction | None = None
-    clean_used: Count = Field(0, description="trusted clean images a repair used")
-    defense_extra_s: float = Field(0.0, description="extra wall seconds (negative: the defense saved time)")
+    clean_used: Count = Field(default=0, description="trusted clean images a repair used")
+    defense_extra_s: float = Field(default=0.0, description="extra wall seconds (negative: it saved time)")
 
 
 class Timings(Frozen):
@@ -146,3 +156,15 @@ class TrialMetrics(Metrics):
             raise ValueError(f"n_targets / successes ({self.n_targets} / {self.successes}) are not "
                              f"the tasks' {pairs} / {hits}")
         return self
+
+
+def pair_means(model: type[BaseModel], targets: Sequence[TargetOutcome]) -> dict[str, float | None]:
+    """Every `PairMean` metric of `model` over `targets` (numpy's mean, as the metrics always
+    were computed: the numbers of a trial do not depend on how they are declared)."""
+    out: dict[str, float | None] = {}
+    for name, info in model.model_fields.items():
+        mark = next((m for m in info.metadata if isinstance(m, PairMean)), None)
+        if mark is not None:
+            values = np.array([getattr(t, mark.field) for t in targets], dtype=float)
+            out[name] = float(np.mean(values)) if len(values) else None
+    return out

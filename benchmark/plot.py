@@ -93,12 +93,13 @@ def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
     groups, out, skipped = _group_labels(cells), [], []
     for key, members in cells.items():
         first, line = members[0], _view(aggregate(members))
-        missing = ["task view"] if line is None else [m for m in ("pa", "asr") if not line.stats.get(m)]
-        if line is None or missing:
+        pa, asr = (None, None) if line is None else (line.stats.get("pa"), line.stats.get("asr"))
+        if line is None or pa is None or asr is None:
+            found = {"pa": pa, "asr": asr}
+            missing = ["task view"] if line is None else [m for m, v in found.items() if v is None]
             skipped.append(f"{groups[key]}: {_setting(first, rows)}: no {' or '.join(missing)}, not plotted")
             continue
-        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", line.stats["pa"],
-                         line.stats["asr"], line))
+        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", pa, asr, line))
     out.sort(key=lambda p: (p.group, not p.reference, p.setting))
     return out, skipped
 

@@ -25,10 +25,11 @@ import pyarrow.parquet as pq
 from pe_bench.columns import BOARD, COLUMNS, Column, footnote
 from pe_bench.errors import PeBenchError
 from pe_bench.leaderboard import Line, aggregate, to_markdown
-from pe_bench.schema import SCALARS
+from pe_bench.schema import SCALARS, Provenance
 
-PROVENANCE = (("pe-bench", "pe_bench_version"), ("torch", "torch_version"), ("ray", "ray_version"),
-              ("python", "python_version"), ("git commit", "git_commit"), ("host", "hostname"))
+# what produced a run's rows: the row model's provenance fields (labelled by their titles), the host
+PROVENANCE = (*((info.title or name, name) for name, info in Provenance.model_fields.items()),
+              ("host", "hostname"))
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0 auto;
  max-width:1700px;padding:1rem 2rem}

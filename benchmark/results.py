@@ -150,7 +150,7 @@ def row_to_json(row: dict[str, Any]) -> str:
 
 
 def row_from_json(text: str) -> dict[str, Any]:
-    row = json.loads(text)
+    row: dict[str, Any] = json.loads(text)
     for key in ("started_at", "finished_at"):
         if isinstance(row.get(key), str):
             row[key] = datetime.fromisoformat(row[key])

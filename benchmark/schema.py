@@ -31,11 +31,11 @@ class Provenance(Frozen):
     """What produced a row: versions and the git commit of the pe-bench checkout (if any);
     `ray_version` is None for an in-process run."""
 
-    pe_bench_version: str | None = None
-    torch_version: str | None = None
-    ray_version: str | None = None
-    python_version: str | None = None
-    git_commit: str | None = None
+    pe_bench_version: str | None = Field(default=None, title="pe-bench")
+    torch_version: str | None = Field(default=None, title="torch")
+    ray_version: str | None = Field(default=None, title="ray")
+    python_version: str | None = Field(default=None, title="python")
+    git_commit: str | None = Field(default=None, title="git commit")
 
 
 class TrialRow(Frozen):
@@ -64,7 +64,7 @@ class TrialRow(Frozen):
     time_total_s: float = Field(ge=0.0)
     provenance: Annotated[Provenance, Flat()] = Provenance()
     hostname: str | None = None
-    node_id: str | None = Field(None, description="the Ray node; None in-process")
+    node_id: str | None = Field(default=None, description="the Ray node; None in-process")
     started_at: datetime
     finished_at: datetime
 

@@ -50,7 +50,7 @@ def one_line(exc: BaseException) -> str:
 
     from pe_bench.schema import describe
 
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames: list[traceback.FrameSummary] = list(traceback.extract_tb(exc.__traceback__))
     text = str(exc)
     if isinstance(exc, pydantic.ValidationError):
         text = describe(exc)

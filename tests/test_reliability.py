@@ -20,6 +20,7 @@ from pe_bench.api import select_trials, trial_states
 from pe_bench.cache import ArtifactCache, CacheLocationError
 from pe_bench.cli import main
 from pe_bench.results import append, scan, validate_row
+from pe_bench.spec import TrialSpec
 from tests.rows import error_row, trial
 from tests.rows import row as _row
 
@@ -31,7 +32,7 @@ def ok_row(seed: int, run_id: str = "run1", age_s: float = 3.0) -> dict:
     return _row(seed, [True, False], run_id, age_s)
 
 
-def spec(seed: int):
+def spec(seed: int) -> TrialSpec:
     return trial(seed=seed)
 
 

@@ -1,4 +1,5 @@
-"""The Parquet store: validated rows, unique files, scans that survive bad files, dedupe."""
+"""The Parquet store: validated rows, unique files, scans that survive bad files, dedupe.
+(Stores of earlier schema versions: tests/test_schema.py.)"""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pe_bench.errors import PeBenchError
 from pe_bench.leaderboard import aggregate, sort_lines, to_csv, to_markdown
 from pe_bench.metrics import DefenseReport
 from pe_bench.results import append, build_row, latest_ok, row_from_json, row_to_json, scan, validate_row
-from pe_bench.spec import PluginRef
+from pe_bench.spec import PluginRef, TrialSpec
 from tests.rows import PROV, error_row, metrics, row, task, trial, trial_metrics
 
 
-def spec(seed: int = 0):
+def spec(seed: int = 0) -> TrialSpec:
     return trial(seed=seed)
 
 
@@ -109,22 +110,6 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     assert sort_lines([line, *plain], "pa")[0] is line
     with pytest.raises(PeBenchError, match="unknown metric 'nope'"):
         sort_lines([line], "nope")
-
-
-def test_rows_of_schema_version_1_still_read(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = validate_row(row(0, [True]))
-    old = table.drop_columns(["pa_undefended", "poison_recall", "defense_hooks"])
-    folder = tmp_path / "suite=unit" / "run=old"
-    folder.mkdir(parents=True)
-    pq.write_table(old, folder / "x.parquet")
-    (got,) = scan(tmp_path).to_pylist()
-    assert got["pa_undefended"] is None and got["pa"] == 0.88
-    assert isinstance(table, pa.Table)
-    (line,) = aggregate([got])
-    assert line.stats["delta_pa_defense"] == (0.0, 0.0)
 
 
 def test_attack_lines_are_labelled_by_the_params_that_differ() -> None:

@@ -6,6 +6,8 @@ Ray worker until a marker file exists. One in-process Ray session for the module
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -34,7 +36,9 @@ def test_retry_failed_runs_only_the_failed_cells(tmp_path: Path, ray_session: No
     assert set(first) == set(grid)
     failed = {k for k, r in first.items() if r["status"] == "error"}
     assert [grid[k].defense.name for k in failed] == ["test-flaky"]
-    assert "RuntimeError: flaky defense" in first[next(iter(failed))]["error"]
+    error_row = first[next(iter(failed))]
+    assert "RuntimeError: flaky defense" in error_row["error"] and "\n" not in error_row["error"]
+    assert error_row["traceback"].startswith("Traceback") and "flaky defense" in error_row["traceback"]
 
     marker.touch()
     assert main([*base, "--run-id", "retry", "--retry-failed"]) == 0
@@ -46,3 +50,8 @@ def test_retry_failed_runs_only_the_failed_cells(tmp_path: Path, ray_session: No
     assert main([*base, "--run-id", "noop", "--retry-failed"]) == 0  # nothing left to retry
     assert "0 ok, 0 failed" in capsys.readouterr().err
     assert scan(store, "flaky").num_rows == len(rows)
+    # the leaderboard counts the failure only while the trial had no ok row
+    assert main(["leaderboard", "--store", str(store), "--run", "first", "--format", "csv"]) == 0
+    assert sorted(r["failed"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))) == ["0", "1"]
+    assert main(["leaderboard", "--store", str(store), "--format", "csv"]) == 0
+    assert {r["failed"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))} == {"0"}
