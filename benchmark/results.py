@@ -57,7 +57,8 @@ def provenance() -> dict[str, str | None]:
 
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
               metrics: TrialMetrics | Mapping[str, Any] | None, error: str | None = None, *,
-              traceback: str | None = None, node_id: str | None = None) -> dict[str, Any]:
+              traceback: str | None = None, node_id: str | None = None,
+              plugin_versions: str | None = None) -> dict[str, Any]:
     """The validated row for `spec` as a flat, JSON-able record (`metrics=None` with `error`:
     an error row). Metrics are validated again from their plain values, so a model built
     without validation cannot smuggle a NaN in; raises ValidationError naming the field."""
@@ -73,7 +74,7 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
         "selection": params.get("selection"), "poison_rate": params.get("poison_rate"),
-        "spec_json": spec.model_dump_json(), "metrics": values,
+        "spec_json": spec.model_dump_json(), "plugin_versions": plugin_versions, "metrics": values,
         "time_total_s": (finished - started).total_seconds(), "provenance": dict(prov),
         "hostname": socket.gethostname(), "node_id": node_id,
         "started_at": started, "finished_at": finished,

@@ -60,6 +60,8 @@ class TrialRow(Frozen):
     selection: str | None = None
     poison_rate: float | None = None
     spec_json: str
+    plugin_versions: str | None = Field(
+        default=None, description='JSON {kind: {name: "distribution version"}} of the plugins the trial used')
     metrics: Annotated[TrialMetrics | None, Flat()] = None
     time_total_s: float = Field(ge=0.0)
     provenance: Annotated[Provenance, Flat()] = Provenance()

@@ -55,7 +55,7 @@ class RowSink:
         try:
             append(self.store, row)
         except OSError as exc:
-            cause = " ".join(str(exc).split()) or type(exc).__name__
+            cause = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
             raise StoreWriteError(f"cannot write to the results store {self.store}: {cause}; the rows "
                                   "written before are kept (--resume goes on from there)") from exc
         self.written.add(key)

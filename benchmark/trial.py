@@ -10,6 +10,7 @@ one-line message and the full traceback, so a failing cell never vanishes and th
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import traceback
 from datetime import UTC, datetime
@@ -73,25 +74,33 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
     the worker, as a plain JSON-able record in the store's columns. Metrics that fail
     validation (a NaN, a rate outside [0, 1]) make an error row naming the field."""
     from pe_bench.pipeline import run_trial
+    from pe_bench.registry import plugin_versions
     from pe_bench.spec import TrialSpec
     from pe_bench.suite import import_plugin_modules
 
     spec = TrialSpec.model_validate_json(config["spec"])
     started = datetime.now(UTC)
     tune_process(config.get("cpus", 1))
+    versions: str | None = None
     try:
         import_plugin_modules(spec.plugins)
+        versions = json.dumps(plugin_versions(spec.plugins_used()), sort_keys=True)
         # the cache location stays a string: Path() would fold a URI's "//"
         metrics = run_trial(spec, Path(config["data_dir"]), config["cache_dir"])
-        return _row(config, spec, started, metrics, node_id=_node_id(config))
+        return _row(config, spec, started, metrics, node_id=_node_id(config), plugin_versions=versions)
     except Exception as exc:  # recorded as an error row; the suite goes on
-        return _row(config, spec, started, None, error=one_line(exc),
+        return _row(config, spec, started, None, error=one_line(exc), plugin_versions=versions,
                     traceback="".join(traceback.format_exception(exc)))
 
 
 def _row(config: dict[str, Any], spec: TrialSpec, started: datetime, metrics: TrialMetrics | None,
          **extra: Any) -> dict[str, Any]:
+    """The row, with the torch version this worker really runs (the driver's provenance comes
+    from package metadata, which lacks the build label, e.g. +cu130)."""
+    import torch
+
     from pe_bench.results import build_row
 
-    return build_row(spec, config["run_id"], config["provenance"], started, metrics, **extra)
+    prov = {**config["provenance"], "torch_version": torch.__version__}
+    return build_row(spec, config["run_id"], prov, started, metrics, **extra)
 

@@ -106,7 +106,7 @@ def test_store_that_cannot_be_written_stops_the_run(tmp_path: Path, monkeypatch:
     err = capsys.readouterr().err
     assert "Traceback" not in err
     (line,) = [x for x in err.splitlines() if x.startswith("pe-bench:")]
-    assert line.startswith(f"pe-bench: error: cannot write to the store {store.resolve()}: "
+    assert line.startswith(f"pe-bench: error: cannot write to the results store {store.resolve()}: "
                            "No space left on device"), err
     assert disk.calls == 2  # the first row, the failed second; nothing after
     monkeypatch.undo()
