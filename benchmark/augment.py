@@ -89,12 +89,13 @@ def hue_matrices(angle: torch.Tensor) -> torch.Tensor:
     rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2] = angle.cos(), -angle.sin()
     rot[:, 2, 1], rot[:, 2, 2] = angle.sin(), angle.cos()
-    return torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    maps: torch.Tensor = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    return maps
 
 
 def colour_maps(n: int, channels: int, strength: float, gen: torch.Generator,
-                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample (scale, chroma map): brightness*contrast and saturation-then-hue as 3x3."""
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample (brightness, contrast, chroma map): brightness*contrast and saturation-then-hue as 3x3."""
     s = 0.8 * strength
     b, c, sat = (_uniform(n, 1 - s, 1 + s, gen, device).view(-1) for _ in range(3))
     hue = _uniform(n, -0.2 * strength, 0.2 * strength, gen, device).view(-1) * 2 * math.pi

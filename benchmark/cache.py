@@ -84,7 +84,7 @@ class ArtifactCache:
         return f"{self.root}/{kind}/{key}{suffix}"
 
     def _exists(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type == pafs.FileType.File
+        return bool(self.fs.get_file_info(path).type == pafs.FileType.File)
 
     def _guard(self, kind: str, key: str) -> Any:
         return _locked(Path(self._path(kind, key, ".lock"))) if self.lock else nullcontext()
@@ -124,7 +124,7 @@ class ArtifactCache:
 
     def _read(self, path: str) -> bytes:
         with self.fs.open_input_stream(path) as handle:
-            return handle.read()
+            return bytes(handle.read())
 
     def _write_once(self, target: str, data: bytes) -> None:
         """Write under a unique temporary name, then move into place (a rename locally; a

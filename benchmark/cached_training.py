@@ -45,7 +45,7 @@ class Trained:
 def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
     """The encoder at its seeded initialisation: identical for a poisoned run and its twin."""
     torch.manual_seed(spec.seed)
-    cls = ENCODERS.get(spec.encoder.name)
+    cls: type[EncoderMethod] = ENCODERS.get(spec.encoder.name)
     return cls.from_dict(spec.encoder.params, in_channels=in_channels)
 
 

@@ -18,6 +18,7 @@ import torch
 
 from pe_bench.augment import augment, normalize, to_float, view_pair
 from pe_bench.encoders.base import EncoderMethod, with_optimizer_defaults
+from pe_bench.errors import PluginError
 from pe_bench.spec import TrainSpec
 
 ProgressFn = Callable[[int, float], None]  # (epoch done, mean loss)
@@ -55,12 +56,14 @@ def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
 def make_optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
     """The recipe's optimiser; fields it leaves unset come from the method's defaults."""
     r = with_optimizer_defaults(recipe, type(model))
-    kwargs = {"lr": r.lr, "weight_decay": r.weight_decay}
+    if r.lr is None or r.weight_decay is None:
+        raise PluginError(f"{type(model).__name__}: no lr / weight_decay; set them in the suite's "
+                          "train or in the encoder's optimizer_defaults")
     if r.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), momentum=0.9, **kwargs)
+        return torch.optim.SGD(model.parameters(), lr=r.lr, weight_decay=r.weight_decay, momentum=0.9)
     if r.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), **kwargs)
-    return torch.optim.Adam(model.parameters(), **kwargs)
+        return torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -148,7 +151,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     `texts` holds caption token ids, one row per clean image, for image–text methods."""
     device = pick_device(recipe.device)
     fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=fmt).train()
+    model.to(device=device, memory_format=fmt).train()  # type: ignore[call-overload]  # stubs lack memory_format
     gens = _generators(seed, device)
     data = to_device(clean, device)
     tokens = _caption_tokens(model, texts, poisons, device)

@@ -10,9 +10,10 @@ named there (`params="module:Class"`), so suites validate without importing torc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,6 +59,11 @@ class EncoderMethod(nn.Module):
 
     def after_step(self) -> None:
         """Hook after each optimiser step (momentum encoders update here)."""
+
+    def zero_shot_proba(self, features: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+        """Class probabilities from backbone features and class names, for methods with a
+        text encoder (the grid runs `probe: zero-shot` only for those)."""
+        raise NotImplementedError(f"{type(self).__name__} has no text encoder for zero-shot")
 
 
 def with_optimizer_defaults(recipe: TrainSpec, method: type[EncoderMethod]) -> TrainSpec:

@@ -79,6 +79,8 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
 @register_encoder("moco", params="pe_bench.encoders.params:MoCoParams", modalities=("image",),
                   optimizer_defaults={"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4})
 class MoCo(EncoderMethod):
+    queue: torch.Tensor  # buffers (register_buffer), typed for readers of the code
+    queue_ptr: torch.Tensor
     Params = MoCoParams
 
     def __init__(self, params: MoCoParams, in_channels: int = 3) -> None:

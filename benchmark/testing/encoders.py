@@ -64,7 +64,7 @@ def _check_reload(cls: type[EncoderMethod], model: EncoderMethod, feats: np.ndar
 
 
 def _check_zero_shot(cls: type[EncoderMethod], model: EncoderMethod, feats: np.ndarray) -> None:
-    proba = model.zero_shot_proba(feats, CLASSES)  # type: ignore[operator]
+    proba = model.zero_shot_proba(feats, CLASSES)
     if proba.shape != (len(feats), len(CLASSES)) or not np.allclose(proba.sum(1), 1, atol=1e-4):
         raise fail(cls, "zero_shot_proba(features, classes) must return (N, C) probabilities")
 
