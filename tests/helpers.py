@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from pe_bench.datasets.base import ImageArray
@@ -26,3 +30,18 @@ def toy_task(name: str = "toy", n_classes: int = 4, per_class: int = 12, size: i
         ImageArray(solid_images(train_y, size, seed=1), train_y, classes),
         ImageArray(solid_images(test_y, size, seed=2), test_y, classes),
     )
+
+
+def write_dist_info(site: Path, name: str, version: str, group: str, entry_points: dict[str, str]) -> Path:
+    """A fake installed distribution in `site` (a folder on sys.path) declaring `entry_points`
+    in `group`, as pip would leave it; any other version of it there is removed first."""
+    for old in site.glob(f"{name.replace('-', '_')}-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                                   encoding="utf-8")
+    lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items()), ""]
+    (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
+    importlib.invalidate_caches()
+    return info

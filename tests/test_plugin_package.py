@@ -17,6 +17,7 @@ import pytest
 from pe_bench.plugin_types import DefenseMeta
 from pe_bench.registry import Registry
 from pe_bench.testing import check_defense
+from tests.helpers import write_dist_info
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pe-bench-defense-example"
 
@@ -24,12 +25,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pe-bench-defense-e
 def fake_install(site: Path) -> tuple[str, dict[str, str]]:
     meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     eps = meta["entry-points"]["pe_bench.defenses"]
-    info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\n"
-                                   f"Version: {meta['version']}\n", encoding="utf-8")
-    lines = ["[pe_bench.defenses]", *(f"{k} = {v}" for k, v in eps.items()), ""]
-    (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
+    write_dist_info(site, meta["name"], meta["version"], "pe_bench.defenses", eps)
     (site / "pe_bench_defense_example.pth").write_text(str(EXAMPLE / "src") + "\n", encoding="utf-8")
     return meta["name"], eps
 

@@ -24,6 +24,7 @@ from pe_bench.cli import main
 from pe_bench.plugin_types import EncoderMeta
 from pe_bench.registry import BUILTIN_ORIGIN, DEFENSES, ENCODERS, REGISTRIES, Registry, provenance_of
 from pe_bench.spec import PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
+from tests.helpers import write_dist_info
 
 ENCODER_SOURCE = """
     from pe_bench.encoders.simclr import SimCLR
@@ -60,17 +61,7 @@ class Site:
 
     def install(self, dist: str, version: str, group: str, entry_points: dict[str, str]) -> None:
         """(Re)install a fake distribution at `version`, replacing any other version of it."""
-        for old in self.root.glob(f"{dist.replace('-', '_')}-*.dist-info"):
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
-        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
-                                       encoding="utf-8")
-        lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items()), ""]
-        (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
-        importlib.invalidate_caches()
+        write_dist_info(self.root, dist, version, group, entry_points)
 
     def suite(self, encoder: str, plugins: tuple[str, ...] = ()) -> Path:
         path = self.root.parent / f"{encoder}.yaml"

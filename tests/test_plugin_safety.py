@@ -19,6 +19,7 @@ import pytest
 
 from pe_bench.errors import PluginError
 from pe_bench.registry import DEFENSES
+from tests.helpers import write_dist_info
 
 SUITE = """\
 name: safety
@@ -48,12 +49,7 @@ class Site:
         return full
 
     def dist(self, name: str, group: str, entry_points: dict[str, str]) -> None:
-        info = self.root / f"{name.replace('-', '_')}-2.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 2.0\n",
-                                       encoding="utf-8")
-        lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items()), ""]
-        (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
+        write_dist_info(self.root, name, "2.0", group, entry_points)
 
     def suite(self, plugins: list[str] | None = None, attacks: str = "[none]",
               defenses: str = "[none]") -> Path:

@@ -24,6 +24,7 @@ import pytest
 
 from pe_bench.errors import PluginError
 from pe_bench.registry import ATTACKS, BUILTIN_ORIGIN, DATASETS, REGISTRIES, Registry
+from tests.helpers import write_dist_info
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP = "pe_bench.widgets"
@@ -137,14 +138,7 @@ class Sandbox:
 
     def dist(self, name: str, entry_points: dict[str, str], group: str = GROUP) -> None:
         """A fake installed distribution declaring `entry_points` in `group`."""
-        info = self.root / f"{name.replace('-', '_')}-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8"
-        )
-        lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items()), ""]
-        (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
-        importlib.invalidate_caches()
+        write_dist_info(self.root, name, "1.0", group, entry_points)
 
     def registry(self) -> Registry[Any, Any]:
         """The registry of module `<prefix>_reg` (whose built-ins are package `<prefix>_pkg`)."""
