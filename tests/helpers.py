@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import shutil
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pe_bench.datasets.base import ImageArray
 from pe_bench.plugin_types import Task
@@ -45,3 +47,17 @@ def write_dist_info(site: Path, name: str, version: str, group: str, entry_point
     (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
     importlib.invalidate_caches()
     return info
+
+
+def _example_installed() -> bool:
+    try:
+        metadata.distribution("pe-bench-defense-example")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# for tests whose suites name the example package's `random-drop` defense
+needs_example_plugin = pytest.mark.skipif(
+    not _example_installed(),
+    reason="examples/pe-bench-defense-example is not installed (`make test` installs it)")

@@ -16,6 +16,7 @@ import yaml
 
 from pe_bench.cli import main
 from tests.bad_suites import BAD_SUITES, FIXTURES, expectation
+from tests.helpers import needs_example_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "suites" / "smoke.yaml"
@@ -137,6 +138,7 @@ def test_leaderboard_of_empty_store(capsys: pytest.CaptureFixture[str], tmp_path
     assert "no ok rows" in assert_one_line_error(err, str(store))
 
 
+@needs_example_plugin
 def test_validate_counts_unique_pre_training_runs(capsys: pytest.CaptureFixture[str]) -> None:
     suite = Path(__file__).parent / "fixtures" / "suites" / "defenses-smoke.yaml"
     assert main(["validate", str(suite)]) == 0

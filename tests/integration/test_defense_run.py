@@ -6,26 +6,22 @@ an installed distribution (the Makefile installs it beside pe-bench). One Ray se
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from pe_bench.cli import main
 from pe_bench.results import scan
+from tests.helpers import needs_example_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "fixtures" / "suites" / "defenses-smoke.yaml"
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, needs_example_plugin]
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     ray = pytest.importorskip("ray")
-    try:
-        metadata.distribution("pe-bench-defense-example")
-    except metadata.PackageNotFoundError:
-        pytest.skip("examples/pe-bench-defense-example is not installed (`make test` installs it)")
     store = tmp_path_factory.mktemp("store")
     try:
         assert main(["run", str(SUITE), "--store", str(store), "--no-leaderboard"]) == 0
