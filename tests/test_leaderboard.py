@@ -72,10 +72,10 @@ def test_only_an_effect_escapes_the_not_significant_flag(tmp_path: Path) -> None
             metrics = trial_metrics([task("digits", hits, hits_clean=clean)])
             append(tmp_path, build_row(trial(seed=seed, cell=cell), "run1", PROV, datetime.now(UTC), metrics))
     board = to_markdown(from_store(tmp_path), "t").splitlines()
-    rows = {attack: [ln for ln in board if f"| {attack} |" in ln] for attack in ("poisoned-encoder", "duplicate")}
-    assert all(len(found) == 1 for found in rows.values())
-    assert "n.s." not in rows["poisoned-encoder"][0]
-    assert "n.s." in rows["duplicate"][0]
+    (attacked,), (same,) = ([ln for ln in board if f"| {attack} |" in ln]
+                            for attack in ("poisoned-encoder", "duplicate"))
+    assert "n.s." not in attacked
+    assert "n.s." in same
 
 
 def test_the_cli_shows_failed_counts_in_every_format(store: Path, capsys: pytest.CaptureFixture[str],
