@@ -145,3 +145,37 @@ def test_ambiguous_rule_picks_the_input_between_two_classes() -> None:
     assert pair.index == 0 and pair.true_class == 0 and pair.target_class in (1, 2)
     pairs = select_targets(planted, TargetedParams(targets_per_task=5, selection="ambiguous"), seed=0)
     assert all(p.target_class != p.true_class for p in pairs)
+
+
+def _two_tasks() -> AttackContext:
+    """Task `a` offers 5 target pairs; task `b` (one test image outside class 0) offers 1 when
+    y_i is fixed to class 0. Its images are drawn apart from `a`'s, so no target repeats."""
+    from tests.helpers import solid_images
+
+    a = toy_task("a")
+    y = np.array([0, 1])
+    b = Task("b", ImageArray(solid_images(y, seed=7), y, ("0", "1")),
+             ImageArray(solid_images(y, seed=8), y, ("0", "1")))
+    return AttackContext(pretrain=a.train.images, tasks=(a, b), seed=0)
+
+
+@pytest.mark.parametrize("name", ["poisoned-encoder", "duplicate"])
+def test_the_budget_is_split_over_every_target_of_every_task(name: str) -> None:
+    """N = round(poison_rate * |D|) in all, spread evenly over the 6 pairs of both tasks (not
+    N per task, nor N / 2 per task: task b's one pair would then get 5 times a's share)."""
+    ctx = _two_tasks()
+    attack = ATTACKS.get(name).from_dict({"poison_rate": 0.5, "targets_per_task": 5, "target_class": 0})
+    poisons = attack.craft(ctx)
+    assert [p.task for p in poisons.targets] == ["a"] * 5 + ["b"]
+    assert poisons.size == round(0.5 * len(ctx.pretrain)) == 24
+    tasks = {t.name: t for t in ctx.tasks}
+    targets = [tasks[p.task].test.images[p.index] for p in poisons.targets]
+    per_target = [0] * len(targets)
+    for group in poisons.groups:
+        for image in group:
+            halves = np.split(image, 2, axis=2 if image.shape[2] > image.shape[1] else 1)
+            parts = [image] if image.shape[1] == image.shape[2] else halves
+            hit = [i for i, t in enumerate(targets) if any(np.array_equal(h, t) for h in parts)]
+            assert len(hit) == 1
+            per_target[hit[0]] += 1
+    assert per_target == [4] * 6

@@ -82,3 +82,15 @@ def test_clean_images_are_seeded_and_counted() -> None:
 def test_empty_poison_set_round_trips() -> None:
     data = PretrainData(tiny_data().clean, PoisonSet())
     assert data.without(np.array([1])).size == data.size - 1
+
+
+def test_filter_scores_divide_by_the_right_counts() -> None:
+    """Recall = poisons removed / poisons; precision = poisons removed / all removed."""
+    from pe_bench.defend import filter_scores
+
+    data = tiny_data()  # 48 clean images (ids 0..47) + 10 injected (ids 48..57)
+    removed = np.array([0, 1, 2, 48, 49])  # 3 clean, 2 poisons
+    scores = filter_scores(data, removed)
+    assert scores["n_removed"] == 5 and scores["clean_removed"] == 3
+    assert scores["poison_recall"] == pytest.approx(2 / 10)
+    assert scores["poison_precision"] == pytest.approx(2 / 5)

@@ -84,3 +84,47 @@ def test_mlp_probe_separates_separable_features_deterministically() -> None:
     out = mlp_probe(x, y, x, 3, spec)
     assert (out.pred == y).mean() > 0.95 and np.allclose(out.proba.sum(1), 1)
     assert np.array_equal(mlp_probe(x, y, x, 3, spec).proba, out.proba)
+
+
+def test_overall_rates_pool_every_pair_not_the_task_means() -> None:
+    """Tasks with 4 and 1 target pairs: pooled ASR 2/5, not the mean of 1/4 and 1/1."""
+    from tests.rows import task
+
+    total = overall([task("a", [True, False, False, False], ca=0.9), task("b", [True], ca=0.5)])
+    assert (total.n_targets, total.successes) == (5, 2)
+    assert total.asr == pytest.approx(2 / 5)
+    assert total.p_target == pytest.approx((0.6 + 3 * 0.2 + 0.6) / 5)
+    assert total.ca == pytest.approx(0.7)  # accuracies: the unweighted mean over tasks
+
+
+def _one_hot(pred: list[int], n_classes: int = 2) -> ProbeOutput:
+    return ProbeOutput(np.array(pred), np.eye(n_classes)[pred])
+
+
+def test_each_task_scores_and_excludes_its_own_target_pairs_only() -> None:
+    from pe_bench.evaluate import evaluate
+
+    tasks = [toy_task("a", n_classes=2, per_class=4), toy_task("b", n_classes=2, per_class=4)]
+    # test labels of both: [0, 0, 1, 1]; a's target is its image 0, b's its image 3
+    pairs = [TargetPair("a", 0, 0, 1), TargetPair("b", 3, 1, 0)]
+    clean = {"a": [0, 0, 1, 1], "b": [0, 0, 1, 1]}
+    # poisoned: each task's own target flipped to its target class; a also errs on its image 3
+    # (b's target index), which must count against a's accuracy
+    poisoned = {"a": [1, 0, 1, 0], "b": [0, 0, 1, 0]}
+    total, per_task = evaluate(tasks, lambda t: _one_hot(clean[t.name]),
+                               lambda t: _one_hot(poisoned[t.name]), pairs)
+    a, b = per_task
+    assert [t.index for t in a.targets] == [0] and [t.index for t in b.targets] == [3]
+    assert (a.n_targets, a.successes, b.n_targets, b.successes) == (1, 1, 1, 1)
+    assert a.n_test == b.n_test == 3
+    assert a.pa == pytest.approx(2 / 3) and b.pa == 1.0 and a.ca == b.ca == 1.0
+    assert (total.n_targets, total.successes, total.asr) == (2, 2, 1.0)
+
+
+def test_vote_follows_the_majority_not_the_first_member() -> None:
+    from pe_bench.evaluate import vote
+
+    odd = _one_hot([1, 1, 0])
+    agree = [_one_hot([0, 1, 1]), _one_hot([0, 1, 1])]
+    assert vote([odd, *agree]).pred.tolist() == [0, 1, 1]
+    assert vote([*agree, odd]).pred.tolist() == [0, 1, 1]

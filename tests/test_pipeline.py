@@ -64,6 +64,61 @@ def test_union_of_mismatched_shapes_is_a_clear_error(tmp_path: Path) -> None:
         run_trial(bad, Path("unused"), tmp_path)
 
 
+def test_the_clean_twin_and_the_poisoned_encoder_share_the_trial_seed(tmp_path: Path) -> None:
+    """Paired twins: the trainer builds and trains both from the trial seed (same
+    initialisation, same clean batches); each equals an encoder built and trained by hand."""
+    import torch
+
+    from pe_bench.attacks.base import PoisonSet
+    from pe_bench.cache import ArtifactCache
+    from pe_bench.cached_training import Trainer
+    from pe_bench.datasets.base import ImageArray
+    from pe_bench.defenses.base import PretrainData
+    from pe_bench.registry import ENCODERS
+    from pe_bench.testing import tiny_data
+    from pe_bench.testing.defenses import tiny_spec
+    from pe_bench.train import pretrain
+
+    base = tiny_spec(PluginRef(name="none"), seed=3)
+    trial = base.model_copy(update={"attack": PluginRef(name="duplicate", params={"poison_rate": 0.2})})
+    data = tiny_data()
+    pre = ImageArray(data.clean, np.zeros(len(data.clean), np.int64), ("x",))
+    trainer = Trainer(trial, pre, ArtifactCache(tmp_path), lambda _: None)
+    twin = trainer.encoder(PretrainData(data.clean, PoisonSet()), trial.train, "clean twin")
+    poisoned = trainer.encoder(data, trial.train, "poisoned encoder")
+    assert twin.key != poisoned.key
+    for trained, poisons in ((twin, ()), (poisoned, data.poisons.groups)):
+        torch.manual_seed(trial.seed)
+        by_hand = ENCODERS.get(trial.encoder.name).from_dict(trial.encoder.params)
+        pretrain(by_hand, data.clean, poisons, trial.train, trial.seed)
+        expected = by_hand.state_dict()
+        for name, value in trained.model.state_dict().items():
+            assert torch.equal(value.cpu(), expected[name].cpu()), name
+
+
+def test_ensemble_members_vote(tmp_path: Path) -> None:
+    """Three encoders, the first one useless: the ensemble predicts what the other two agree on."""
+    import torch
+
+    from pe_bench.pipeline import classifier
+    from tests.helpers import toy_task
+
+    class Stub(torch.nn.Module):
+        def __init__(self, useful: bool) -> None:
+            super().__init__()
+            self.useful, self.feature_dim = useful, 4
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1) if self.useful else torch.zeros(len(x), self.feature_dim)
+
+    task = toy_task()
+    alone = [classifier([Stub(u)], EvalSpec())(task).pred for u in (False, True)]
+    assert not np.array_equal(alone[0], alone[1])
+    voted = classifier([Stub(False), Stub(True), Stub(True)], EvalSpec())(task)
+    assert np.array_equal(voted.pred, alone[1])
+
+
 def defended(name: str, encoder: str = "simclr", **params) -> TrialSpec:
     base = spec(encoder, "poisoned-encoder", poison_rate=0.1, targets_per_task=2)
     return base.model_copy(update={"defense": PluginRef(name=name, params=params)})

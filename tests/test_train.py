@@ -73,3 +73,55 @@ def test_poisons_change_the_encoder_and_training_reduces_loss() -> None:
     feats_twin, feats_poisoned = encode(twin, clean[:4]), encode(poisoned, clean[:4])
     assert feats_twin.shape == (4, twin.feature_dim)
     assert not np.allclose(feats_twin, feats_poisoned)
+
+
+
+def _lr_per_step(monkeypatch) -> list[float]:
+    """The learning rate of every optimiser step the training loops take from now on."""
+    import pe_bench.train as train
+
+    real, seen = train.make_optimizer, []
+
+    def spy(model, recipe):
+        opt = real(model, recipe)
+        step = opt.step
+
+        def recorded(*args, **kwargs):
+            seen.append(opt.param_groups[0]["lr"])
+            return step(*args, **kwargs)
+
+        opt.step = recorded
+        return opt
+
+    monkeypatch.setattr(train, "make_optimizer", spy)
+    return seen
+
+
+def _warmup_cosine(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup)))
+
+
+def test_the_recipe_warms_up_then_decays_the_learning_rate(monkeypatch) -> None:
+    """Linear warm-up over `warmup_epochs`, then cosine decay to 0, step by step."""
+    lrs = _lr_per_step(monkeypatch)
+    recipe = TrainSpec(epochs=4, batch_size=16, device="cpu", optimizer="sgd", lr=0.1, warmup_epochs=1)
+    pretrain(_model(), _images(32), (), recipe, seed=0)  # 2 steps per epoch today
+    total, per_epoch = len(lrs), len(lrs) // recipe.epochs
+    assert per_epoch >= 2 and total == per_epoch * recipe.epochs
+    assert np.allclose(lrs, [_warmup_cosine(s, total, per_epoch, 0.1) for s in range(total)],
+                       rtol=1e-12, atol=0)
+    assert lrs[0] < lrs[1] == max(lrs) and lrs[-1] < 0.1 * lrs[1]
+
+
+def test_distillation_decays_the_learning_rate(monkeypatch) -> None:
+    from pe_bench.train import distill
+
+    lrs = _lr_per_step(monkeypatch)
+    recipe = TrainSpec(epochs=3, batch_size=16, device="cpu", optimizer="sgd", lr=0.1)
+    distill(_model(), _model(), _images(32), recipe, seed=0)  # 2 steps per epoch today
+    assert len(lrs) >= recipe.epochs
+    assert np.allclose(lrs, [_warmup_cosine(s, len(lrs), 0, 0.1) for s in range(len(lrs))],
+                       rtol=1e-12, atol=0)
+    assert lrs[0] == 0.1 and lrs[-1] < 0.1 * lrs[0]

@@ -123,6 +123,23 @@ def test_queue_receives_the_newest_keys_and_pointer_wraps() -> None:
     assert not torch.allclose(old_tail, model.queue[32:])
 
 
+def test_the_loss_scores_queries_against_the_queue_of_earlier_batches_only() -> None:
+    """This step's keys are positives for their own queries, never their negatives: the loss
+    uses the queue as it stood before the step (they are enqueued after it)."""
+    from pe_bench.encoders.losses import info_nce
+
+    model = _model(queue_size=64)
+    v1, v2 = _views(16)
+    queue_before = model.queue.clone()
+    loss = model.training_loss(v1, v2)
+    q1, q2 = model.head(model.backbone(v1)), model.head(model.backbone(v2))
+    k1, k2 = model._keys(v1), model._keys(v2)
+    expected = (info_nce(q1, k2, queue_before, model.temperature)
+                + info_nce(q2, k1, queue_before, model.temperature)) / 2
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert not torch.equal(model.queue, queue_before)  # and they were enqueued afterwards
+
+
 def test_more_keys_than_slots_keeps_the_last_ones() -> None:
     model = _model(queue_size=10)
     v1, v2 = _views(16)
