@@ -77,7 +77,7 @@ def test_every_format_reads_the_column_table(lines: list[Line]) -> None:
     assert len(keys) == len(set(keys))
     for line in lines:  # every aggregated value a column declares is on the line
         assert set(line.stats) == {c.key for c in COLUMNS if c.stat}
-        assert set(line.intervals) == {c.key for c in COLUMNS if c.paired}
+        assert set(line.intervals) == {c.key for c in COLUMNS if c.paired or c.per_seed or c.versus}
 
 
 def test_sort_keys_are_the_columns(lines: list[Line]) -> None:
