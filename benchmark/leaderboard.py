@@ -114,7 +114,7 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         successes=sum(v["successes"] or 0 for v in views),
         successes_clean=sum(v["hits_clean"] for v in views),
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
-        intervals=line_intervals(members, found),
+        intervals=line_intervals(members, found, first["attack"] != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
         defense_params=first["defense_params"] or "{}",
         attack_params=first["attack_params"] or "{}",

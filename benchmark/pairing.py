@@ -49,15 +49,17 @@ def _diff(field: str, versus: str) -> Callable[[Mapping[str, Any]], float]:
     return diff
 
 
-def line_intervals(members: Sequence[Member], found: Sequence[Outcome]) -> dict[str, Interval | None]:
+def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
+                   attacked: bool = True) -> dict[str, Interval | None]:
     """The interval of every interval column for one line (versus columns: None until
-    `compare` fills them)."""
+    `compare` fills them; per-seed columns None on a line without an attack, whose encoder is
+    its own twin: no comparison, and no test in the board's multiplicity correction)."""
     out: dict[str, Interval | None] = {}
     for c in INTERVALS:
         if c.paired:
             diff = _diff(*c.paired)
             out[c.key] = paired_interval([(s, t, diff(x)) for s, t, x in found])
-        elif c.per_seed:
+        elif c.per_seed and attacked:
             per_seed = c.per_seed
             values = [(int(row["seed"]), per_seed(view)) for row, view in members]
             out[c.key] = seed_interval([(s, v) for s, v in values if v is not None])

@@ -232,3 +232,13 @@ def test_attacks_compare_pair_by_pair_and_pa_against_the_twin(tmp_path: Path,
     assert "--versus: no lines of attack 'dupe'" in capsys.readouterr().err
     text = render(from_store(tmp_path, versus="duplicate"))
     assert "ΔASR vs other" in text and max(len(t) for t in text.splitlines()) <= WIDTH
+
+
+def test_a_line_without_an_attack_is_no_test(lines: list[Line]) -> None:
+    """The `none` lines compare the twin with itself: no ΔPA test, none in Holm's family."""
+    for line in lines:
+        assert (line.intervals["delta_pa"] is None) == (line.attack == "none")
+    attacked = [ln for ln in lines if ln.attack != "none"]
+    raw = sorted(ln.intervals["delta_pa"].p for ln in attacked)
+    smallest = min(attacked, key=lambda ln: ln.intervals["delta_pa"].p).intervals["delta_pa"]
+    assert smallest.p_adjusted == pytest.approx(min(1.0, len(attacked) * raw[0]))
