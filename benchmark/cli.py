@@ -50,6 +50,8 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lb.add_argument("--columns", metavar="A,B,C", help="show these columns (keys from --list-columns) "
                                                       "instead of the default set")
     lb.add_argument("--list-columns", action="store_true", help="list the columns --columns and --sort take")
+    lb.add_argument("--versus", metavar="ATTACK", help="compare every other attack with ATTACK at the "
+                                                       "same setting, seeds and target pairs")
     plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
     plot.add_argument("--store", default="results")
     plot.add_argument("--suite", help="only this suite")
@@ -135,15 +137,18 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
 
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
-                      sort: str | None = None, columns: str | None = None) -> int:
+                      sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
     from pe_bench.columns import pick
     from pe_bench.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
 
     chosen = pick(columns) if columns else None
-    lines = from_store(store, suite, run)
+    lines = from_store(store, suite, run, versus)
+    if versus and not any(ln.attack == versus for ln in lines):
+        raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {store!r}")
     if sort:
         lines = sort_lines(lines, sort)
-    title = f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
+    title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
+             + (f", other = {versus}" if versus else ""))
     if not lines:
         raise PeBenchError(f"no ok rows in store {store!r}" + (f" for suite {suite!r}" if suite else ""))
     if fmt == "terminal":
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list_columns:
             return list_columns()
         return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort,
-                                 args.columns)
+                                 args.columns, args.versus)
     except StoreWriteError as exc:  # the run stopped; what it wrote before stays
         print(f"pe-bench: error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """The leaderboard's one column table: every view of a leaderboard comes from `COLUMNS`.
 
-Each column says what it aggregates (a metric averaged over seeds, or a paired per-target
-difference with a bootstrap interval), how its cell reads, how it sorts, what the footnote says
+Each column says what it aggregates (a metric averaged over seeds, or a paired difference with
+a bootstrap interval and an exact test: per target pair, per seed, or against another attack),
+how its cell reads, how it sorts, what the footnote says
 about it, whether it only means something for a defense, whether the terminal shows it by
 default, and which typed fields it contributes to the published Parquet. The terminal,
 Markdown, CSV, Parquet and HTML leaderboards, `--sort` and `--columns`, and the footnote are
@@ -30,9 +31,11 @@ PREAMBLE = "mean ± std over seeds"
 @dataclass(frozen=True)
 class Column:
     """One leaderboard column. `stat`: the line holds mean ± std over seeds of `stat(view)`
-    under `key`; `paired`: the line holds a bootstrap interval of field minus versus per
-    target pair under `key`. `board`: shown in the Markdown/CSV/HTML boards (else only in the
-    Parquet and on request); `compact`: in the terminal's default set."""
+    under `key`; `paired`: the line holds an interval (pe_bench.stats) of field minus versus
+    per target pair under `key`; `per_seed`: likewise of a per-seed difference; `versus`: of
+    this field minus the same field of the `--versus` attack's pair (pe_bench.pairing).
+    `board`: shown in the Markdown/CSV/HTML boards (else only in the Parquet and on request;
+    `on_versus` ones whenever lines compare attacks); `compact`: in the terminal's default set."""
 
     key: str
     header: str
@@ -42,6 +45,8 @@ class Column:
     note: str = ""
     stat: Callable[[View], float | None] | None = None
     paired: tuple[str, str] | None = None
+    per_seed: Callable[[View], float | None] | None = None
+    versus: str | None = None
     defense_only: bool = False
     numeric: bool = True
     compact: bool = False
@@ -49,6 +54,7 @@ class Column:
     filter: bool = False  # a drop-down filter on the published page
     identity: bool = False  # names the setting (never folded in the terminal)
     lift: bool = False  # the terminal's default view shows it once in the title when constant
+    on_versus: bool = False  # every view shows it when the lines compare attacks (--versus)
 
 
 def fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
@@ -58,7 +64,7 @@ def fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
 def fmt_ci(ci: Interval | None) -> str:
     if ci is None:
         return "-"
-    flag = "" if ci.excludes_zero else " n.s."
+    flag = "" if ci.significant else " n.s."
     return f"{ci.mean:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]{flag}"
 
 
@@ -97,8 +103,9 @@ def _first(stat: tuple[float, float] | None) -> float | None:
     return None if stat is None else stat[0]
 
 
-def paired(key: str, header: str, versus: tuple[str, str], note: str, **flags: Any) -> Column:
-    """A per-target-pair difference (e.g. hit minus the clean twin's hit), bootstrapped."""
+def paired(key: str, header: str, fields: tuple[str, str] | None, note: str, **flags: Any) -> Column:
+    """A paired difference with its interval and exact test: per target pair (`fields`: this
+    minus that), or as `flags` say (`per_seed=...`, `versus=...`)."""
 
     def cell(ln: Line) -> str:
         text = fmt_ci(ln.intervals[key])
@@ -106,14 +113,31 @@ def paired(key: str, header: str, versus: tuple[str, str], note: str, **flags: A
 
     def record(ln: Line) -> Record:
         ci = ln.intervals[key]
-        return {f"{key}_{part}": (float, None if ci is None else getattr(ci, part))
-                for part in ("mean", "low", "high")}
+        parts = {"mean": "mean", "low": "low", "high": "high", "p": "p", "p_holm": "p_adjusted"}
+        return {**{f"{key}_{name}": (float, None if ci is None else getattr(ci, part))
+                   for name, part in parts.items()},
+                f"{key}_units": (int, None if ci is None else ci.units)}
 
     def sort(ln: Line) -> float | None:
         ci = ln.intervals[key]
         return None if ci is None else ci.mean
 
-    return Column(key, header, cell, record, sort, note, paired=versus, **flags)
+    return Column(key, header, cell, record, sort, note, paired=fields, **flags)
+
+
+def p_value(of: str, header: str, **flags: Any) -> Column:
+    """The Holm-adjusted p-value of `of`'s exact test (its raw p is in `of`'s record)."""
+
+    def value(ln: Line) -> float | None:
+        ci = ln.intervals[of]
+        return None if ci is None else ci.p_adjusted
+
+    def cell(ln: Line) -> str:
+        p = value(ln)
+        text = "-" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
+        return _defended(ln, text) if flags.get("defense_only") else text
+
+    return Column(f"p_{of}", header, cell, lambda ln: {}, value, P_NOTE, **flags)
 
 
 def named(key: str, value: Callable[[Line], str], extra: Callable[[Line], Record] | None = None,
@@ -134,8 +158,16 @@ def _hits(successes: Callable[[Line], int]) -> Callable[[Line], str]:
 ACCURACY = "CA = the clean twin's accuracy, PA = this encoder's, targets excluded"
 CLEAN = "clean ASR / hits = the same on the paired clean twin"
 P_TARGET = "p(target) = probability of the target class for the target input (clean: on the twin)"
-DELTA = ("Δ = vs the paired clean twin per target pair, 95% bootstrap CI over seeds and pairs, "
-         "n.s. = CI contains 0")
+DELTA = ("Δ = vs the paired clean twin per target pair (target = task, index, target class), "
+         "95% bootstrap CI resampling seeds and distinct targets")
+P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
+          "target is seen once), Holm-adjusted over the board's lines per column; "
+          "n.s. = adjusted p >= 0.05")
+PAIRS = "pairs = target pairs over all seeds (in brackets: distinct (task, index, target class))"
+DELTA_PA = ("ΔPA = PA - CA of the paired clean twin (same test images), 95% CI resampling seeds "
+            "(stored rows hold no per-image outcomes to resample), sign-flip test over seeds")
+VERSUS = ("vs other = minus the --versus attack's line of the same setting, matched by seed and "
+          "target pair")
 VS_NONE = "vs none = vs the undefended poisoned encoder of the same seed, per target pair"
 UNDEFENDED = "undefended = the poisoned encoder of the same seed without the defense"
 FILTER = "poison recall / precision, clean removed = what a pre-processing filter caught and lost"
@@ -167,15 +199,27 @@ COLUMNS: tuple[Column, ...] = (
     Column("hits", "hits", _hits(lambda ln: ln.successes), lambda ln: {
         "pairs": (int, ln.pairs), "successes": (int, ln.successes)},
         note="hits = successes / pairs over all seeds"),
+    Column("distinct_pairs", "pairs", lambda ln: f"{ln.pairs} ({ln.distinct_pairs})" if ln.pairs else "-",
+           lambda ln: {"distinct_pairs": (int, ln.distinct_pairs)}, lambda ln: ln.distinct_pairs, PAIRS,
+           compact=True, lift=True),
     mean_of("baseline_asr", header="clean ASR", note=CLEAN),
     Column("clean_hits", "clean hits", _hits(lambda ln: ln.successes_clean),
            lambda ln: {"successes_clean": (int, ln.successes_clean)}, note=CLEAN),
     mean_of("p_target", header="p(target)", note=P_TARGET),
     mean_of("p_target_clean", header="p(target) clean", note=P_TARGET),
     paired("delta_asr", "ΔASR [95% CI]", ("hit", "hit_clean"), DELTA, compact=True),
+    p_value("delta_asr", "p ΔASR"),
     paired("delta_p", "Δp(target) [95% CI]", ("p", "p_clean"), DELTA),
+    p_value("delta_p", "p Δp"),
+    paired("delta_pa", "ΔPA [95% CI]", None, DELTA_PA, per_seed=lambda v: v["pa"] - v["ca"]),
+    p_value("delta_pa", "p ΔPA"),
+    paired("delta_asr_versus", "ΔASR vs other [95% CI]", None, VERSUS, versus="hit", board=False,
+           on_versus=True),
+    p_value("delta_asr_versus", "p vs other", board=False, on_versus=True),
+    paired("delta_p_versus", "Δp vs other [95% CI]", None, VERSUS, versus="p", board=False),
     paired("delta_asr_defense", "ΔASR vs none [95% CI]", ("hit", "hit_undefended"), VS_NONE,
            defense_only=True),
+    p_value("delta_asr_defense", "p vs none", defense_only=True),
     mean_of("delta_pa_defense", lambda v: v["pa"] - v["pa_undefended"], "ΔPA vs none", VS_NONE,
             defense_only=True),
     mean_of("poison_recall", header="poison recall", note=FILTER, defense_only=True),
@@ -191,6 +235,7 @@ COLUMNS: tuple[Column, ...] = (
 BY_KEY = {c.key: c for c in COLUMNS}
 BOARD = tuple(c for c in COLUMNS if c.board)
 COMPACT = tuple(c for c in COLUMNS if c.compact)
+VERSUS_SHOWN = tuple(c for c in COLUMNS if c.on_versus)
 SORTABLE = tuple(c.key for c in COLUMNS if c.sort is not None and not c.identity)
 
 

@@ -5,10 +5,12 @@ several downstream tasks gets a line per task plus an `all` line (CA/PA averaged
 ASR pooled over every target pair). Metrics are mean ± std over seeds (sample std, n-1); ASR is
 also shown as successes / target pairs. Lines with fewer than 3 seeds are marked `*`: not
 enough for a published table. Effects are read per target pair against the paired clean twin:
-Δp = p(target) − clean p(target) and ΔASR = hit − clean hit, each with a 95% cluster-bootstrap
-interval over seeds and target pairs (pe_bench.stats); `n.s.` marks an interval containing 0.
-Each line also counts the trials of its cell that only failed. What a line holds and how every
-format shows it is declared once, in pe_bench.columns.
+Δp = p(target) − clean p(target) and ΔASR = hit − clean hit, each with a 95% bootstrap interval
+resampling seeds and distinct targets and an exact paired test whose p-value is Holm-adjusted
+over the board's lines (pe_bench.stats, pe_bench.pairing); `n.s.` marks an adjusted p >= 0.05.
+Each line counts its distinct target pairs (task, index, target class) beside its pairs, and the
+trials of its cell that only failed. `versus=` adds attack-vs-attack deltas at the same seeds and
+targets. What a line holds and how every format shows it is declared once, in pe_bench.columns.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pe_bench.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, Column, footnote
+from pe_bench.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.errors import PeBenchError
 from pe_bench.metrics import DefenseReport, Metrics
-from pe_bench.stats import Interval, cluster_bootstrap
+from pe_bench.pairing import Member, Outcome, compare, correct, line_intervals, outcomes
+from pe_bench.stats import Interval
 
 MIN_SEEDS = 3
 GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
@@ -61,6 +62,9 @@ class Line:
     attack_params: str = "{}"
     attack_label: str = ""  # the attack with the params that differ between its lines
     defense_label: str = ""  # likewise for the defense
+    distinct_pairs: int = 0  # distinct (task, index, target_class) over the line's seeds
+    outcomes: tuple[Outcome, ...] = ()  # (seed, target, pair fields): what versus matches on
+    versus: str = ""  # the attack the versus columns compare against
 
     @property
     def published(self) -> bool:
@@ -77,8 +81,8 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
 def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The row's per-task metrics, plus an `all` view when there are several tasks."""
     costs = {m: row.get(m) for m in COSTS}
-    tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"])}
-             for t in row["tasks"] or []]
+    tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"]),
+              "targets": [{**x, "task": t["task"]} for x in t["targets"]]} for t in row["tasks"] or []]
     if len(tasks) == 1:
         return tasks
     hits_clean = sum(t["hits_clean"] for t in tasks)
@@ -96,24 +100,10 @@ def _undefended(view: dict[str, Any]) -> dict[str, Any]:
             "asr_undefended": view["asr"] if asr_u is None else asr_u}
 
 
-def _paired(views: Sequence[dict[str, Any]], field: str, versus: str) -> Interval | None:
-    """Bootstrap interval of `field` minus `versus` per target pair (e.g. "p" vs "p_clean");
-    a pair without `versus` (a row written before that field existed) counts as no difference."""
-
-    def diff(x: dict[str, Any]) -> float:
-        other = x.get(versus)
-        return float(x[field]) - float(x[field] if other is None else other)
-
-    per_seed = [np.array([diff(x) for x in v["targets"]]) for v in views]
-    return cluster_bootstrap(per_seed)
-
-
-Member = tuple[dict[str, Any], dict[str, Any]]  # (store row, one task view of it)
-
-
 def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: int) -> Line:
     """The line of one cell and task from its ok rows (none: every trial of it failed)."""
     views = [v for _, v in members]
+    found = outcomes(members)
     backbone = json.loads(first["encoder_params"] or "{}").get("backbone")
     return Line(
         dataset=first["dataset"], encoder=f"{first['encoder']}/{backbone}" if backbone else first["encoder"],
@@ -124,7 +114,8 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         successes=sum(v["successes"] or 0 for v in views),
         successes_clean=sum(v["hits_clean"] for v in views),
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
-        intervals={c.key: _paired(views, *c.paired) for c in COLUMNS if c.paired},
+        intervals=line_intervals(members, found, first["attack"] != "none"),
+        distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
         defense_params=first["defense_params"] or "{}",
         attack_params=first["attack_params"] or "{}",
     )
@@ -136,10 +127,12 @@ def _task_names(row: dict[str, Any]) -> list[str]:
     return names + ["all"] if len(names) > 1 else names or ["-"]
 
 
-def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = ()) -> list[Line]:
+def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = (),
+              versus: str | None = None) -> list[Line]:
     """Leaderboard lines of `rows` (the latest ok row per trial), each counting the trials of
     its cell in `failures` (error rows of trials without an ok row); a cell whose every trial
-    failed still gets its lines, with 0 seeds."""
+    failed still gets its lines, with 0 seeds. `versus`: an attack every other attack's lines
+    are compared with, pair by pair. p-values are Holm-adjusted over the returned lines."""
     groups: dict[tuple[str, str], list[Member]] = {}
     firsts: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
@@ -158,15 +151,16 @@ def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]]
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
                                ln.attack, ln.attack_label, ln.selection, ln.defense != "none",
                                ln.defense, ln.defense_params))
-    return lines
+    return correct(compare(lines, versus) if versus else lines)
 
 
-def from_store(store: str | Path, suite: str | None = None, run: str | None = None) -> list[Line]:
+def from_store(store: str | Path, suite: str | None = None, run: str | None = None,
+               versus: str | None = None) -> list[Line]:
     """The lines of a store (one suite / run when given), failed trials counted."""
     from pe_bench.results import failed_trials, latest_ok, scan
 
     table = scan(Path(store), suite, run)
-    return aggregate(latest_ok(table), failed_trials(table))
+    return aggregate(latest_ok(table), failed_trials(table), versus)
 
 
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
@@ -207,20 +201,25 @@ def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:
     return [ln for _, ln in present] + [ln for v, ln in keyed if v is None]
 
 
-def _board(columns: Sequence[Column] | None) -> tuple[Column, ...]:
-    """The columns a Markdown/CSV board shows: `columns` as asked, else every board column."""
-    return tuple(columns) if columns else BOARD
+def _board(columns: Sequence[Column] | None, lines: Sequence[Line] = ()) -> tuple[Column, ...]:
+    """The columns a Markdown/CSV board shows: `columns` as asked, else every board column
+    (and the attack-vs-attack ones when the lines carry them)."""
+    return tuple(columns) if columns else BOARD + _versus_columns(lines)
+
+
+def _versus_columns(lines: Sequence[Line]) -> tuple[Column, ...]:
+    return VERSUS_SHOWN if any(ln.versus for ln in lines) else ()
 
 
 def to_markdown(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None) -> str:
-    shown = _board(columns)
+    shown = _board(columns, lines)
     out = [f"# {title}", "", "| " + " | ".join(c.header for c in shown) + " |", "|" + "---|" * len(shown)]
     out += ["| " + " | ".join(c.cell(ln).replace("|", "\\|") for c in shown) + " |" for ln in lines]
     return "\n".join([*out, "", footnote(shown), ""])
 
 
 def to_csv(lines: Sequence[Line], columns: Sequence[Column] | None = None) -> str:
-    shown = _board(columns)
+    shown = _board(columns, lines)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(c.header for c in shown)
@@ -237,7 +236,7 @@ def terminal_columns(lines: Sequence[Line], columns: Sequence[Column] | None = N
         return tuple(columns), []
     defended = any(ln.defense != "none" for ln in lines)
     shown, lifted = [], []
-    for c in COMPACT:
+    for c in COMPACT + _versus_columns(lines):
         values = {c.cell(ln) for ln in lines}
         if c.lift and len(values) == 1:
             lifted.append((c, values.pop()))

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from pe_bench.cli import main
-from pe_bench.columns import BOARD, COLUMNS, COMPACT, footnote
-from pe_bench.leaderboard import Line, from_store, sort_lines, to_markdown, to_rich
-from pe_bench.results import append
-from tests.rows import CELLS, error_row, make_store, row
+from pe_bench.columns import BOARD, BY_KEY, COLUMNS, COMPACT, footnote
+from pe_bench.leaderboard import Line, aggregate, from_store, sort_lines, to_markdown, to_rich
+from pe_bench.results import append, build_row, latest_ok, scan
+from tests.rows import CELLS, PROV, error_row, make_store, metrics, row, trial
 
 WIDTH = 120
 
@@ -99,7 +101,7 @@ def test_every_format_reads_the_column_table(lines: list[Line]) -> None:
     assert len(keys) == len(set(keys))
     for line in lines:  # every aggregated value a column declares is on the line
         assert set(line.stats) == {c.key for c in COLUMNS if c.stat}
-        assert set(line.intervals) == {c.key for c in COLUMNS if c.paired}
+        assert set(line.intervals) == {c.key for c in COLUMNS if c.paired or c.per_seed or c.versus}
 
 
 def test_sort_keys_are_the_columns(lines: list[Line]) -> None:
@@ -183,3 +185,82 @@ def test_defense_columns_only_when_a_line_has_a_defense(lines: list[Line]) -> No
     chosen = tuple(c for c in COLUMNS if c.key in ("attack", "delta_asr_defense"))
     assert "ΔASR vs none" in render(lines, chosen)
     assert all(c.cell(ln) == "-" for ln in undefended for c in COLUMNS if c.defense_only)
+
+
+# -- statistics on the board --------------------------------------------------------------------------------
+def redrawn(r: dict, seed: int) -> dict:
+    """`r` with its target pairs moved to indices of its own seed (targets drawn per seed)."""
+    for t in r["tasks"]:
+        for x in t["targets"]:
+            x["index"] += 100 * seed
+    return r
+
+
+def attacked(seed: int, hits: list[bool], attack: str = "poisoned-encoder", **kw: object) -> dict:
+    cell = (attack, {"selection": "random", "poison_rate": 0.05}, "none", {})
+    started = datetime.now(UTC)
+    return build_row(trial(seed=seed, cell=cell), "run1", PROV, started, metrics(hits, **kw))
+
+
+def test_no_order_of_the_rows_changes_the_board(store: Path) -> None:
+    rows = latest_ok(scan(store))
+    first = aggregate(rows)
+    for k in range(3):
+        shuffled = rows[:]
+        random.Random(k).shuffle(shuffled)
+        again = aggregate(shuffled)
+        assert [(ln.intervals, ln.stats, ln.distinct_pairs) for ln in again] == \
+               [(ln.intervals, ln.stats, ln.distinct_pairs) for ln in first]
+        assert to_markdown(again, "t") == to_markdown(first, "t")
+
+
+def test_each_line_counts_its_distinct_target_pairs() -> None:
+    (same,) = aggregate([row(s, [True, False]) for s in range(3)])
+    (fresh,) = aggregate([redrawn(row(s, [True, False]), s) for s in range(3)])
+    assert (same.pairs, same.distinct_pairs, fresh.distinct_pairs) == (6, 2, 6)
+    assert "| 6 (2) |" in to_markdown([same], "t") and "| 6 (6) |" in to_markdown([fresh], "t")
+    assert same.intervals["delta_asr"].units == 2 and fresh.intervals["delta_asr"].units == 6
+
+
+def test_the_flag_reads_the_holm_adjusted_exact_test() -> None:
+    """6 fresh targets, each hit and missed by the twin: exact p = 2/2^6 (flagged alone); two such
+    lines on one board: Holm doubles both to 1/16 (n.s.)."""
+    one = [redrawn(row(s, [True, True]), s) for s in range(3)]
+    (alone,) = aggregate(one)
+    ci = alone.intervals["delta_asr"]
+    assert ci.p == pytest.approx(1 / 32) and ci.p_adjusted == pytest.approx(1 / 32) and ci.significant
+    assert "n.s." not in BY_KEY["delta_asr"].cell(alone) and BY_KEY["p_delta_asr"].cell(alone) == "0.031"
+    two = aggregate([*one, *(redrawn(attacked(s, [True, True], "duplicate"), s) for s in range(3))])
+    for line in two:
+        assert line.intervals["delta_asr"].p_adjusted == pytest.approx(1 / 16)
+        assert BY_KEY["delta_asr"].cell(line).endswith(" n.s.")
+
+
+def test_attacks_compare_pair_by_pair_and_pa_against_the_twin(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    for s in range(3):
+        append(tmp_path, redrawn(attacked(s, [True, True, False], pa=0.85, ca=0.9), s))
+        append(tmp_path, redrawn(attacked(s, [False, False, False], "duplicate"), s))
+    lines = {ln.attack: ln for ln in from_store(tmp_path, versus="duplicate")}
+    versus = lines["poisoned-encoder"].intervals["delta_asr_versus"]
+    assert versus.mean == pytest.approx(2 / 3) and versus.units == 9 and versus.p == pytest.approx(2 / 64)
+    assert lines["duplicate"].intervals["delta_asr_versus"] is None
+    pa = lines["poisoned-encoder"].intervals["delta_pa"]
+    assert pa.mean == pytest.approx(-0.05) and pa.units == 3 and pa.p == pytest.approx(0.25)
+    assert main(["leaderboard", "--store", str(tmp_path), "--versus", "duplicate", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "ΔASR vs other [95% CI]" in md and "other = duplicate" in md and "+0.667 [" in md
+    assert main(["leaderboard", "--store", str(tmp_path), "--versus", "dupe"]) == 2
+    assert "--versus: no lines of attack 'dupe'" in capsys.readouterr().err
+    text = render(from_store(tmp_path, versus="duplicate"))
+    assert "ΔASR vs other" in text and max(len(t) for t in text.splitlines()) <= WIDTH
+
+
+def test_a_line_without_an_attack_is_no_test(lines: list[Line]) -> None:
+    """The `none` lines compare the twin with itself: no ΔPA test, none in Holm's family."""
+    for line in lines:
+        assert (line.intervals["delta_pa"] is None) == (line.attack == "none")
+    attacked = [ln for ln in lines if ln.attack != "none"]
+    raw = sorted(ln.intervals["delta_pa"].p for ln in attacked)
+    smallest = min(attacked, key=lambda ln: ln.intervals["delta_pa"].p).intervals["delta_pa"]
+    assert smallest.p_adjusted == pytest.approx(min(1.0, len(attacked) * raw[0]))
