@@ -59,24 +59,29 @@ def test_each_line_counts_the_trials_of_its_cell_that_only_failed(tmp_path: Path
 
 
 def test_only_an_effect_escapes_the_not_significant_flag(tmp_path: Path) -> None:
-    """Six seeds of five pairs: `poisoned-encoder` hits every target its clean twin misses (a
-    large effect); `duplicate` hits as often as its twin, on other pairs (no effect)."""
+    """Six seeds of twelve pairs: `poisoned-encoder` hits every target its clean twin misses (a
+    large effect); `duplicate` hits as often as its twin, on other pairs (no effect). Twelve
+    distinct targets, because five could never be significant (the exact test's smallest
+    two-sided p over 5 targets is 2/32)."""
     from datetime import UTC, datetime
 
     from pe_bench.results import build_row
     from tests.rows import PROV, task, trial, trial_metrics
 
     effect, null = CELLS[1], ("duplicate", CELLS[1][1], "none", {})
-    some, others = [True, False, True, False, False], [False, True, False, True, False]
+    some = [i % 2 == 0 for i in range(12)]
+    others = [not h for h in some]
     for seed in range(6):
         swap = (others, some) if seed % 2 else (some, others)
-        for cell, hits, clean in ((effect, [True] * 5, [False] * 5), (null, *swap)):
+        for cell, hits, clean in ((effect, [True] * 12, [False] * 12), (null, *swap)):
             metrics = trial_metrics([task("digits", hits, hits_clean=clean)])
             append(tmp_path, build_row(trial(seed=seed, cell=cell), "run1", PROV, datetime.now(UTC), metrics))
     board = to_markdown(from_store(tmp_path), "t").splitlines()
-    (attacked,), (same,) = ([ln for ln in board if f"| {attack} |" in ln]
+    header = next(ln for ln in board if ln.startswith("| dataset |")).split(" | ")
+    column = header.index("ΔASR [95% CI]")
+    (attacked,), (same,) = ([ln.split(" | ")[column] for ln in board if f"| {attack} |" in ln]
                             for attack in ("poisoned-encoder", "duplicate"))
-    assert "n.s." not in attacked
+    assert attacked.startswith("+1.000") and "n.s." not in attacked
     assert "n.s." in same
 
 
