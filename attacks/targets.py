@@ -14,6 +14,13 @@ Selection rules (shown in every result row):
   probability) under the attacker's surrogate clean model, a logistic regression on the pixels
   of its own labelled data; y_i = the surrogate's runner-up class. At small scale such targets
   flip between clean seeds, so read them against the paired clean twin.
+
+Both ranked rules draw their targets per seed [ours]: the seed samples `targets_per_task` of
+the `shortlist` x `targets_per_task` best-ranked candidates, so every seed attacks new targets
+of the same kind. (Taking the top of the ranking, as before, picked the same targets at every
+seed whenever the candidate pool covered the whole split: on digits, five targets trained
+three or six times and counted as 15 or 30 independent pairs.) `shortlist: 1` restores the
+deterministic top of the ranking.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class TargetedParams(PluginParams):
     selection: Literal["random", "outlier", "ambiguous"] = "random"
     target_class: int | None = Field(None, ge=0)  # fixed y_i for `random`; None = random
     candidate_pool: int = Field(2000, ge=10)  # images scanned by `outlier` (cost bound)
+    # ranked rules: the seed draws the targets among the best shortlist x targets_per_task
+    shortlist: int = Field(4, ge=1, le=100)
 
 
 def task_rng(seed: int, task: str, purpose: str) -> np.random.Generator:
@@ -83,7 +92,7 @@ def _outlier_targets(task: Task, p: TargetedParams, rng: np.random.Generator) ->
     nearest_other = d_other.argmin(1)
     ratio = np.sqrt(d_same) / np.sqrt(np.maximum(d_other.min(1), 1e-12))
     pairs = []
-    for j in np.argsort(-ratio, kind="stable")[: p.targets_per_task]:
+    for j in _drawn(np.argsort(-ratio, kind="stable"), p, rng):
         target = int(pool_labels[nearest_other[j]])
         pairs.append(TargetPair(task.name, int(cand[j]), int(cand_labels[j]), target))
     return pairs
@@ -100,14 +109,20 @@ def _ambiguous_targets(task: Task, p: TargetedParams, rng: np.random.Generator) 
     top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
     margin = proba[np.arange(len(cand)), top2[:, 0]] - proba[np.arange(len(cand)), top2[:, 1]]
     pairs = []
-    for j in np.argsort(margin, kind="stable"):
+    for j in _drawn(np.argsort(margin, kind="stable"), p, rng):
         true = int(task.test.labels[cand[j]])
         # the runner-up, or the top class when the surrogate already errs on this input
         target = int(surrogate.classes_[top2[j, 1] if surrogate.classes_[top2[j, 0]] == true else top2[j, 0]])
         pairs.append(TargetPair(task.name, int(cand[j]), true, target))
-        if len(pairs) == p.targets_per_task:
-            break
     return pairs
+
+
+def _drawn(ranked: np.ndarray, p: TargetedParams, rng: np.random.Generator) -> np.ndarray:
+    """`targets_per_task` candidates drawn by the seed's generator among the best-ranked
+    `shortlist * targets_per_task` (in ranking order, so the rule's preference still shows)."""
+    best = ranked[: p.shortlist * p.targets_per_task]
+    chosen = rng.choice(len(best), size=min(p.targets_per_task, len(best)), replace=False)
+    return best[np.sort(chosen)]
 
 
 def select_targets(task: Task, params: TargetedParams, seed: int) -> list[TargetPair]:

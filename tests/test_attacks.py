@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -118,7 +120,8 @@ def test_outlier_rule_finds_the_planted_outlier() -> None:
     test_images[0] = task.train.images[task.train.labels == 3][0]
     test = ImageArray(test_images, task.test.labels, task.test.classes)
     planted = Task(task.name, task.train, test)
-    pairs = select_targets(planted, TargetedParams(targets_per_task=1, selection="outlier"), seed=0)
+    params = TargetedParams(targets_per_task=1, selection="outlier", shortlist=1)
+    pairs = select_targets(planted, params, seed=0)
     assert (pairs[0].index, pairs[0].true_class, pairs[0].target_class) == (0, 0, 3)
 
 
@@ -141,10 +144,31 @@ def test_ambiguous_rule_picks_the_input_between_two_classes() -> None:
     a, b = task.train.images[task.train.labels == 1][0], task.train.images[task.train.labels == 2][0]
     test_images[0] = ((a.astype(np.int64) + b) // 2).astype(np.uint8)
     planted = Task(task.name, task.train, ImageArray(test_images, task.test.labels, task.test.classes))
-    (pair,) = select_targets(planted, TargetedParams(targets_per_task=1, selection="ambiguous"), seed=0)
+    params = TargetedParams(targets_per_task=1, selection="ambiguous", shortlist=1)
+    (pair,) = select_targets(planted, params, seed=0)
     assert pair.index == 0 and pair.true_class == 0 and pair.target_class in (1, 2)
     pairs = select_targets(planted, TargetedParams(targets_per_task=5, selection="ambiguous"), seed=0)
     assert all(p.target_class != p.true_class for p in pairs)
+
+
+@pytest.mark.parametrize("rule", ["random", "outlier", "ambiguous"])
+def test_every_rule_draws_new_targets_at_every_seed(rule: str, tmp_path: Path) -> None:
+    """Digits' test split is smaller than the candidate pool, so a ranked rule that took the top
+    of its ranking attacked the same targets at every seed; each seed now draws its own."""
+    from pe_bench.data import load_dataset
+
+    native = {"resolution": 8, "channels": 1}  # 8x8 grey keeps the ambiguous rule's surrogate fast
+    task = Task("digits", load_dataset("digits", "train", native, tmp_path),
+                load_dataset("digits", "test", native, tmp_path))
+    params = TargetedParams(targets_per_task=5, selection=rule)
+    best = params.model_copy(update={"shortlist": 1, "targets_per_task": 20})
+    drawn = []
+    for seed in range(6):
+        pairs = {(p.index, p.target_class) for p in select_targets(task, params, seed)}
+        if rule != "random":  # drawn among the seed's 4 x 5 best-ranked candidates, nothing else
+            assert pairs <= {(p.index, p.target_class) for p in select_targets(task, best, seed)}
+        drawn.append(frozenset(pairs))
+    assert len(set(drawn)) == 6 and all(len(d) == 5 for d in drawn)
 
 
 def _two_tasks() -> AttackContext:
