@@ -14,6 +14,12 @@ all targets of all tasks; references are drawn from the task's training split; e
 layout is drawn uniformly from `layouts` (`left`: x_i left of x_r, `right`: x_i right,
 `top`/`bottom`: x_i above/below); both halves keep the dataset resolution and the 2:1 canvas
 is left to the victim's crop augmentation (`canvas: resize` box-filters it back to H x W).
+
+The canvas is a giveaway: with `canvas: keep` the poisons are the only non-square images of a
+pre-training set of square images, so a one-line aspect-ratio filter removes every one of them
+(docs/plugins.md builds that filter as its defense example). `canvas: resize` keeps the poisons
+square at the price of half the resolution for each half; suites/paper.yaml runs both, so the
+leaderboard shows what an inconspicuous canvas costs the attack.
 """
 
 from __future__ import annotations

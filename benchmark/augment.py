@@ -108,8 +108,9 @@ def colour_maps(n: int, channels: int, strength: float, gen: torch.Generator,
 
 
 def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """SimCLR colour distortion, w.p. `prob`: brightness, contrast, saturation (each 0.8*s) and
-    hue (0.2*s) in that order. The four steps are linear, so they are folded into one
+    """SimCLR colour distortion of strength s, w.p. `prob`: brightness, contrast, saturation
+    (each 0.8*s) and hue (0.2*s) in that order (s = 0.5, the default, is ColorJitter(0.4, 0.4,
+    0.4, 0.1) of the SimCLR-CIFAR and MoCo v2 recipes). The four steps are linear, so they are folded into one
     per-sample affine colour map applied with a single batched matmul and clamped once at the
     end [ours: torchvision clamps after each step; the maps agree wherever no step saturates]."""
     n, ch = x.shape[:2]

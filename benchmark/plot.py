@@ -3,6 +3,10 @@
 One point per attacked cell, read in its `all` task view (or its only task): mean over seeds
 with std-over-seeds error bars on both axes. Colour = the attack setting, marker = the defense
 setting; the undefended attack is a star, the reference every defense is judged against.
+Beside every attacked point sits its baseline: the paired clean twins' mean (CA, clean ASR) on
+the same targets, a hollow circle joined to the point by a dashed line. A point that sits high
+only because its targets were easy (the clean twins hit them too) then reads as such: the
+attack's effect is the vertical gap, not the height.
 matplotlib is imported inside the functions (the Agg canvas, no pyplot): the CLI stays fast
 and nothing needs a display.
 """
@@ -38,6 +42,7 @@ class Point:
     pa: tuple[float, float]  # (mean, std) over seeds
     asr: tuple[float, float]
     line: Line
+    twin: tuple[float, float] | None = None  # the paired clean twins' (CA, clean ASR) means
 
 
 def short_params(params_json: str | None, keys: Sequence[str] | None = None) -> str:
@@ -99,7 +104,9 @@ def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
             missing = ["task view"] if line is None else [m for m, v in found.items() if v is None]
             skipped.append(f"{groups[key]}: {_setting(first, rows)}: no {' or '.join(missing)}, not plotted")
             continue
-        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", pa, asr, line))
+        ca, clean_asr = line.stats.get("ca"), line.stats.get("baseline_asr")
+        twin = None if ca is None or clean_asr is None else (ca[0], clean_asr[0])
+        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", pa, asr, line, twin))
     out.sort(key=lambda p: (p.group, not p.reference, p.setting))
     return out, skipped
 
@@ -118,6 +125,7 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
     colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(p.group for p in pts))}
     settings = dict.fromkeys(p.setting for p in pts if not p.reference)
     markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(sorted(settings))}
+    _baselines(ax, pts, colours)
     for p in pts:
         marker = "*" if p.reference else markers[p.setting]
         ax.errorbar(p.pa[0], p.asr[0], xerr=p.pa[1], yerr=p.asr[1], fmt=marker, color=colours[p.group],
@@ -130,13 +138,30 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
     ax.margins(x=0.15)
     ax.grid(True, alpha=0.3)
     ax.set_title(_plain(textwrap.fill(title, 50)))
-    fig.supxlabel("mean ± std over seeds; ★ = the attack without defense; a good defense moves a point "
-                  "down (lower ASR), not left (lower PA)", fontsize=8, color="0.35")
+    fig.supxlabel("mean ± std over seeds; ★ = the attack without defense; ○ (dashed line to its point) = "
+                  "the paired clean twins' CA and clean ASR on the same targets:\nthe attack's effect "
+                  "is the vertical gap from ○, not the height; a good defense moves a point down "
+                  "(lower ASR), not left (lower PA)", fontsize=8, color="0.35")
     if pts:
         fig.legend(loc="outside right upper", fontsize=8, title="attack: defense", title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no attacked lines with ASR and PA", ha="center", transform=ax.transAxes)
     return fig
+
+
+def _baselines(ax: Any, pts: Sequence[Point], colours: dict[str, str]) -> None:
+    """Each point's clean-twin baseline: a hollow circle (drawn once per place) and a dashed
+    line to the point."""
+    drawn: set[tuple[str, float, float]] = set()
+    for p in pts:
+        if p.twin is None:
+            continue
+        ax.plot([p.twin[0], p.pa[0]], [p.twin[1], p.asr[0]], linestyle="--", linewidth=0.8,
+                color=colours[p.group], alpha=0.6, zorder=1)
+        if (p.group, *p.twin) not in drawn:
+            drawn.add((p.group, *p.twin))
+            ax.plot(*p.twin, marker="o", markersize=12, markerfacecolor="none", markeredgewidth=1.5,
+                    markeredgecolor=colours[p.group], linestyle="none", zorder=4, gid="clean-twin")
 
 
 def png_bytes(fig: Figure, dpi: int = 130) -> bytes:

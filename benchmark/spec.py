@@ -61,7 +61,10 @@ class TrainSpec(Frozen):
     # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense)
     crop_mode: Literal["independent", "localized"] = "independent"
     crop_margin: float = Field(0.1, ge=0, le=1)
-    color_jitter: float = Field(0.4, ge=0, le=1)
+    # SimCLR's colour-distortion strength s: ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) w.p. 0.8
+    # (Chen et al., ICML 2020, appendix A). s = 0.5 gives (0.4, 0.4, 0.4, 0.1), the CIFAR recipes
+    # of SimCLR and MoCo v2; until TRAINING_REVISION 4 the default was 0.4 = (0.32, ..., 0.08)
+    color_jitter: float = Field(0.5, ge=0, le=1)
     color_jitter_prob: float = Field(0.8, ge=0, le=1)
     grayscale_prob: float = Field(0.2, ge=0, le=1)
     flip_prob: float = Field(0.5, ge=0, le=1)

@@ -110,3 +110,14 @@ def test_augment_is_deterministic_under_a_generator() -> None:
     b = augment(images, 8, TrainSpec(), _gen(5))
     c = augment(images, 8, TrainSpec(), _gen(6))
     assert a.shape == (8, 3, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_default_colour_jitter_is_the_simclr_cifar_and_moco_v2_recipe() -> None:
+    """The default strength gives ColorJitter(0.4, 0.4, 0.4, 0.1) (Chen et al. 2020 appendix A
+    with s = 0.5; MoCo v2): brightness and contrast factors span [0.6, 1.4]."""
+    from pe_bench.augment import colour_maps
+    from pe_bench.spec import TrainSpec
+
+    b, c, _ = colour_maps(20_000, 1, TrainSpec().color_jitter, _gen(), torch.device("cpu"))
+    for factor in (b, c):
+        assert 0.6 <= float(factor.min()) < 0.61 and 1.39 < float(factor.max()) <= 1.4

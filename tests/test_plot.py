@@ -75,3 +75,20 @@ def test_short_params_fit_a_legend() -> None:
     assert short_params('{"b": 0.25, "a": "x"}') == "a=x, b=0.25"
     assert short_params(None) == ""
     assert len(short_params('{"a_very_long_name": "with a very long value indeed"}')) == 32
+
+
+def test_every_point_shows_its_paired_clean_twin_baseline(plotted: tuple) -> None:
+    """The baseline is the twins' (CA, clean ASR) on the same targets, drawn as a hollow marker
+    joined to the point, so easy targets do not read as an attack effect."""
+    pts = plotted[0]
+    for p in pts:
+        assert p.twin == (p.line.stats["ca"][0], p.line.stats["baseline_asr"][0])
+    ax = figure(pts, "unit").axes[0]
+    hollow = {(float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in ax.lines
+              if ln.get_gid() == "clean-twin"}
+    assert hollow == {p.twin for p in pts}
+    dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert len(dashed) == len(pts)
+    for p in pts:  # each point's connector runs from its twin to the point
+        assert any(tuple(ln.get_xdata()) == (p.twin[0], p.pa[0]) and
+                   tuple(ln.get_ydata()) == (p.twin[1], p.asr[0]) for ln in dashed)
