@@ -155,7 +155,10 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         console = _console()
         console.print(to_rich(lines, title, chosen, console.width))
         return 0
-    text = to_markdown(lines, title, chosen) if fmt == "md" else to_csv(lines, chosen)
+    if fmt == "md":
+        text = to_markdown(lines, title, chosen, _source(store, suite, run))
+    else:
+        text = to_csv(lines, chosen)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
@@ -163,6 +166,12 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _source(store: str, suite: str | None, run: str | None) -> str:
+    from pe_bench.results import latest_ok, scan, source_note
+
+    return source_note(latest_ok(scan(Path(store), suite, run)))
 
 
 def list_columns() -> int:

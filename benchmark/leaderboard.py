@@ -211,9 +211,12 @@ def _versus_columns(lines: Sequence[Line]) -> tuple[Column, ...]:
     return VERSUS_SHOWN if any(ln.versus for ln in lines) else ()
 
 
-def to_markdown(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None) -> str:
+def to_markdown(lines: Sequence[Line], title: str, columns: Sequence[Column] | None = None,
+                source: str = "") -> str:
+    """A Markdown board; `source` (which runs and commit) goes under the title."""
     shown = _board(columns, lines)
-    out = [f"# {title}", "", "| " + " | ".join(c.header for c in shown) + " |", "|" + "---|" * len(shown)]
+    out = [f"# {title}", "", *([source, ""] if source else []),
+           "| " + " | ".join(c.header for c in shown) + " |", "|" + "---|" * len(shown)]
     out += ["| " + " | ".join(c.cell(ln).replace("|", "\\|") for c in shown) + " |" for ln in lines]
     return "\n".join([*out, "", footnote(shown), ""])
 
