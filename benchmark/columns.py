@@ -169,6 +169,8 @@ DELTA_PA = ("ΔPA = PA - CA of the paired clean twin (same test images), 95% CI 
 VERSUS = ("vs other = minus the --versus attack's line of the same setting, matched by seed and "
           "target pair")
 VS_NONE = "vs none = vs the undefended poisoned encoder of the same seed, per target pair"
+VS_NONE_PA = ("ΔPA vs none = PA - PA of the undefended poisoned encoder of the same seed (same test "
+              "images), 95% CI resampling seeds, sign-flip test over seeds")
 UNDEFENDED = "undefended = the poisoned encoder of the same seed without the defense"
 FILTER = "poison recall / precision, clean removed = what a pre-processing filter caught and lost"
 
@@ -220,8 +222,9 @@ COLUMNS: tuple[Column, ...] = (
     paired("delta_asr_defense", "ΔASR vs none [95% CI]", ("hit", "hit_undefended"), VS_NONE,
            defense_only=True),
     p_value("delta_asr_defense", "p vs none", defense_only=True),
-    mean_of("delta_pa_defense", lambda v: v["pa"] - v["pa_undefended"], "ΔPA vs none", VS_NONE,
-            defense_only=True),
+    paired("delta_pa_defense", "ΔPA vs none [95% CI]", None, VS_NONE_PA,
+           per_seed=lambda v: v["pa"] - v["pa_undefended"], defense_only=True),
+    p_value("delta_pa_defense", "p ΔPA vs none", defense_only=True),
     mean_of("poison_recall", header="poison recall", note=FILTER, defense_only=True),
     mean_of("poison_precision", header="poison precision", note=FILTER, defense_only=True),
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),

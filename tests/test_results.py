@@ -100,7 +100,9 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     (line,) = aggregate(latest_ok(scan(tmp_path)))
     vs_none = line.intervals["delta_asr_defense"]
     assert vs_none.mean == -1.0 and vs_none.excludes_zero
-    assert line.stats["delta_pa_defense"][0] == pytest.approx(-0.08)
+    pa_vs_none = line.intervals["delta_pa_defense"]  # per seed, with its interval and test
+    assert pa_vs_none.mean == pytest.approx(-0.08) and pa_vs_none.units == 3
+    assert pa_vs_none.low == pytest.approx(-0.08) and pa_vs_none.high == pytest.approx(-0.08)
     assert line.stats["poison_recall"] == (1.0, 0.0) and line.stats["clean_removed"] == (2.0, 0.0)
     cells_md = to_markdown([line], "t")
     assert "| dedup |" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md

@@ -114,7 +114,7 @@ def test_stores_of_earlier_schema_versions_still_read(tmp_path: Path, version: i
     if version == 1:
         assert got["pa_undefended"] is None and got["tasks"][0]["targets"][0]["hit_undefended"] is None
     (line,) = aggregate([got])
-    assert line.stats["pa"] == (0.8, 0.0) and line.stats["delta_pa_defense"] == (0.0, 0.0)
+    assert line.stats["pa"] == (0.8, 0.0) and line.intervals["delta_pa_defense"].mean == 0.0
 
 
 def test_a_v2_store_gives_the_leaderboard_of_the_same_rows(tmp_path: Path) -> None:
