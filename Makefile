@@ -7,7 +7,14 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= $(abspath ../shared/data)
 STORE  ?= results
 
-.PHONY: install demo test leaderboard clean
+# every suite whose tables live in docs/results, shortest first; one store and one encoder cache
+# for all of them (settings they share train once). Resumable: re-run `make results` after an
+# interruption and finished trials are skipped.
+MEASURED      ?= quick defenses encoders multitask paper
+RESULTS_STORE ?= results-measured
+FIGURES       := paper defenses
+
+.PHONY: install demo test leaderboard results clean
 
 EXAMPLE := examples/pe-bench-defense-example
 
@@ -27,6 +34,13 @@ test: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/pe-bench leaderboard --store $(STORE)
+
+results: $(STAMP)
+	set -e; for s in $(MEASURED); do \
+	  $(BIN)/pe-bench run suites/$$s.yaml --data-dir $(DATA) --store $(RESULTS_STORE) --resume --no-leaderboard; \
+	  $(BIN)/pe-bench leaderboard --store $(RESULTS_STORE) --suite $$s --format md --out docs/results/$$s.md; \
+	  case " $(FIGURES) " in *" $$s "*) $(BIN)/pe-bench plot --store $(RESULTS_STORE) --suite $$s --out docs/results/$$s;; esac; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
