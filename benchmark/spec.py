@@ -58,9 +58,10 @@ class TrainSpec(Frozen):
     warmup_epochs: int = Field(0, ge=0)
     crop_min_scale: float = Field(0.08, gt=0, le=1)
     # `localized`: the second view's crop is drawn inside the first view's box grown by
-    # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense)
+    # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense; 0.2 is
+    # CorruptEncoder's default, see pe_bench.augment.localized_boxes)
     crop_mode: Literal["independent", "localized"] = "independent"
-    crop_margin: float = Field(0.1, ge=0, le=1)
+    crop_margin: float = Field(0.2, ge=0, le=1)
     color_jitter: float = Field(0.4, ge=0, le=1)
     color_jitter_prob: float = Field(0.8, ge=0, le=1)
     grayscale_prob: float = Field(0.2, ge=0, le=1)

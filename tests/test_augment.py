@@ -110,3 +110,30 @@ def test_augment_is_deterministic_under_a_generator() -> None:
     b = augment(images, 8, TrainSpec(), _gen(5))
     c = augment(images, 8, TrainSpec(), _gen(6))
     assert a.shape == (8, 3, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_localized_second_view_follows_corrupt_encoder() -> None:
+    """CorruptEncoder's localized crop: the second box lies in the first grown by the margin
+    (0.2 by default), and its area is drawn between the canvas's minimum crop area and the
+    grown box's area (not a fraction of the grown box, which would allow far smaller crops)."""
+    from pe_bench.augment import localized_boxes
+
+    margin, n = TrainSpec().crop_margin, 4000
+    assert margin == 0.2
+    first = torch.tensor([[10.0, 10.0, 10.0, 10.0]]).repeat(n, 1)  # grown: (8, 8) to (22, 22)
+    x, y, w, h = localized_boxes(first, 32, 32, 0.08, margin, _gen()).unbind(1)
+    assert (x >= 8 - 1e-4).all() and (y >= 8 - 1e-4).all()
+    assert (x + w <= 22 + 1e-4).all() and (y + h <= 22 + 1e-4).all()
+    area, low = w * h, 0.08 * 32 * 32
+    assert area.min() >= low - 1e-3 and area.max() <= 14 * 14 + 1e-3
+    assert area.min() < low * 1.1 and ((x + w > 20.5) | (x < 9.5)).float().mean() > 0.3
+    ratio = w / h
+    assert ratio.min() >= 3 / 4 - 1e-4 and ratio.max() <= 4 / 3 + 1e-4
+
+
+def test_localized_box_that_cannot_fit_falls_back_to_the_first_views_size() -> None:
+    from pe_bench.augment import localized_boxes
+
+    first = torch.tensor([[0.0, 0.0, 32.0, 8.0]])  # 4:1, at the canvas edge: no 3/4..4/3 box fits
+    x, y, w, h = localized_boxes(first, 32, 32, 0.25, 0.0, _gen()).unbind(1)
+    assert (float(w), float(h)) == (32.0, 8.0) and (float(x), float(y)) == (0.0, 0.0)

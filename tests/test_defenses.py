@@ -43,6 +43,18 @@ def test_early_stop_and_conservative_crop_change_only_the_recipe() -> None:
     assert (recipe.crop_min_scale, recipe.crop_mode, recipe.epochs) == (0.6, "localized", 120)
 
 
+@pytest.mark.parametrize(("params", "scale", "mode"), [
+    ({"mode": "localized"}, 0.08, "localized"),  # localized alone keeps the suite's scale
+    ({}, 0.5, "independent"),  # the larger scale is independent mode's remedy
+    ({"mode": "localized", "min_scale": 0.3}, 0.3, "localized"),  # both, when asked
+    ({"min_scale": 0.05}, 0.08, "independent"),  # never weaker than the suite's
+])
+def test_conservative_crop_applies_each_remedy_as_stated(params, scale, mode) -> None:
+    crop = DEFENSES.get("conservative-crop").from_dict(params)
+    recipe = crop.configure_training(TrainSpec(crop_min_scale=0.08))
+    assert (recipe.crop_min_scale, recipe.crop_mode, recipe.crop_margin) == (scale, mode, 0.2)
+
+
 def test_engine_validates_the_recipe_a_defense_returns() -> None:
     """A third-party hook that skips validation (`model_copy`) is caught before training."""
     from pe_bench.defend import configured_recipe
