@@ -230,6 +230,8 @@ COLUMNS: tuple[Column, ...] = (
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),
     mean_of("clean_used", header="clean used", note="clean used = trusted clean images a repair used",
             digits=0, defense_only=True),
+    mean_of("repair_steps", header="repair steps", note="repair steps = optimiser steps a repair took "
+            "per encoder", digits=0, defense_only=True),
     mean_of("defense_extra_s", header="extra s", note="extra s = the defense's extra wall seconds",
             digits=0, defense_only=True),
     mean_of("pa_undefended", header="PA undefended", note=UNDEFENDED, board=False),

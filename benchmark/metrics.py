@@ -118,6 +118,8 @@ class DefenseReport(Frozen):
     poison_recall: Fraction | None = None
     poison_precision: Fraction | None = None
     clean_used: Count = Field(default=0, description="trusted clean images a repair used")
+    repair_steps: Count | None = Field(default=None, description="optimiser steps a repair took per "
+                                       "encoder (None: no repair, or a store from before it was counted)")
     defense_extra_s: float = Field(default=0.0, description="extra wall seconds (negative: it saved time)")
 
 

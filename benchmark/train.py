@@ -37,6 +37,7 @@ class TrainResult:
     images_per_second: float
     final_loss: float
     device: str
+    steps: int  # optimiser steps taken
 
 
 def pick_device(requested: str) -> torch.device:
@@ -199,7 +200,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total)
 
 
 def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
@@ -232,7 +233,7 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
         loss_val = float(torch.stack(losses).mean())
     seconds = time.perf_counter() - start
     student.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total)
 
 
 @torch.no_grad()
