@@ -137,3 +137,19 @@ def test_localized_box_that_cannot_fit_falls_back_to_the_first_views_size() -> N
     first = torch.tensor([[0.0, 0.0, 32.0, 8.0]])  # 4:1, at the canvas edge: no 3/4..4/3 box fits
     x, y, w, h = localized_boxes(first, 32, 32, 0.25, 0.0, _gen()).unbind(1)
     assert (float(w), float(h)) == (32.0, 8.0) and (float(x), float(y)) == (0.0, 0.0)
+
+
+def test_localized_views_come_in_either_order(monkeypatch) -> None:
+    """As in CorruptEncoder, the localized view is the first view for about half the images,
+    so an asymmetric loss (MoCo's query / key) does not always get the wider crop first."""
+    import pe_bench.augment as aug
+
+    canvas = torch.zeros(200, 1, 8, 8, dtype=torch.uint8)
+    canvas[..., 4:] = 255  # left half black, right half white
+    whole, left = (torch.tensor([[0.0, 0.0, w, 8.0]]).repeat(200, 1) for w in (8.0, 4.0))
+    monkeypatch.setattr(aug, "crop_boxes", lambda *args: whole)
+    monkeypatch.setattr(aug, "localized_boxes", lambda *args: left)
+    recipe = TrainSpec(crop_mode="localized", flip_prob=0, color_jitter=0, grayscale_prob=0)
+    v1, v2 = aug.view_pair(canvas, 8, recipe, _gen())
+    left_first = v1.mean(dim=(1, 2, 3)) < v2.mean(dim=(1, 2, 3))  # the black-only view came first
+    assert 0.35 < left_first.float().mean() < 0.65
