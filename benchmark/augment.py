@@ -163,21 +163,38 @@ def augment(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Gener
 
 def localized_boxes(first: torch.Tensor, height: int, width: int, min_scale: float, margin: float,
                     gen: torch.Generator) -> torch.Tensor:
-    """Boxes drawn RandomResizedCrop-style inside `first` grown by `margin` (a fraction of the
-    box) on each side and clipped to the canvas (localized cropping, Zhang et al.,
-    CorruptEncoder, CVPR 2024) [ours: the aspect-ratio range is relative to that region]."""
+    """Second-view boxes for localized cropping (Zhang et al., CorruptEncoder, CVPR 2024, as
+    the authors' code defines it: github.com/jzhang538/CorruptEncoder,
+    train_moco/moco/loader_lc.py). The first view's box is grown by `margin` times its width
+    and height on each side and clipped to the canvas; the second box's area is uniform
+    between the canvas's minimum crop area (`min_scale` x canvas) and the grown box's area,
+    its aspect ratio log-uniform in [3/4, 4/3], up to 10 tries to fit inside the grown box,
+    else the first box's size; its position is uniform inside the grown box. [ours: boxes
+    are continuous, not whole pixels; the first view is always the same crop function's.]"""
+    n, device = len(first), first.device
     x0, y0, w, h = first.unbind(1)
     rx0, ry0 = (x0 - margin * w).clamp(min=0), (y0 - margin * h).clamp(min=0)
     rw = (x0 + w * (1 + margin)).clamp(max=width) - rx0
     rh = (y0 + h * (1 + margin)).clamp(max=height) - ry0
-    u = crop_boxes(len(first), 1, 1, min_scale, gen, first.device)
-    return torch.stack([rx0 + u[:, 0] * rw, ry0 + u[:, 1] * rh, u[:, 2] * rw, u[:, 3] * rh], dim=1)
+    low = min_scale * height * width
+    span = (rw * rh - low).clamp(min=0).unsqueeze(1)
+    area = low + torch.rand(n, 10, generator=gen, device=device) * span
+    log_r = _uniform(n, math.log(3 / 4), math.log(4 / 3), gen, device, 10)
+    w2, h2 = torch.sqrt(area * log_r.exp()), torch.sqrt(area / log_r.exp())
+    ok = (w2 <= rw.unsqueeze(1)) & (h2 <= rh.unsqueeze(1))
+    pick, found = torch.argmax(ok.int(), dim=1, keepdim=True), ok.any(1)
+    w2 = torch.where(found, w2.gather(1, pick).squeeze(1), w)
+    h2 = torch.where(found, h2.gather(1, pick).squeeze(1), h)
+    x2 = rx0 + torch.rand(n, generator=gen, device=device) * (rw - w2)
+    y2 = ry0 + torch.rand(n, generator=gen, device=device) * (rh - h2)
+    return torch.stack([x2, y2, w2, h2], dim=1)
 
 
 def view_pair(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Generator
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two augmented views of a batch: independent crops, or the second localized in the
-    first (`recipe.crop_mode`)."""
+    first (`recipe.crop_mode`); localized pairs are swapped per image with probability 1/2,
+    as CorruptEncoder does, so neither view of an asymmetric loss (MoCo) is always the wider."""
     if recipe.crop_mode == "independent":
         return augment(images, size, recipe, gen), augment(images, size, recipe, gen)
     x = to_float(images)
@@ -185,4 +202,6 @@ def view_pair(images: torch.Tensor, size: int, recipe: TrainSpec, gen: torch.Gen
     first = crop_boxes(n, height, width, recipe.crop_min_scale, gen, x.device)
     v1 = _render(x, first, size, recipe, gen)
     second = localized_boxes(first, height, width, recipe.crop_min_scale, recipe.crop_margin, gen)
-    return v1, _render(x, second, size, recipe, gen)
+    v2 = _render(x, second, size, recipe, gen)
+    swap = (torch.rand(n, generator=gen, device=x.device) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(swap, v2, v1), torch.where(swap, v1, v2)

@@ -26,7 +26,7 @@ from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.errors import PluginError
 from pe_bench.registry import ENCODERS, plugin_versions
 from pe_bench.spec import TrainSpec, TrialSpec, canonical_hash
-from pe_bench.train import distill, pick_device, pretrain
+from pe_bench.train import TrainResult, distill, pick_device, pretrain
 
 Log = Callable[[str], None]
 State = dict[str, torch.Tensor]
@@ -42,9 +42,10 @@ class Trained:
     hit: bool
 
 
-def build_encoder(spec: TrialSpec, in_channels: int) -> EncoderMethod:
-    """The encoder at its seeded initialisation: identical for a poisoned run and its twin."""
-    torch.manual_seed(spec.seed)
+def build_encoder(spec: TrialSpec, in_channels: int, seed: int | None = None) -> EncoderMethod:
+    """The encoder at its seeded initialisation: identical for a poisoned run and its twin
+    (the trial seed); `seed` initialises another one (a distilled student)."""
+    torch.manual_seed(spec.seed if seed is None else seed)
     cls: type[EncoderMethod] = ENCODERS.get(spec.encoder.name)
     return cls.from_dict(spec.encoder.params, in_channels=in_channels)
 
@@ -69,8 +70,9 @@ class Trainer:
         self.channels = pre.images.shape[1]
         self._shapes: dict[str, tuple[int, ...]] | None = None
 
-    def fresh_encoder(self) -> EncoderMethod:
-        return build_encoder(self.spec, self.channels)
+    def fresh_encoder(self, seed: int | None = None) -> EncoderMethod:
+        """The trial's encoder at its initialisation (the trial seed's, unless `seed`)."""
+        return build_encoder(self.spec, self.channels, seed)
 
     def fits(self, state: State) -> bool:
         """Whether cached weights load into this trial's architecture (same keys and shapes).
@@ -122,22 +124,26 @@ class Trainer:
             start = time.perf_counter()
             # a copy: the trial still evaluates `base` (the undefended encoder) after this
             out = defense.repair(copy.deepcopy(base.model), ctx)
-            return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used}
+            return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used,
+                                 "repair_steps": ctx.steps}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)
 
-    def finetune(self, model: EncoderMethod, images: np.ndarray, epochs: int) -> EncoderMethod:
-        """Continue `model`'s own contrastive training on `images` (the trial's recipe)."""
+    def _repair_recipe(self, epochs: int, batch_size: int | None) -> TrainSpec:
+        """The trial's recipe with a repair's epochs and batch size (None: the suite's)."""
+        return self.spec.train.replace(epochs=epochs, batch_size=batch_size or self.spec.train.batch_size)
+
+    def finetune(self, model: EncoderMethod, images: np.ndarray, epochs: int,
+                 batch_size: int | None = None) -> TrainResult:
+        """Continue `model`'s own contrastive training on `images` (in place; the trial's recipe)."""
         if "text" in model.modalities:
             raise PluginError("contrastive fine-tuning needs captions; image–text encoders are not "
                               "supported: use distillation")
-        pretrain(model, images, (), self.spec.train.replace(epochs=epochs),
-                 self.spec.seed + 1)
-        return model
+        return pretrain(model, images, (), self._repair_recipe(epochs, batch_size), self.spec.seed + 1)
 
     def distill(self, student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray,
-                epochs: int) -> EncoderMethod:
-        distill(student, teacher, images, self.spec.train.replace(epochs=epochs),
-                self.spec.seed + 1)
-        return student
+                epochs: int, batch_size: int | None = None) -> TrainResult:
+        """Train `student` (in place) to match `teacher`'s features on `images`."""
+        return distill(student, teacher, images, self._repair_recipe(epochs, batch_size),
+                       self.spec.seed + 1)

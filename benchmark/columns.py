@@ -157,7 +157,9 @@ def _hits(successes: Callable[[Line], int]) -> Callable[[Line], str]:
 
 ACCURACY = "CA = the clean twin's accuracy, PA = this encoder's, targets excluded"
 CLEAN = "clean ASR / hits = the same on the paired clean twin"
-P_TARGET = "p(target) = probability of the target class for the target input (clean: on the twin)"
+P_TARGET = ("p(target) = probability of the target class for the target input (clean: on the twin; "
+            "an ensemble's: its members' mean)")
+P_VOTE = "p(target) vote = share of an ensemble's members predicting the target class"
 DELTA = ("Δ = vs the paired clean twin per target pair (target = task, index, target class), "
          "95% bootstrap CI resampling seeds and distinct targets")
 P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
@@ -209,6 +211,7 @@ COLUMNS: tuple[Column, ...] = (
            lambda ln: {"successes_clean": (int, ln.successes_clean)}, note=CLEAN),
     mean_of("p_target", header="p(target)", note=P_TARGET),
     mean_of("p_target_clean", header="p(target) clean", note=P_TARGET),
+    mean_of("p_target_vote", header="p(target) vote", note=P_VOTE, defense_only=True),
     paired("delta_asr", "ΔASR [95% CI]", ("hit", "hit_clean"), DELTA, compact=True),
     p_value("delta_asr", "p ΔASR"),
     paired("delta_p", "Δp(target) [95% CI]", ("p", "p_clean"), DELTA),
@@ -230,6 +233,8 @@ COLUMNS: tuple[Column, ...] = (
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),
     mean_of("clean_used", header="clean used", note="clean used = trusted clean images a repair used",
             digits=0, defense_only=True),
+    mean_of("repair_steps", header="repair steps", note="repair steps = optimiser steps a repair took "
+            "per encoder", digits=0, defense_only=True),
     mean_of("defense_extra_s", header="extra s", note="extra s = the defense's extra wall seconds",
             digits=0, defense_only=True),
     mean_of("pa_undefended", header="PA undefended", note=UNDEFENDED, board=False),

@@ -118,6 +118,14 @@ def configured_recipe(defense: Defense, train: TrainSpec) -> TrainSpec:
                           f"{first['msg']}") from None
 
 
+def _repair_steps(members: list[Trained]) -> int | None:
+    """Optimiser steps the repair took per encoder (the most of any member); None where a
+    repaired encoder came from a cache written before steps were counted."""
+    steps = [m.info.get("repair_steps") for m in members]
+    counted = [int(s) for s in steps if s is not None]
+    return max(counted) if len(counted) == len(steps) else None
+
+
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
                   undefended: Trained) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data`."""
@@ -127,12 +135,13 @@ def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
     trained_s = sum(m.info.get("seconds", 0.0) for m in members if m is not undefended)
     if any(m is not undefended for m in members):
         trained_s -= undefended.info.get("seconds", 0.0)
-    clean_used, repair_s = 0, 0.0
+    clean_used, repair_s, steps = 0, 0.0, None
     if "repair" in defense.implements():
         members = [trainer.repaired(m, defense, data.clean) for m in members]
         clean_used = max(m.info.get("clean_used", 0) for m in members)
         repair_s = sum(m.info.get("seconds", 0.0) for m in members)
+        steps = _repair_steps(members)
     report = DefenseReport(defense_hooks=",".join(defense.implements()), n_encoders=len(members),
-                           clean_used=clean_used, defense_extra_s=sanitize_s + trained_s + repair_s,
-                           **scores)
+                           clean_used=clean_used, repair_steps=steps,
+                           defense_extra_s=sanitize_s + trained_s + repair_s, **scores)
     return Defended(members, report)

@@ -24,10 +24,12 @@ Encode = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class ProbeOutput:
-    """Test-split predictions and class probabilities of one probe."""
+    """Test-split predictions and class probabilities of one probe; `votes` is the share of an
+    ensemble's members predicting each class (None for a single classifier)."""
 
     pred: np.ndarray
     proba: np.ndarray
+    votes: np.ndarray | None = None
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
@@ -88,13 +90,16 @@ Classify = Callable[[Task], ProbeOutput]
 
 
 def target_stats(out: ProbeOutput, pairs: Sequence[TargetPair]) -> dict[str, np.ndarray]:
-    """Per pair: hit (pred == y_i), p(y_i | x_i) and the rank of y_i (1 = top)."""
+    """Per pair: hit (pred == y_i), p(y_i | x_i), the rank of y_i (1 = top) and, for an
+    ensemble, the share of members voting y_i (else None per pair)."""
     idx = np.array([p.index for p in pairs], dtype=np.int64)
     tgt = np.array([p.target_class for p in pairs], dtype=np.int64)
     proba = out.proba[idx]
     p_t = proba[np.arange(len(pairs)), tgt] if len(pairs) else np.zeros(0)
     rank = (proba > p_t[:, None]).sum(1) + 1 if len(pairs) else np.zeros(0, np.int64)
-    return {"hit": out.pred[idx] == tgt, "p": p_t, "rank": rank}
+    votes = (np.full(len(pairs), None) if out.votes is None
+             else out.votes[idx, tgt] if len(pairs) else np.zeros(0))
+    return {"hit": out.pred[idx] == tgt, "p": p_t, "rank": rank, "p_vote": votes}
 
 
 def accuracy(out: ProbeOutput, labels: np.ndarray, exclude: Sequence[int]) -> float:
@@ -104,8 +109,9 @@ def accuracy(out: ProbeOutput, labels: np.ndarray, exclude: Sequence[int]) -> fl
 
 
 def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
-    """Majority vote of several classifiers (a partition ensemble). `proba` is the vote share
-    per class; ties go to the class with the higher mean probability."""
+    """Majority vote of several classifiers (a partition ensemble); ties go to the class with
+    the higher mean probability. `proba` is the members' mean probability, so an ensemble's
+    p(target) reads like a single encoder's (its clean twin's); `votes` is the vote share."""
     if len(outputs) == 1:
         return outputs[0]
     n, c = outputs[0].proba.shape
@@ -114,7 +120,7 @@ def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
         votes[np.arange(n), out.pred] += 1
     mean_p = np.mean([out.proba for out in outputs], axis=0)
     pred = (votes + 1e-6 * mean_p).argmax(1)
-    return ProbeOutput(pred, votes / len(outputs))
+    return ProbeOutput(pred, mean_p, votes / len(outputs))
 
 
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
@@ -130,6 +136,7 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
                       hit=bool(q["hit"][i]), hit_clean=bool(c["hit"][i]),
                       hit_undefended=bool(u["hit"][i]), p=float(q["p"][i]),
                       p_clean=float(c["p"][i]), p_undefended=float(u["p"][i]),
+                      p_vote=None if q["p_vote"][i] is None else float(q["p_vote"][i]),
                       rank=int(q["rank"][i]), rank_clean=int(c["rank"][i]))
         for i, p in enumerate(pairs)
     )

@@ -57,6 +57,8 @@ class TargetOutcome(Frozen):
     p: Fraction = Field(description="p(y_i | x_i) under this encoder's classifier")
     p_clean: Fraction
     p_undefended: Fraction
+    p_vote: Fraction | None = Field(default=None, description="share of an ensemble's members "
+                                    "predicting y_i (None for a single encoder)")
     rank: int = Field(ge=1, description="rank of y_i among the classes (1 = top)")
     rank_clean: int = Field(ge=1)
 
@@ -77,6 +79,7 @@ class Metrics(Frozen):
     p_target: Annotated[Fraction | None, PairMean("p")] = None
     p_target_clean: Annotated[Fraction | None, PairMean("p_clean")] = None
     p_target_undefended: Annotated[Fraction | None, PairMean("p_undefended")] = None
+    p_target_vote: Annotated[Fraction | None, PairMean("p_vote")] = None
 
     @model_validator(mode="after")
     def _counts_agree(self) -> Self:
@@ -115,6 +118,8 @@ class DefenseReport(Frozen):
     poison_recall: Fraction | None = None
     poison_precision: Fraction | None = None
     clean_used: Count = Field(default=0, description="trusted clean images a repair used")
+    repair_steps: Count | None = Field(default=None, description="optimiser steps a repair took per "
+                                       "encoder (None: no repair, or a store from before it was counted)")
     defense_extra_s: float = Field(default=0.0, description="extra wall seconds (negative: it saved time)")
 
 
@@ -160,11 +165,13 @@ class TrialMetrics(Metrics):
 
 def pair_means(model: type[BaseModel], targets: Sequence[TargetOutcome]) -> dict[str, float | None]:
     """Every `PairMean` metric of `model` over `targets` (numpy's mean, as the metrics always
-    were computed: the numbers of a trial do not depend on how they are declared)."""
+    were computed: the numbers of a trial do not depend on how they are declared); None
+    without pairs or where a pair lacks the value (a vote share outside an ensemble)."""
     out: dict[str, float | None] = {}
     for name, info in model.model_fields.items():
         mark = next((m for m in info.metadata if isinstance(m, PairMean)), None)
         if mark is not None:
-            values = np.array([getattr(t, mark.field) for t in targets], dtype=float)
-            out[name] = float(np.mean(values)) if len(values) else None
+            raw = [getattr(t, mark.field) for t in targets]
+            missing = not raw or any(v is None for v in raw)
+            out[name] = None if missing else float(np.mean(np.array(raw, dtype=float)))
     return out

@@ -58,9 +58,10 @@ class TrainSpec(Frozen):
     warmup_epochs: int = Field(0, ge=0)
     crop_min_scale: float = Field(0.08, gt=0, le=1)
     # `localized`: the second view's crop is drawn inside the first view's box grown by
-    # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense)
+    # `crop_margin` (a fraction of the box) on each side (a conservative-crop defense; 0.2 is
+    # CorruptEncoder's default, see pe_bench.augment.localized_boxes)
     crop_mode: Literal["independent", "localized"] = "independent"
-    crop_margin: float = Field(0.1, ge=0, le=1)
+    crop_margin: float = Field(0.2, ge=0, le=1)
     # SimCLR's colour-distortion strength s: ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) w.p. 0.8
     # (Chen et al., ICML 2020, appendix A). s = 0.5 gives (0.4, 0.4, 0.4, 0.1), the CIFAR recipes
     # of SimCLR and MoCo v2; until TRAINING_REVISION 4 the default was 0.4 = (0.32, ..., 0.08)

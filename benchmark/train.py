@@ -4,6 +4,13 @@ Paired twins: the clean images' order, their augmentations and the model's initi
 from generators seeded only by the trial seed. Injected images have their own generators and
 are appended to each step's batch (spread evenly over an epoch's steps), so a poisoned encoder
 and its clean twin see bit-identical clean batches; the only difference is the poisons.
+
+Every image is seen once per epoch: an epoch's permutation of the clean images is split into
+`steps_per_epoch(n, batch_size)` near-equal batches (no drop-last), and the poisons into as
+many chunks. So the share of poisons an encoder sees per epoch is exactly poisons / (clean +
+poisons), for a partition-ensemble member as for the whole set; with drop-last the dropped
+clean remainder raised it (x1.05 on digits, x1.31 for small partitions). A batch then holds
+batch_size x (1 +- 1/(2 steps)) clean images (1,347 images at 256: five batches of 269 or 270).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class TrainResult:
     images_per_second: float
     final_loss: float
     device: str
+    steps: int  # optimiser steps taken
 
 
 def pick_device(requested: str) -> torch.device:
@@ -83,6 +91,17 @@ def _scheduled(opt: torch.optim.Optimizer) -> Callable[[int, int, int], None]:
             group["lr"] = _lr_at(step, total, warmup, lr)
 
     return set_lr
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps per epoch over `n` images: the nearest whole number of batches of
+    `batch_size` (at least one); every image is in one of them."""
+    return max(1, round(n / batch_size))
+
+
+def epoch_batches(n: int, steps: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """One epoch's image indices: a seeded permutation split into `steps` near-equal batches."""
+    return torch.tensor_split(torch.randperm(n, generator=gen, device=gen.device), steps)
 
 
 class _PoisonFeed:
@@ -156,7 +175,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     data = to_device(clean, device)
     tokens = _caption_tokens(model, texts, poisons, device)
     size = clean.shape[-1]
-    steps = max(1, len(data) // recipe.batch_size)
+    steps = steps_per_epoch(len(data), recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
@@ -164,12 +183,11 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     amp = recipe.amp and device.type == "cuda"
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
     for epoch in range(recipe.epochs):
-        order = torch.randperm(len(data), generator=gens["order"], device=device)
+        batches = epoch_batches(len(data), steps, gens["order"])
         feed.new_epoch()
         losses = []
-        for step in range(steps):
+        for step, idx in enumerate(batches):
             set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)
-            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
             v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
             extra = {} if tokens is None else {"text": tokens[idx]}
@@ -182,7 +200,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total)
 
 
 def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
@@ -195,17 +213,15 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
     teacher.to(device).eval()
     gen = torch.Generator(device=device).manual_seed(seed * 7919 + 101)
     data = to_device(images, device)
-    steps = max(1, len(data) // recipe.batch_size)
+    steps = steps_per_epoch(len(data), recipe.batch_size)
     opt = make_optimizer(student, recipe)
     set_lr = _scheduled(opt)
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
     for epoch in range(recipe.epochs):
-        order = torch.randperm(len(data), generator=gen, device=device)
         losses = []
-        for step in range(steps):
+        for step, idx in enumerate(epoch_batches(len(data), steps, gen)):
             set_lr(epoch * steps + step, total, 0)
-            x = augment(data[order[step * recipe.batch_size:(step + 1) * recipe.batch_size]],
-                        images.shape[-1], recipe, gen)
+            x = augment(data[idx], images.shape[-1], recipe, gen)
             with torch.no_grad():
                 target = teacher.features(x)
             loss = (1 - torch.nn.functional.cosine_similarity(student.features(x), target)).mean()
@@ -217,7 +233,7 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
         loss_val = float(torch.stack(losses).mean())
     seconds = time.perf_counter() - start
     student.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total)
 
 
 @torch.no_grad()

@@ -73,18 +73,34 @@ class PretrainData:
         return {"clean": len(self.clean), "poisons": self.poisons.size, "ids": digest.hexdigest()[:16]}
 
 
+STUDENT_STREAM = 0x5EED  # tags student_seed's stream apart from other seeds derived from a trial's
+
+
+def student_seed(seed: int) -> int:
+    """The initialisation seed of an encoder a repair builds (a distilled student): derived
+    from the trial seed by numpy's SeedSequence, so it differs from the teacher's (which is
+    initialised with the trial seed itself) and is reproducible per seed."""
+    return int(np.random.SeedSequence((seed, STUDENT_STREAM)).generate_state(1)[0])
+
+
 class RepairContext:
     """What a post-processing defense may use besides the encoder.
 
     `clean_images(n)`: n unlabeled images the defender trusts (drawn, seeded, from the clean
     part of the pre-training distribution; the engine records how many were used).
-    `finetune(model, images, epochs)`: continue the encoder's own contrastive training.
-    `distill(student, teacher, images, epochs)`: train `student` to match `teacher`'s features.
-    `fresh_encoder()`: a newly initialised encoder of the trial's architecture."""
+    `finetune(model, images, epochs, batch_size=None)`: continue the encoder's own contrastive
+    training (None: the suite's batch size).
+    `distill(student, teacher, images, epochs, batch_size=None)`: train `student` to match
+    `teacher`'s features.
+    `fresh_encoder()`: a newly initialised encoder of the trial's architecture, initialised
+    from `student_seed(seed)`, independently of the trained encoder's initialisation.
+    The optimiser steps of every `finetune` / `distill` call are counted in `steps` (reported
+    as `repair_steps`)."""
 
     def __init__(self, seed: int, pool: np.ndarray, trainer: Any) -> None:
         self.seed, self.pool, self.trainer = seed, pool, trainer
         self.clean_used = 0
+        self.steps = 0
 
     def clean_images(self, n: int) -> np.ndarray:
         if n > len(self.pool):
@@ -93,14 +109,17 @@ class RepairContext:
         self.clean_used = max(self.clean_used, n)
         return self.pool[np.sort(rng.choice(len(self.pool), n, replace=False))]
 
-    def finetune(self, model: Any, images: np.ndarray, epochs: int) -> Any:
-        return self.trainer.finetune(model, images, epochs)
+    def finetune(self, model: Any, images: np.ndarray, epochs: int, batch_size: int | None = None) -> Any:
+        self.steps += self.trainer.finetune(model, images, epochs, batch_size).steps
+        return model
 
-    def distill(self, student: Any, teacher: Any, images: np.ndarray, epochs: int) -> Any:
-        return self.trainer.distill(student, teacher, images, epochs)
+    def distill(self, student: Any, teacher: Any, images: np.ndarray, epochs: int,
+                batch_size: int | None = None) -> Any:
+        self.steps += self.trainer.distill(student, teacher, images, epochs, batch_size).steps
+        return student
 
     def fresh_encoder(self) -> Any:
-        return self.trainer.fresh_encoder()
+        return self.trainer.fresh_encoder(student_seed(self.seed))
 
 
 class Defense(Plugin):

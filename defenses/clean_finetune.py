@@ -5,18 +5,22 @@ Slot: the spec's post-processing defense (../shared/PAPER.md, defense 5). Two mo
   Liu, Jia, Gong, USENIX Security 2022, evaluates fine-tuning on clean data);
 - `distill`: train a freshly initialised student to match the (possibly poisoned) encoder's
   features on augmented clean images, the knowledge-distillation defense of Saha et al.
-  (SSL-Backdoor, CVPR 2022).
+  (SSL-Backdoor, CVPR 2022). The student is initialised from a seed derived from the trial's
+  (`pe_bench.defenses.base.student_seed`), not from the teacher's initial weights.
 Threat model: the defender holds `clean_images` unlabeled images known to be clean. Assumptions
 [ours]: they are drawn (seeded) from the clean part of the pre-training distribution, i.e. the
-defender has verified a subset of the scraped data; the number used is reported in every row.
+defender has verified a subset of the scraped data; the number used and the optimiser steps
+taken are reported in every row (`clean_used`, `repair_steps`). The repair trains with its own
+`batch_size` (default 64), not the suite's: at the suite's 256, 500 images would be one step per
+epoch. With the defaults, 500 images give round(500 / 64) = 8 steps per epoch, 160 in 20 epochs.
 `finetune` needs captions for image–text encoders and refuses them; `distill` works for all.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pe_bench.defenses.base import Defense, PluginParams, RepairContext
 from pe_bench.registry import register_defense
@@ -30,16 +34,25 @@ class CleanFinetune(Defense):
         mode: Literal["finetune", "distill"] = "finetune"
         clean_images: int = Field(500, ge=2)
         epochs: int = Field(20, ge=1)
+        batch_size: int = Field(64, ge=2, le=65_536)
+
+        @model_validator(mode="after")
+        def _several_steps(self) -> Self:
+            """An epoch takes round(clean_images / batch_size) steps (pe_bench.train): at least two."""
+            if round(self.clean_images / self.batch_size) < 2:
+                raise ValueError(f"batch_size {self.batch_size} gives {self.clean_images} clean_images one "
+                                 f"optimiser step per epoch; use at most {2 * self.clean_images // 3}")
+            return self
 
     params: Params
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
-        return {"clean_images": 16, "epochs": 1}
+        return {"clean_images": 16, "epochs": 1, "batch_size": 8}
 
     def repair(self, encoder: Any, ctx: RepairContext) -> Any:
         p = self.params
         images = ctx.clean_images(p.clean_images)
         if p.mode == "finetune":
-            return ctx.finetune(encoder, images, p.epochs)
-        return ctx.distill(ctx.fresh_encoder(), encoder, images, p.epochs)
+            return ctx.finetune(encoder, images, p.epochs, p.batch_size)
+        return ctx.distill(ctx.fresh_encoder(), encoder, images, p.epochs, p.batch_size)

@@ -121,3 +121,46 @@ def test_default_colour_jitter_is_the_simclr_cifar_and_moco_v2_recipe() -> None:
     b, c, _ = colour_maps(20_000, 1, TrainSpec().color_jitter, _gen(), torch.device("cpu"))
     for factor in (b, c):
         assert 0.6 <= float(factor.min()) < 0.61 and 1.39 < float(factor.max()) <= 1.4
+
+
+def test_localized_second_view_follows_corrupt_encoder() -> None:
+    """CorruptEncoder's localized crop: the second box lies in the first grown by the margin
+    (0.2 by default), and its area is drawn between the canvas's minimum crop area and the
+    grown box's area (not a fraction of the grown box, which would allow far smaller crops)."""
+    from pe_bench.augment import localized_boxes
+
+    margin, n = TrainSpec().crop_margin, 4000
+    assert margin == 0.2
+    first = torch.tensor([[10.0, 10.0, 10.0, 10.0]]).repeat(n, 1)  # grown: (8, 8) to (22, 22)
+    x, y, w, h = localized_boxes(first, 32, 32, 0.08, margin, _gen()).unbind(1)
+    assert (x >= 8 - 1e-4).all() and (y >= 8 - 1e-4).all()
+    assert (x + w <= 22 + 1e-4).all() and (y + h <= 22 + 1e-4).all()
+    area, low = w * h, 0.08 * 32 * 32
+    assert area.min() >= low - 1e-3 and area.max() <= 14 * 14 + 1e-3
+    assert area.min() < low * 1.1 and ((x + w > 20.5) | (x < 9.5)).float().mean() > 0.3
+    ratio = w / h
+    assert ratio.min() >= 3 / 4 - 1e-4 and ratio.max() <= 4 / 3 + 1e-4
+
+
+def test_localized_box_that_cannot_fit_falls_back_to_the_first_views_size() -> None:
+    from pe_bench.augment import localized_boxes
+
+    first = torch.tensor([[0.0, 0.0, 32.0, 8.0]])  # 4:1, at the canvas edge: no 3/4..4/3 box fits
+    x, y, w, h = localized_boxes(first, 32, 32, 0.25, 0.0, _gen()).unbind(1)
+    assert (float(w), float(h)) == (32.0, 8.0) and (float(x), float(y)) == (0.0, 0.0)
+
+
+def test_localized_views_come_in_either_order(monkeypatch) -> None:
+    """As in CorruptEncoder, the localized view is the first view for about half the images,
+    so an asymmetric loss (MoCo's query / key) does not always get the wider crop first."""
+    import pe_bench.augment as aug
+
+    canvas = torch.zeros(200, 1, 8, 8, dtype=torch.uint8)
+    canvas[..., 4:] = 255  # left half black, right half white
+    whole, left = (torch.tensor([[0.0, 0.0, w, 8.0]]).repeat(200, 1) for w in (8.0, 4.0))
+    monkeypatch.setattr(aug, "crop_boxes", lambda *args: whole)
+    monkeypatch.setattr(aug, "localized_boxes", lambda *args: left)
+    recipe = TrainSpec(crop_mode="localized", flip_prob=0, color_jitter=0, grayscale_prob=0)
+    v1, v2 = aug.view_pair(canvas, 8, recipe, _gen())
+    left_first = v1.mean(dim=(1, 2, 3)) < v2.mean(dim=(1, 2, 3))  # the black-only view came first
+    assert 0.35 < left_first.float().mean() < 0.65

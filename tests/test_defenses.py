@@ -43,6 +43,18 @@ def test_early_stop_and_conservative_crop_change_only_the_recipe() -> None:
     assert (recipe.crop_min_scale, recipe.crop_mode, recipe.epochs) == (0.6, "localized", 120)
 
 
+@pytest.mark.parametrize(("params", "scale", "mode"), [
+    ({"mode": "localized"}, 0.08, "localized"),  # localized alone keeps the suite's scale
+    ({}, 0.5, "independent"),  # the larger scale is independent mode's remedy
+    ({"mode": "localized", "min_scale": 0.3}, 0.3, "localized"),  # both, when asked
+    ({"min_scale": 0.05}, 0.08, "independent"),  # never weaker than the suite's
+])
+def test_conservative_crop_applies_each_remedy_as_stated(params, scale, mode) -> None:
+    crop = DEFENSES.get("conservative-crop").from_dict(params)
+    recipe = crop.configure_training(TrainSpec(crop_min_scale=0.08))
+    assert (recipe.crop_min_scale, recipe.crop_mode, recipe.crop_margin) == (scale, mode, 0.2)
+
+
 def test_engine_validates_the_recipe_a_defense_returns() -> None:
     """A third-party hook that skips validation (`model_copy`) is caught before training."""
     from pe_bench.defend import configured_recipe
@@ -94,3 +106,74 @@ def test_filter_scores_divide_by_the_right_counts() -> None:
     assert scores["n_removed"] == 5 and scores["clean_removed"] == 3
     assert scores["poison_recall"] == pytest.approx(2 / 10)
     assert scores["poison_precision"] == pytest.approx(2 / 5)
+
+
+def _trainer(tmp_path, seed: int = 3):
+    from pe_bench.cache import ArtifactCache
+    from pe_bench.cached_training import Trainer
+    from pe_bench.datasets.base import ImageArray
+    from pe_bench.spec import PluginRef
+    from pe_bench.testing.defenses import tiny_spec
+
+    clean = tiny_data().clean
+    pre = ImageArray(clean, np.zeros(len(clean), np.int64), ("x",))
+    return Trainer(tiny_spec(PluginRef(name="none"), seed=seed), pre, ArtifactCache(tmp_path), lambda _: None)
+
+
+def _same_weights(a, b) -> bool:
+    import torch
+
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in pairs)
+
+
+def test_the_distilled_student_is_initialised_apart_from_the_teacher(tmp_path) -> None:
+    """The student distillation trains starts from weights of its own (a seed derived from the
+    trial's), not from the teacher's initialisation; reproducibly so."""
+    import copy
+
+    from pe_bench.defenses.base import RepairContext
+
+    trainer = _trainer(tmp_path)
+    teacher_init = trainer.fresh_encoder()
+    students = []
+
+    class Recording:  # the trainer, recording each student as distillation receives it
+        def __getattr__(self, name):
+            return getattr(trainer, name)
+
+        def distill(self, student, teacher, images, epochs, batch_size=None):
+            students.append(copy.deepcopy(student))
+            return trainer.distill(student, teacher, images, epochs, batch_size)
+
+    ctx = RepairContext(3, tiny_data().clean, Recording())
+    fresh_a, fresh_b = ctx.fresh_encoder(), ctx.fresh_encoder()
+    assert _same_weights(fresh_a, fresh_b) and not _same_weights(fresh_a, teacher_init)
+    defense = DEFENSES.get("clean-finetune").from_dict({"mode": "distill", "clean_images": 16,
+                                                        "epochs": 1, "batch_size": 8})
+    defense.repair(trainer.fresh_encoder(), ctx)
+    (student,) = students
+    assert not _same_weights(student, teacher_init) and _same_weights(student, fresh_a)
+
+
+def test_repairs_count_their_optimiser_steps_with_their_own_batch_size(tmp_path) -> None:
+    from pe_bench.defenses.base import RepairContext
+
+    trainer = _trainer(tmp_path)
+    pool = tiny_data().clean  # 48 images
+    for mode in ("finetune", "distill"):
+        ctx = RepairContext(3, pool, trainer)
+        defense = DEFENSES.get("clean-finetune").from_dict({"mode": mode, "clean_images": 40,
+                                                            "epochs": 3, "batch_size": 8})
+        defense.repair(trainer.fresh_encoder(), ctx)
+        assert ctx.steps == 3 * (40 // 8) and ctx.clean_used == 40
+
+
+def test_clean_finetune_never_takes_one_step_per_epoch() -> None:
+    from pe_bench.errors import PeBenchError
+
+    cls = DEFENSES.get("clean-finetune")
+    assert round(500 / cls.from_dict({}).params.batch_size) >= 5  # the default: several steps
+    with pytest.raises((ValueError, PeBenchError), match="batch_size 400 gives 500 .* at most 333"):
+        cls.from_dict({"batch_size": 400})
+    assert cls.from_dict({"clean_images": 96, "batch_size": 64}).params.batch_size == 64  # 1.5: 2 steps

@@ -128,3 +128,39 @@ def test_vote_follows_the_majority_not_the_first_member() -> None:
     agree = [_one_hot([0, 1, 1]), _one_hot([0, 1, 1])]
     assert vote([odd, *agree]).pred.tolist() == [0, 1, 1]
     assert vote([*agree, odd]).pred.tolist() == [0, 1, 1]
+
+
+def test_ensemble_p_target_is_the_mean_member_probability_and_the_vote_share_its_own_field() -> None:
+    """Two members barely predict the target class, one is sure it is not: the vote says target
+    (2/3), while p(target) is the members' mean probability, comparable with the twin's."""
+    from pe_bench.evaluate import vote
+
+    members = [_output([[0.45, 0.55], [0.9, 0.1]]), _output([[0.45, 0.55], [0.9, 0.1]]),
+               _output([[0.95, 0.05], [0.9, 0.1]])]
+    voted = vote(members)
+    assert voted.pred.tolist() == [1, 0]
+    assert np.allclose(voted.proba, np.mean([m.proba for m in members], axis=0))
+    pairs = [TargetPair("toy", 0, 0, 1)]
+    s = target_stats(voted, pairs)
+    assert s["hit"].tolist() == [True] and s["p"][0] == pytest.approx(1.15 / 3)
+    assert s["p_vote"][0] == pytest.approx(2 / 3) and s["rank"][0] == 2
+    assert target_stats(members[0], pairs)["p_vote"].tolist() == [None]
+
+
+def test_vote_share_reaches_the_metrics_of_an_ensemble_only() -> None:
+    from pe_bench.evaluate import vote
+
+    task = toy_task()
+    pairs = [TargetPair("toy", 0, 0, 1), TargetPair("toy", 3, 0, 2)]
+    n, c = len(task.test), len(task.test.classes)
+    proba = np.full((n, c), 1.0 / c)
+    single = ProbeOutput(proba.argmax(1), proba)
+    hit = proba.copy()
+    hit[0] = np.eye(c)[1]
+    ensemble = vote([ProbeOutput(hit.argmax(1), hit), single, ProbeOutput(hit.argmax(1), hit)])
+    alone = task_metrics(task, single, single, pairs)
+    assert alone.p_target_vote is None and all(t.p_vote is None for t in alone.targets)
+    voted = task_metrics(task, single, ensemble, pairs, undefended=single)
+    assert [t.p_vote for t in voted.targets] == pytest.approx([2 / 3, 0.0])
+    assert voted.p_target_vote == pytest.approx(1 / 3)
+    assert voted.targets[0].p == pytest.approx((2 + 1 / c) / 3)

@@ -132,9 +132,11 @@ def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: 
     assert ens.defense.n_encoders == 2 and ens.defense.defense_hooks == "partition"
     assert ens.asr_undefended == plain.asr and ens.pa_undefended == plain.pa
     assert ens.tasks[0].targets[0].p_undefended == plain.tasks[0].targets[0].p
-    repaired = run_trial(defended("clean-finetune", clean_images=64, epochs=1, mode="distill"),
-                         Path("unused"), tmp_path)
+    assert plain.defense.repair_steps is None and ens.defense.repair_steps is None
+    repaired = run_trial(defended("clean-finetune", clean_images=64, epochs=1, mode="distill",
+                                  batch_size=32), Path("unused"), tmp_path)
     assert repaired.defense.clean_used == 64 and repaired.cache_hits == 2
+    assert repaired.defense.repair_steps == 1 * (64 // 32)
     assert repaired.defense.defense_extra_s > 0
     short = run_trial(defended("early-stop", fraction=0.5), Path("unused"), tmp_path)
     assert short.defense.defense_hooks == "configure_training"
@@ -144,8 +146,9 @@ def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: 
 def test_repair_leaves_the_undefended_encoder_alone(tmp_path: Path) -> None:
     """Fine-tuning works on a copy: the same trial still evaluates the undefended encoder."""
     plain = run_trial(defended("none"), Path("unused"), tmp_path)
-    tuned = run_trial(defended("clean-finetune", clean_images=64, epochs=2, mode="finetune"),
-                      Path("unused"), tmp_path)
+    tuned = run_trial(defended("clean-finetune", clean_images=64, epochs=2, mode="finetune",
+                               batch_size=32), Path("unused"), tmp_path)
+    assert tuned.defense.repair_steps == 2 * (64 // 32)
     assert tuned.pa_undefended == plain.pa and tuned.asr_undefended == plain.asr
     assert tuned.p_target_undefended == plain.p_target
     assert tuned.p_target != plain.p_target  # and the repair did change the encoder

@@ -113,6 +113,9 @@ def test_stores_of_earlier_schema_versions_still_read(tmp_path: Path, version: i
     assert {k: got["tasks"][0][k] for k in old_task} == {k: now["tasks"][0][k] for k in old_task}
     if version == 1:
         assert got["pa_undefended"] is None and got["tasks"][0]["targets"][0]["hit_undefended"] is None
+    # metrics added since (the repair's steps, an ensemble's vote share) read as null
+    assert got["repair_steps"] is None and got["p_target_vote"] is None
+    assert got["tasks"][0]["targets"][0]["p_vote"] is None
     (line,) = aggregate([got])
     assert line.stats["pa"] == (0.8, 0.0) and line.intervals["delta_pa_defense"].mean == 0.0
 

@@ -7,7 +7,7 @@ import torch
 
 from pe_bench.encoders.simclr import SimCLR
 from pe_bench.spec import TrainSpec
-from pe_bench.train import _PoisonFeed, encode, pretrain
+from pe_bench.train import _PoisonFeed, encode, pretrain, steps_per_epoch
 
 RECIPE = TrainSpec(epochs=2, batch_size=16, device="cpu")
 
@@ -27,6 +27,76 @@ def test_poison_feed_covers_each_poison_once_per_epoch() -> None:
     feed.new_epoch()
     seen = [int(v) for step in range(3) for part in feed.batch(step) for v in part.flatten()]
     assert sorted(seen) == [0, 1, 2, 3, 4, 100, 101, 102]
+
+
+def _numbered(n: int, first: int = 0, h: int = 8, w: int = 8) -> np.ndarray:
+    """Images that carry their own id (`first`..`first + n - 1`) in their first pixel."""
+    ids = np.arange(first, first + n)
+    out = np.zeros((n, 3, h, w), dtype=np.uint8)
+    out[:, 0, 0, 0], out[:, 1, 0, 0] = ids % 256, ids // 256
+    return out
+
+
+def _fed_per_epoch(monkeypatch, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
+                   recipe: TrainSpec) -> list[tuple[list[int], list[int]]]:
+    """(clean ids, injected ids) that the loop fed per epoch, read off the batches themselves."""
+    import pe_bench.train as train
+
+    real, steps, epochs = train._views, [], []
+
+    def ids(x: torch.Tensor) -> list[int]:
+        return (x[:, 0, 0, 0].long() + 256 * x[:, 1, 0, 0].long()).tolist()
+
+    def recording(batch, injected, *args):
+        steps.append((ids(batch), [i for part in injected for i in ids(part)]))
+        return real(batch, injected, *args)
+
+    def epoch_done(epoch: int, _loss: float) -> None:
+        epochs.append((sum((c for c, _ in steps), []), sum((p for _, p in steps), [])))
+        steps.clear()
+
+    monkeypatch.setattr(train, "_views", recording)
+    pretrain(_model(), clean, poisons, recipe, seed=0, progress=epoch_done)
+    return epochs
+
+
+def test_every_image_is_fed_once_per_epoch_so_the_poison_share_is_nominal(monkeypatch) -> None:
+    """A digits-sized set (1,347 clean images, 256 per batch: 5.26 batches) with a 5% budget:
+    no clean image is dropped, so the poisons' share per epoch is the nominal one."""
+    n, m = 1347, 71
+    clean, poison = _numbered(n), _numbered(m, first=10_000, w=16)
+    recipe = TrainSpec(epochs=2, batch_size=256, device="cpu")
+    fed = _fed_per_epoch(monkeypatch, clean, (poison,), recipe)
+    assert len(fed) == recipe.epochs
+    for clean_ids, poison_ids in fed:
+        assert sorted(clean_ids) == list(range(n))
+        assert sorted(poison_ids) == list(range(10_000, 10_000 + m))
+        assert len(poison_ids) / (len(clean_ids) + len(poison_ids)) == m / (n + m)
+    assert fed[0][0] != fed[1][0]  # a new order each epoch
+
+
+def test_partition_ensemble_members_see_their_nominal_poison_share(monkeypatch) -> None:
+    """Each member of a partition ensemble trains on about a third of the set; small sets lost
+    up to a third of their clean images to drop-last. Now each member's share is exact."""
+    from pe_bench.attacks.base import PoisonSet
+    from pe_bench.defenses.base import PretrainData
+    from pe_bench.registry import DEFENSES
+
+    n, m = 1347, 71
+    data = PretrainData(_numbered(n), PoisonSet((_numbered(m, first=10_000, w=16),)))
+    parts = DEFENSES.get("partition-ensemble").from_dict({"k": 3}).partition(data)
+    recipe = TrainSpec(epochs=1, batch_size=256, device="cpu")
+    assert any(len(p.clean) % recipe.batch_size > recipe.batch_size // 4 for p in parts)
+    for part in parts:
+        ((clean_ids, poison_ids),) = _fed_per_epoch(monkeypatch, part.clean, part.poisons.groups, recipe)
+        assert sorted(clean_ids) == sorted(part.clean_ids.tolist())
+        assert sorted(poison_ids) == sorted((10_000 + part.poison_ids).tolist())
+        assert len(poison_ids) / (len(clean_ids) + len(poison_ids)) == part.poisons.size / part.size
+
+
+def test_steps_per_epoch_is_the_nearest_whole_number_of_batches() -> None:
+    assert [steps_per_epoch(n, 256) for n in (1, 300, 383, 385, 1347, 2000)] == [1, 1, 1, 2, 5, 8]
+    assert steps_per_epoch(500, 64) == 8
 
 
 def test_same_seed_same_weights() -> None:
@@ -125,3 +195,18 @@ def test_distillation_decays_the_learning_rate(monkeypatch) -> None:
     assert np.allclose(lrs, [_warmup_cosine(s, len(lrs), 0, 0.1) for s in range(len(lrs))],
                        rtol=1e-12, atol=0)
     assert lrs[0] == 0.1 and lrs[-1] < 0.1 * lrs[0]
+
+
+def test_distillation_feeds_every_image_once_per_epoch(monkeypatch) -> None:
+    import pe_bench.train as train
+
+    real, fed = train.augment, []
+
+    def recording(batch, *args):
+        fed.extend((batch[:, 0, 0, 0].long() + 256 * batch[:, 1, 0, 0].long()).tolist())
+        return real(batch, *args)
+
+    monkeypatch.setattr(train, "augment", recording)
+    recipe = TrainSpec(epochs=2, batch_size=16, device="cpu")
+    train.distill(_model(), _model(), _numbered(40), recipe, seed=0)  # 2.5 batches per epoch
+    assert sorted(fed) == sorted(list(range(40)) * recipe.epochs)
