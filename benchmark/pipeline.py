@@ -9,6 +9,7 @@ grid.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,5 +159,6 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     return TrialMetrics(
         **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
         defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
-        encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second")),
+        encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second"),
+                            fitted=json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None),
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ class TrainResult:
     images_per_second: float
     final_loss: float
     device: str
+    fitted: dict[str, Any] = field(default_factory=dict)  # EncoderMethod.before_training's
 
 
 def pick_device(requested: str) -> torch.device:
@@ -158,6 +160,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     size = clean.shape[-1]
     steps = max(1, len(data) // recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
+    fitted = model.before_training(len(data), min(recipe.batch_size, len(data)))
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
@@ -182,7 +185,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device))
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), fitted)
 
 
 def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
