@@ -156,9 +156,10 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
         poisons.targets, None if same else classifier([undefended.model], spec.evaluation)))
     hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
     info = defended.members[0].info
+    fitted = json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None
     return TrialMetrics(
         **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
         defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
         encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second"),
-                            fitted=json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None),
+                            fitted=fitted),
     )

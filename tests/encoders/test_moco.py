@@ -241,10 +241,12 @@ def test_a_trial_records_the_queue_size_in_use(tmp_path) -> None:
     from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrialSpec
 
     digits = PluginRef(name="digits", params={"resolution": 8})
-    spec = TrialSpec(suite="unit", dataset="digits", seed=0, pretrain=PretrainSpec(dataset=digits, max_images=200),
+    spec = TrialSpec(suite="unit", dataset="digits", seed=0,
+                     pretrain=PretrainSpec(dataset=digits, max_images=200),
                      tasks=(TaskSpec(name="digits", dataset=digits, train_size=100, test_size=50),),
                      encoder=PluginRef(name="moco", params={"width": 4, "proj_dim": 8}),
                      attack=PluginRef(name="none"), defense=PluginRef(name="none"),
-                     train=TrainSpec(epochs=1, batch_size=64, device="cpu"), evaluation=EvalSpec(max_iter=100))
+                     train=TrainSpec(epochs=1, batch_size=64, device="cpu"),
+                     evaluation=EvalSpec(max_iter=100))
     out = run_trial(spec, Path("unused"), tmp_path)
     assert json.loads(out.encoder.fitted or "{}") == {"queue_size": out.n_pretrain - 64}
