@@ -84,7 +84,9 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
-    n_classes = len(task.test.classes)
+    """The paper's arbitrary targets; a random y_i is one of the classes the attacker holds
+    reference images of (all of them unless a tiny split left one out)."""
+    known = set(np.unique(attacker_images(task, p).labels).tolist())
     pairs: list[TargetPair] = []
     for idx in rng.permutation(len(task.test)):
         true = int(task.test.labels[idx])
@@ -93,7 +95,7 @@ def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> 
                 continue
             target = p.target_class
         else:
-            target = int(rng.choice([c for c in range(n_classes) if c != true]))
+            target = int(rng.choice([c for c in range(len(task.test.classes)) if c != true and c in known]))
         pairs.append(TargetPair(task.name, int(idx), true, target))
         if len(pairs) == p.targets_per_task:
             break

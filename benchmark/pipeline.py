@@ -73,11 +73,13 @@ def attacker_split(train: ImageArray, fraction: float, rng: np.random.Generator
                    ) -> tuple[ImageArray, ImageArray]:
     """(the probe's training images, the attacker's): a seeded `fraction` of every class of
     a task's train split is held out as the attacker's own labelled data, so the probe is never
-    trained on an image the attacker ranked or pasted; both keep the split's order."""
+    trained on an image the attacker ranked or pasted; both keep the split's order. A class
+    with two images or more gives the attacker at least one and keeps at least one."""
     held = np.zeros(len(train), dtype=bool)
     for c in np.unique(train.labels):
         members = np.flatnonzero(train.labels == c)
-        held[rng.permutation(members)[:int(round(fraction * len(members)))]] = True
+        take = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held[rng.permutation(members)[:take]] = True
     return train.subset(np.flatnonzero(~held)), train.subset(np.flatnonzero(held))
 
 

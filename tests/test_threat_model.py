@@ -106,3 +106,15 @@ def test_the_split_is_part_of_the_clean_twin_key() -> None:
     base = _spec()
     other = base.model_copy(update={"tasks": (base.tasks[0].model_copy(update={"attacker_split": 0.3}),)})
     assert base.pretrain_key(None) != other.pretrain_key(None)
+
+
+def test_a_rare_class_still_reaches_the_attacker_and_random_targets_need_references() -> None:
+    labels = np.array([0] * 20 + [1] * 2 + [2])
+    probe, attacker = attacker_split(ImageArray(np.zeros((23, 1, 8, 8), np.uint8), labels, tuple("abc")),
+                                     0.2, np.random.default_rng(0))
+    assert np.bincount(attacker.labels, minlength=3).tolist() == [4, 1, 0]  # class 2: one image, kept
+    assert np.bincount(probe.labels, minlength=3).tolist() == [16, 1, 1]
+    test = ImageArray(np.zeros((40, 1, 8, 8), np.uint8), np.array([0, 1] * 20), tuple("abc"))
+    task = Task("rare", probe, test, attacker)
+    pairs = select_targets(task, TargetedParams(targets_per_task=20), seed=0)
+    assert {p.target_class for p in pairs} == {0, 1}  # never class 2: no reference of it
