@@ -3,8 +3,17 @@
 Targets depend only on the trial seed, the task and these params, never on the attack: at one
 seed `poisoned-encoder`, `duplicate` and `blend` attack the very same pairs, which is what makes
 them comparable. Target inputs come from a task's *test* split (the evaluation excludes them
-from accuracy); reference inputs and the outlier rule use only the task's *train* split, the
-attacker's own labelled data.
+from accuracy in every task that shares the image).
+
+What the attacker knows (`attacker_data`; PAPER.md's attacker has "its own labelled data"):
+- `held-out` (default): its labelled data is the task's attacker split, a seeded stratified
+  fraction of the task's train split (`attacker_split` of the task, default 0.2) that the
+  downstream probe of no cell trains on and that is removed from the clean pre-training set
+  [ours]. Reference inputs, the `outlier` ranking and the `ambiguous` surrogate use only it.
+- `probe-train` [a stronger attacker, labelled `+probe-data` in the `targets` column]: it uses
+  the very images the downstream probe is trained on (the task's train split less the attacker
+  split, so the probe and the clean accuracy are those of the default setting).
+Both settings know the task's test split only through the target inputs they choose.
 
 Selection rules (shown in every result row):
 - `random`: the paper's "arbitrary" target input; y_i uniform over the other classes, or fixed.
@@ -33,6 +42,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, TargetPair, Task
+from pe_bench.datasets.base import ImageArray
 
 PoisonMaker = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
@@ -48,6 +58,8 @@ class TargetedParams(PluginParams):
     candidate_pool: int = Field(2000, ge=10)  # images scanned by `outlier` (cost bound)
     # ranked rules: the seed draws the targets among the best shortlist x targets_per_task
     shortlist: int = Field(4, ge=1, le=100)
+    # the attacker's labelled data: its held-out split, or (stronger) the probe's training data
+    attacker_data: Literal["held-out", "probe-train"] = "held-out"
 
 
 def task_rng(seed: int, task: str, purpose: str) -> np.random.Generator:
@@ -59,13 +71,22 @@ def _flat(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
+def attacker_images(task: Task, params: TargetedParams) -> ImageArray:
+    """The labelled images the attacker ranks candidates and draws references from."""
+    if params.attacker_data == "probe-train" or task.attacker is None:
+        return task.train
+    return task.attacker
+
+
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.maximum(d, 0.0)
 
 
 def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
-    n_classes = len(task.test.classes)
+    """The paper's arbitrary targets; a random y_i is one of the classes the attacker holds
+    reference images of (all of them unless a tiny split left one out)."""
+    known = set(np.unique(attacker_images(task, p).labels).tolist())
     pairs: list[TargetPair] = []
     for idx in rng.permutation(len(task.test)):
         true = int(task.test.labels[idx])
@@ -74,7 +95,7 @@ def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> 
                 continue
             target = p.target_class
         else:
-            target = int(rng.choice([c for c in range(n_classes) if c != true]))
+            target = int(rng.choice([c for c in range(len(task.test.classes)) if c != true and c in known]))
         pairs.append(TargetPair(task.name, int(idx), true, target))
         if len(pairs) == p.targets_per_task:
             break
@@ -82,10 +103,11 @@ def _random_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> 
 
 
 def _outlier_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
+    own = attacker_images(task, p)
     cand = rng.permutation(len(task.test))[: p.candidate_pool]
-    pool = rng.permutation(len(task.train))[: p.candidate_pool]
-    dists = _sq_dists(_flat(task.test.images[cand]), _flat(task.train.images[pool]))
-    cand_labels, pool_labels = task.test.labels[cand], task.train.labels[pool]
+    pool = rng.permutation(len(own))[: p.candidate_pool]
+    dists = _sq_dists(_flat(task.test.images[cand]), _flat(own.images[pool]))
+    cand_labels, pool_labels = task.test.labels[cand], own.labels[pool]
     same = cand_labels[:, None] == pool_labels[None, :]
     d_same = np.where(same, dists, np.inf).min(1)
     d_other = np.where(same, np.inf, dists)
@@ -101,10 +123,11 @@ def _outlier_targets(task: Task, p: TargetedParams, rng: np.random.Generator) ->
 def _ambiguous_targets(task: Task, p: TargetedParams, rng: np.random.Generator) -> list[TargetPair]:
     from sklearn.linear_model import LogisticRegression
 
+    own = attacker_images(task, p)
     cand = rng.permutation(len(task.test))[: p.candidate_pool]
-    pool = rng.permutation(len(task.train))[: p.candidate_pool]
+    pool = rng.permutation(len(own))[: p.candidate_pool]
     surrogate = LogisticRegression(C=0.1, max_iter=300)
-    surrogate.fit(_flat(task.train.images[pool]), task.train.labels[pool])
+    surrogate.fit(_flat(own.images[pool]), own.labels[pool])
     proba = surrogate.predict_proba(_flat(task.test.images[cand]))
     top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
     margin = proba[np.arange(len(cand)), top2[:, 0]] - proba[np.arange(len(cand)), top2[:, 1]]
@@ -134,14 +157,15 @@ def select_targets(task: Task, params: TargetedParams, seed: int) -> list[Target
     return _random_targets(task, params, rng)
 
 
-def references(task: Task, pair: TargetPair, count: int, seed: int) -> np.ndarray:
-    """`count` attacker images of class y_i from the task's train split (uint8, N C H W)."""
+def references(task: Task, pair: TargetPair, params: TargetedParams, seed: int) -> np.ndarray:
+    """`params.references` attacker images of class y_i (uint8, N C H W)."""
+    own = attacker_images(task, params)
     rng = task_rng(seed, task.name, f"refs-{pair.index}")
-    pool = np.flatnonzero(task.train.labels == pair.target_class)
+    pool = np.flatnonzero(own.labels == pair.target_class)
     if len(pool) == 0:
-        raise ValueError(f"task {task.name!r} has no training image of class {pair.target_class}")
-    chosen = rng.choice(pool, size=min(count, len(pool)), replace=False)
-    return task.train.images[chosen]
+        raise ValueError(f"task {task.name!r}: the attacker has no image of class {pair.target_class}")
+    chosen = rng.choice(pool, size=min(params.references, len(pool)), replace=False)
+    return own.images[chosen]
 
 
 def split_budget(total: int, parts: int) -> list[int]:
@@ -168,7 +192,7 @@ def craft_with_references(ctx: AttackContext, params: TargetedParams, make: Pois
     by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
     for pair, count in zip(pairs, budget(len(ctx.pretrain), params, len(pairs)), strict=True):
         task = tasks[pair.task]
-        refs = references(task, pair, params.references, ctx.seed)
+        refs = references(task, pair, params, ctx.seed)
         rng = task_rng(ctx.seed, pair.task, f"layout-{pair.index}")
         target = task.test.images[pair.index]
         for k in range(count):

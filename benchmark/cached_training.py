@@ -108,7 +108,7 @@ class Trainer:
                               texts=None if texts is None else texts[data.clean_ids])
             return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
                                      "images_per_second": result.images_per_second,
-                                     "device": result.device}
+                                     "device": result.device, "fitted": result.fitted}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)

@@ -184,7 +184,8 @@ COLUMNS: tuple[Column, ...] = (
         "attack": (str, ln.attack), "attack_label": (str, ln.attack_label),
         "attack_params": (str, ln.attack_params)}, compact=True, filter=True),
     named("selection", lambda ln: ln.selection, header="targets",
-          note="targets = how target pairs were selected"),
+          note="targets = how target pairs were selected, from the attacker's labelled data held "
+               "out from the probe's training images (+probe-data: from the probe's own)"),
     named("defense", defense_label, lambda ln: {
         "defense": (str, ln.defense), "defense_label": (str, ln.defense_label),
         "defense_params": (str, ln.defense_params)}, compact=True, filter=True),

@@ -96,6 +96,14 @@ def fit_images(images: np.ndarray, resolution: int, channels: int) -> np.ndarray
     return stack_images(pils, n, resolution, channels)
 
 
+def image_digests(images: np.ndarray) -> np.ndarray:
+    """One 16-byte digest per image of its shape and pixels: the identity by which one image
+    is recognised in another split or dataset (same pixels, same image, whatever its label)."""
+    shape = repr(images.shape[1:]).encode()
+    return np.array([hashlib.blake2b(shape + np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
+                     for x in images], dtype="S16")
+
+
 def parquet_files(directory: Path, split: str) -> list[Path]:
     """The files of one split, `<split>-*.parquet`, in name order (the shard order)."""
     return sorted(directory.glob(f"{split}-*.parquet")) if directory.is_dir() else []

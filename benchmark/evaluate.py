@@ -1,9 +1,11 @@
 """Downstream evaluation: probes on frozen features; CA, PA, ASR, baseline ASR, p(target).
 
-For each task a probe is trained on the task's clean labelled train split, once on the clean
-encoder's features and once on the poisoned (or defended) encoder's. Target inputs are excluded
-from the accuracy of both. Overall CA/PA are the unweighted mean over tasks; overall ASR and
-p(target) pool every target pair of every task.
+For each task a probe is trained on the task's clean labelled train split (the images the
+attacker's split leaves), once on the clean encoder's features and once on the poisoned (or
+defended) encoder's. Every target input is excluded from the accuracy of both, in its own task
+and in every other task whose test split holds the same image (recognised by its pixels: e.g.
+`cifar10` and `cifar10-coarse` share test images under different labels). Overall CA/PA are the
+unweighted mean over tasks; overall ASR and p(target) pool every target pair of every task.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from pe_bench.attacks.base import TargetPair, Task
+from pe_bench.data import image_digests
 from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics, pair_means
 from pe_bench.spec import EvalSpec
 
@@ -124,12 +127,14 @@ def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
 
 
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
-                 pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None) -> TaskMetrics:
+                 pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None,
+                 shared: Sequence[int] = ()) -> TaskMetrics:
     """One task's metrics: accuracies and, per target pair, the outcome on the clean twin, on
     this (possibly defended) encoder, and on the undefended poisoned encoder; the rates over
-    pairs (ASR, p(target)...) are the model's `PairMean` fields."""
+    pairs (ASR, p(target)...) are the model's `PairMean` fields. `shared`: test indices that
+    are another task's target inputs, excluded from the accuracies like this task's own."""
     undefended = poisoned if undefended is None else undefended
-    excluded = [p.index for p in pairs]
+    excluded = sorted({p.index for p in pairs} | {int(i) for i in shared})
     c, q, u = (target_stats(o, pairs) for o in (clean, poisoned, undefended))
     targets = tuple(
         TargetOutcome(index=p.index, true_class=p.true_class, target_class=p.target_class,
@@ -143,7 +148,7 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
     return TaskMetrics(
         task=task.name,
         n_classes=len(task.test.classes),
-        n_test=len(task.test) - len(set(excluded)),
+        n_test=len(task.test) - len(excluded),
         ca=accuracy(clean, task.test.labels, excluded),
         pa=accuracy(poisoned, task.test.labels, excluded),
         pa_undefended=accuracy(undefended, task.test.labels, excluded),
@@ -172,11 +177,24 @@ def evaluate(tasks: Sequence[Task], clean: Classify, poisoned: Classify | None,
              ) -> tuple[Metrics, list[TaskMetrics]]:
     """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack,
     no defense); `undefended=None` means `poisoned` is undefended."""
+    shared = shared_targets(tasks, pairs)
     rows = []
     for task in tasks:
         clean_out = clean(task)
         poisoned_out = clean_out if poisoned is None else poisoned(task)
         undefended_out = None if undefended is None else undefended(task)
         rows.append(task_metrics(task, clean_out, poisoned_out,
-                                 [p for p in pairs if p.task == task.name], undefended_out))
+                                 [p for p in pairs if p.task == task.name], undefended_out,
+                                 shared[task.name]))
     return overall(rows), rows
+
+
+def shared_targets(tasks: Sequence[Task], pairs: Sequence[TargetPair]) -> dict[str, list[int]]:
+    """Per task, the test indices whose image is the target input of any pair of any task
+    (by pixels, so tasks that share test images under other labels exclude each other's)."""
+    by_name = {t.name: t for t in tasks}
+    if not pairs:
+        return {t.name: [] for t in tasks}
+    targets = np.concatenate([image_digests(by_name[p.task].test.images[[p.index]]) for p in pairs])
+    return {t.name: np.flatnonzero(np.isin(image_digests(t.test.images), targets)).tolist()
+            for t in tasks}

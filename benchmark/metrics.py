@@ -140,6 +140,9 @@ class EncoderInfo(Frozen):
 
     device: str | None = None
     train_images_per_s: Annotated[float, Field(ge=0.0)] | None = None
+    # JSON of the settings the encoder method fitted to the pre-training set before training
+    # (EncoderMethod.before_training; e.g. MoCo's queue_size in use); None when it fitted none
+    fitted: str | None = None
 
 
 class TrialMetrics(Metrics):

@@ -9,6 +9,7 @@ grid.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
+from pe_bench.attacks.targets import task_rng
 from pe_bench.cache import ArtifactCache
 from pe_bench.cached_training import Trainer
-from pe_bench.data import load_dataset
+from pe_bench.data import image_digests, load_dataset
 from pe_bench.datasets.base import ImageArray
 from pe_bench.defend import apply_defense
 from pe_bench.defenses.base import PretrainData
@@ -67,12 +69,36 @@ def union(parts: list[ImageArray], names: list[str]) -> ImageArray:
                       tuple(c for p in parts for c in p.classes))
 
 
+def attacker_split(train: ImageArray, fraction: float, rng: np.random.Generator
+                   ) -> tuple[ImageArray, ImageArray]:
+    """(the probe's training images, the attacker's): a seeded `fraction` of every class of
+    a task's train split is held out as the attacker's own labelled data, so the probe is never
+    trained on an image the attacker ranked or pasted; both keep the split's order. A class
+    with two images or more gives the attacker at least one and keeps at least one."""
+    held = np.zeros(len(train), dtype=bool)
+    for c in np.unique(train.labels):
+        members = np.flatnonzero(train.labels == c)
+        take = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held[rng.permutation(members)[:take]] = True
+    return train.subset(np.flatnonzero(~held)), train.subset(np.flatnonzero(held))
+
+
+def without(pre: ImageArray, tasks: tuple[Task, ...]) -> ImageArray:
+    """The pre-training set less every image of an attacker split (by pixels) [ours]: the
+    attacker's data is its own, neither trained on by the probe nor seen in clean pre-training."""
+    held = [image_digests(t.attacker.images) for t in tasks if t.attacker is not None]
+    if not held:
+        return pre
+    keep = ~np.isin(image_digests(pre.images), np.concatenate(held))
+    return pre if keep.all() else pre.subset(np.flatnonzero(keep))
+
+
 def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task, ...]]:
     """The unlabeled pre-training images and the labelled downstream tasks.
 
     Caps take a prefix of each split (the Parquet layouts interleave classes, so a prefix is
-    class-balanced); task images must share the pre-training resolution and channels, because
-    poisons are built from them."""
+    class-balanced), then the seed holds out each task's attacker split; task images must share
+    the pre-training resolution and channels, because poisons are built from them."""
     pre = union([_cap(load_dataset(r.name, "train", r.params, data_dir), spec.pretrain.max_images)
                  for r in spec.pretrain.refs()], [r.name for r in spec.pretrain.refs()])
     tasks = []
@@ -84,8 +110,10 @@ def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task
                 f"task {t.name!r} images are {train.images.shape[1:]} but pre-training images are "
                 f"{pre.images.shape[1:]}: set the same resolution and channels on both datasets"
             )
-        tasks.append(Task(t.name, train, test))
-    return pre, tuple(tasks)
+        probe_train, attacker = attacker_split(
+            train, t.attacker_split, task_rng(spec.seed, t.name, "attacker-split"))
+        tasks.append(Task(t.name, probe_train, test, attacker))
+    return without(pre, tuple(tasks)), tuple(tasks)
 
 
 def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
@@ -130,8 +158,10 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
         poisons.targets, None if same else classifier([undefended.model], spec.evaluation)))
     hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
     info = defended.members[0].info
+    fitted = json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None
     return TrialMetrics(
         **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
         defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
-        encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second")),
+        encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second"),
+                            fitted=fitted),
     )

@@ -41,11 +41,14 @@ class Plugin:
 
 @dataclass(frozen=True)
 class Task:
-    """A downstream task: labelled train/test splits with their own classes."""
+    """A downstream task: labelled train/test splits with their own classes. `train` is what
+    the downstream probe trains on; `attacker` is the attacker's own labelled data, held out
+    from `train` (None: nothing was held out, e.g. a task built by hand in a test)."""
 
     name: str
     train: ImageArray
     test: ImageArray
+    attacker: ImageArray | None = None
 
 
 class PluginMeta(BaseModel):

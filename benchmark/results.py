@@ -65,6 +65,13 @@ def provenance() -> dict[str, str | None]:
             "git_commit": commit}
 
 
+def selection_label(params: Mapping[str, Any]) -> str | None:
+    """The `targets` column: the selection rule, marked `+probe-data` when the attacker used
+    the probe's own training images rather than its held-out split (the stronger setting)."""
+    rule = params.get("selection")
+    return f"{rule}+probe-data" if rule and params.get("attacker_data") == "probe-train" else rule
+
+
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
               metrics: TrialMetrics | Mapping[str, Any] | None, error: str | None = None, *,
               traceback: str | None = None, node_id: str | None = None,
@@ -83,7 +90,7 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         "encoder": spec.encoder.name, "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
-        "selection": params.get("selection"), "poison_rate": params.get("poison_rate"),
+        "selection": selection_label(params), "poison_rate": params.get("poison_rate"),
         "spec_json": spec.model_dump_json(), "plugin_versions": plugin_versions, "metrics": values,
         "time_total_s": (finished - started).total_seconds(), "provenance": dict(prov),
         "hostname": socket.gethostname(), "node_id": node_id,

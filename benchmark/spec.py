@@ -19,7 +19,7 @@ from pe_bench.registry import plugin_versions
 
 # Part of every cached encoder's key: bump it whenever a change to train.py, augment.py or an
 # encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
-TRAINING_REVISION = 3
+TRAINING_REVISION = 4
 
 
 class Frozen(BaseModel):
@@ -106,12 +106,16 @@ class EvalSpec(Frozen):
 
 
 class TaskSpec(Frozen):
-    """A downstream task: a labelled dataset, optionally capped in size."""
+    """A downstream task: a labelled dataset, optionally capped in size. At each seed a
+    stratified `attacker_split` of its (capped) train split is held out as the attacker's own
+    labelled data: the probe of every cell trains on the rest, and those images leave the
+    clean pre-training set too."""
 
     name: str
     dataset: PluginRef
     train_size: int | None = Field(None, ge=10)
     test_size: int | None = Field(None, ge=10)
+    attacker_split: float = Field(0.2, gt=0, le=0.5)
 
 
 class PretrainSpec(Frozen):
@@ -187,6 +191,9 @@ class TrialSpec(Frozen):
             "train": (train or self.train).model_dump(mode="json"),
             "seed": self.seed,
             "poisons": poisons,
+            # the tasks' attacker splits, which leave the pre-training set (pipeline.without)
+            "held_out": [{"dataset": t.dataset.model_dump(mode="json"), "train_size": t.train_size,
+                          "attacker_split": t.attacker_split, "task": t.name} for t in self.tasks],
             "plugins": plugin_versions(self.plugins_used(("encoders", "attacks", "datasets"),
                                                          poisoned=poisons is not None)),
         }

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class TrainResult:
     final_loss: float
     device: str
     steps: int  # optimiser steps taken
+    fitted: dict[str, Any] = field(default_factory=dict)  # EncoderMethod.before_training's
 
 
 def pick_device(requested: str) -> torch.device:
@@ -177,6 +179,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     size = clean.shape[-1]
     steps = steps_per_epoch(len(data), recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
+    fitted = model.before_training(len(data), -(-len(data) // steps))  # the largest clean batch
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
@@ -200,7 +203,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total)
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total, fitted)
 
 
 def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,

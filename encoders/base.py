@@ -57,6 +57,12 @@ class EncoderMethod(nn.Module):
     def training_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def before_training(self, n_images: int, batch_size: int) -> dict[str, Any]:
+        """Hook before a training run on `n_images` clean images in batches of `batch_size`:
+        a method whose settings depend on the data's size fits them here (MoCo caps its queue)
+        and returns what it set, which is recorded with the encoder's training info."""
+        return {}
+
     def after_step(self) -> None:
         """Hook after each optimiser step (momentum encoders update here)."""
 

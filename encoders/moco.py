@@ -45,6 +45,13 @@ Deviations / assumptions [ours]:
   multiple of the batch size; here batches vary with the injected images): keys are written
   at `queue_ptr` with wrap-around, and if one step brings more keys than the queue holds,
   only the last `queue_size` are kept. Keys are L2-normalised and stored in float32.
+- The queue never holds more keys than the pre-training set can fill with images other than
+  the current batch's [ours]: before training, `before_training` caps the queue in use at
+  n_images - batch_size keys (the default 4096 exceeds digits' ~1,100 pre-training images,
+  where a full queue would score every query against stale keys of its own image). The
+  buffer keeps `queue_size` rows, so cached weights load unchanged; only the first
+  `queue_len` rows are negatives and written. The size in use is recorded with the encoder's
+  training info (`fitted`); a set with no image beyond one batch is a PluginError.
 - The keys are enqueued inside `training_loss`, right after the loss is computed, as the
   reference does in `forward`; calling `training_loss` outside the training loop therefore
   changes the queue.
@@ -62,6 +69,7 @@ from pe_bench.encoders.backbones import projection_head
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import info_nce
 from pe_bench.encoders.params import MoCoParams
+from pe_bench.errors import PluginError
 from pe_bench.registry import register_encoder
 
 
@@ -92,6 +100,18 @@ class MoCo(EncoderMethod):
         self.momentum = params.momentum
         self.register_buffer("queue", F.normalize(torch.randn(params.queue_size, params.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.queue_size = params.queue_size
+        self.queue_len = params.queue_size  # rows in use (before_training caps it)
+
+    def before_training(self, n_images: int, batch_size: int) -> dict[str, int]:
+        """Cap the queue in use at the keys the other images of the set can fill."""
+        room = n_images - batch_size
+        if room < 1:
+            raise PluginError(f"moco: {n_images} pre-training images in batches of {batch_size} "
+                              f"leave no other images for the queue: use more images or a smaller batch")
+        self.queue_len = min(self.queue_size, room)
+        self.queue_ptr.remainder_(self.queue_len)
+        return {"queue_size": self.queue_len}
 
     def _ema_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(key tensors, query parameters) matched by name; looked up afresh every call because
@@ -122,7 +142,7 @@ class MoCo(EncoderMethod):
     def _enqueue(self, keys: torch.Tensor) -> None:
         """Write `keys` at the pointer with wrap-around, as if written one by one: the pointer
         advances by len(keys) mod queue_size; with more keys than slots, the last ones win."""
-        size, n = self.queue.shape[0], len(keys)
+        size, n = self.queue_len, len(keys)
         kept = F.normalize(keys.float(), dim=1)[-size:]
         idx = (self.queue_ptr + (n - len(kept)) + torch.arange(len(kept), device=keys.device)) % size
         self.queue[idx] = kept
@@ -133,8 +153,9 @@ class MoCo(EncoderMethod):
         # positive key are never normalised with the statistics of one and the same BN batch.
         q1, q2 = self.head(self.backbone(view1)), self.head(self.backbone(view2))
         k1, k2 = self._keys(view1), self._keys(view2)
-        loss = (info_nce(q1, k2, self.queue, self.temperature)
-                + info_nce(q2, k1, self.queue, self.temperature)) / 2
+        queue = self.queue[:self.queue_len]
+        loss = (info_nce(q1, k2, queue, self.temperature)
+                + info_nce(q2, k1, queue, self.temperature)) / 2
         # In-place update after the loss: info_nce keeps a normalised copy of the queue for
         # backward, and autograd's version counter would flag it if that ever changed.
         self._enqueue(torch.cat([k1, k2]))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_bench.attacks.base import TargetPair
+from pe_bench.attacks.base import TargetPair, Task
+from pe_bench.datasets.base import ImageArray
 from pe_bench.evaluate import (
     ProbeOutput,
     accuracy,
@@ -104,8 +105,9 @@ def _one_hot(pred: list[int], n_classes: int = 2) -> ProbeOutput:
 def test_each_task_scores_and_excludes_its_own_target_pairs_only() -> None:
     from pe_bench.evaluate import evaluate
 
-    tasks = [toy_task("a", n_classes=2, per_class=4), toy_task("b", n_classes=2, per_class=4)]
-    # test labels of both: [0, 0, 1, 1]; a's target is its image 0, b's its image 3
+    a, b = toy_task("a", n_classes=2, per_class=4), toy_task("b", n_classes=2, per_class=4)
+    tasks = [a, Task("b", b.train, ImageArray(255 - b.test.images, b.test.labels, b.test.classes))]
+    # test labels of both: [0, 0, 1, 1], different images; a's target is its image 0, b's its 3
     pairs = [TargetPair("a", 0, 0, 1), TargetPair("b", 3, 1, 0)]
     clean = {"a": [0, 0, 1, 1], "b": [0, 0, 1, 1]}
     # poisoned: each task's own target flipped to its target class; a also errs on its image 3
@@ -119,6 +121,25 @@ def test_each_task_scores_and_excludes_its_own_target_pairs_only() -> None:
     assert a.n_test == b.n_test == 3
     assert a.pa == pytest.approx(2 / 3) and b.pa == 1.0 and a.ca == b.ca == 1.0
     assert (total.n_targets, total.successes, total.asr) == (2, 2, 1.0)
+
+
+def test_a_target_is_excluded_from_every_task_that_shares_its_test_image() -> None:
+    """`cifar10` and `cifar10-coarse` share test images under other labels: a target chosen in
+    one task must not count in the other's accuracy either (recognised by its pixels)."""
+    from pe_bench.evaluate import evaluate
+
+    fine = toy_task("fine", n_classes=2, per_class=4)  # test labels [0, 0, 1, 1]
+    coarse = Task("coarse", fine.train, ImageArray(fine.test.images, np.zeros(4, np.int64), ("all",)))
+    other = toy_task("other", n_classes=2, per_class=4)
+    other = Task("other", other.train, ImageArray(255 - other.test.images, other.test.labels,
+                                                  other.test.classes))
+    pairs = [TargetPair("fine", 1, 0, 1)]
+    # every probe errs on image 1 only (the fine task's target, shared with coarse)
+    preds = {"fine": [0, 1, 1, 1], "coarse": [0, 1, 0, 0], "other": [0, 1, 1, 1]}
+    _, (f, c, o) = evaluate([fine, coarse, other], lambda t: _one_hot(preds[t.name]), None, pairs)
+    assert (f.n_test, f.ca, c.n_test, c.ca) == (3, 1.0, 3, 1.0)  # excluded from both tasks
+    assert (o.n_test, o.ca) == (4, 0.75)  # a task without that image keeps all of its own
+    assert c.n_targets == 0 and f.n_targets == 1
 
 
 def test_vote_follows_the_majority_not_the_first_member() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pe_bench.pipeline import run_trial
+from pe_bench.pipeline import load_inputs, run_trial
 from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
 DIGITS = PluginRef(name="digits", params={"resolution": 16})
@@ -29,7 +29,10 @@ def spec(encoder: str, attack: str, probe: str = "linear", **attack_params) -> T
 def test_poisoned_trial_pairs_with_a_cached_twin(tmp_path: Path) -> None:
     first = run_trial(spec("simclr", "poisoned-encoder", poison_rate=0.1, targets_per_task=2),
                       Path("unused"), tmp_path)
-    assert first.n_pretrain == 256 and first.n_poisons == 26 and first.n_targets == 2
+    held_out = len(load_inputs(spec("simclr", "none"), Path("unused"))[1][0].attacker)
+    # the attacker split (20% of the task's 300) leaves the 256 pre-training images where it overlaps
+    assert 256 - held_out <= first.n_pretrain < 256
+    assert first.n_poisons == round(0.1 * first.n_pretrain) and first.n_targets == 2
     assert first.cache_hits == 0 and first.tasks[0].n_test == 98
     again = run_trial(spec("simclr", "duplicate", poison_rate=0.1, targets_per_task=2),
                       Path("unused"), tmp_path)
@@ -51,7 +54,8 @@ def test_union_pre_training_set(tmp_path: Path) -> None:
         "also": (PluginRef(name="digits", params={"resolution": 16, "channels": 3}),)})})
     assert union.trial_key != base.trial_key
     out = run_trial(union, Path("unused"), tmp_path)
-    assert out.n_pretrain == 2 * 256
+    single = len(load_inputs(base, Path("unused"))[0])
+    assert out.n_pretrain == 2 * single  # the same images twice, attacker split removed from both
 
 
 def test_union_of_mismatched_shapes_is_a_clear_error(tmp_path: Path) -> None:

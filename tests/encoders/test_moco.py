@@ -199,3 +199,54 @@ def test_works_with_the_vit_backbone() -> None:
     assert torch.isfinite(loss)
     assert any(not torch.equal(v, before[k]) for k, v in model.key_weights().items())
     assert model.features(torch.randn(2, 3, 8, 8)).shape == (2, 16)
+
+
+def test_the_queue_in_use_is_capped_at_what_the_other_images_can_fill() -> None:
+    """40 images in batches of 16: at most 24 keys of other images per epoch, so a 64-row queue
+    uses 24 rows; the loss scores against those only and keys wrap within them."""
+    from pe_bench.encoders.losses import info_nce
+
+    model = _model(queue_size=64)
+    assert model.before_training(40, 16) == {"queue_size": 24}
+    untouched = model.queue[24:].clone()
+    v1, v2 = _views(16)
+    queue_before = model.queue[:24].clone()
+    loss = model.training_loss(v1, v2)
+    q1, q2 = model.head(model.backbone(v1)), model.head(model.backbone(v2))
+    k1, k2 = model._keys(v1), model._keys(v2)
+    expected = (info_nce(q1, k2, queue_before, model.temperature)
+                + info_nce(q2, k1, queue_before, model.temperature)) / 2
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert int(model.queue_ptr) == 32 % 24 and torch.equal(model.queue[24:], untouched)
+    assert _model(queue_size=8).before_training(40, 16) == {"queue_size": 8}  # never raised
+
+
+def test_training_caps_the_queue_records_it_and_refuses_a_set_of_one_batch() -> None:
+    from pe_bench.errors import PluginError
+
+    model = _model(queue_size=4096)
+    initial_tail = model.queue[24:].clone()
+    result = pretrain(model, _images(40), (), RECIPE, seed=0)
+    assert result.fitted == {"queue_size": 24}
+    assert torch.equal(model.queue[24:], initial_tail)  # no key was ever written beyond the cap
+    with pytest.raises(PluginError, match="queue"):
+        pretrain(_model(), _images(16), (), RECIPE, seed=0)
+
+
+def test_a_trial_records_the_queue_size_in_use(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    from pe_bench.pipeline import run_trial
+    from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrialSpec
+
+    digits = PluginRef(name="digits", params={"resolution": 8})
+    spec = TrialSpec(suite="unit", dataset="digits", seed=0,
+                     pretrain=PretrainSpec(dataset=digits, max_images=200),
+                     tasks=(TaskSpec(name="digits", dataset=digits, train_size=100, test_size=50),),
+                     encoder=PluginRef(name="moco", params={"width": 4, "proj_dim": 8}),
+                     attack=PluginRef(name="none"), defense=PluginRef(name="none"),
+                     train=TrainSpec(epochs=1, batch_size=64, device="cpu"),
+                     evaluation=EvalSpec(max_iter=100))
+    out = run_trial(spec, Path("unused"), tmp_path)
+    assert json.loads(out.encoder.fitted or "{}") == {"queue_size": out.n_pretrain - 64}

@@ -42,7 +42,8 @@ def test_every_defense_ran_in_a_worker(rows: dict[str, dict]) -> None:
 
 def test_rows_carry_each_defense_kind_of_cost(rows: dict[str, dict]) -> None:
     drop = rows["random-drop"]
-    assert drop["defense_hooks"] == "sanitize" and drop["n_removed"] == round(0.1 * (512 + 26))
+    assert drop["defense_hooks"] == "sanitize"
+    assert drop["n_removed"] == round(0.1 * (drop["n_pretrain"] + drop["n_poisons"]))
     assert drop["poison_recall"] is not None and drop["clean_removed"] >= 0
     assert rows["partition-ensemble"]["n_encoders"] == 2
     assert rows["clean-finetune"]["clean_used"] == 128

@@ -45,7 +45,9 @@ def test_smoke_suite_writes_one_ok_row_per_cell(smoke_run: int, store: Path) -> 
         if r["attack"] == "none":
             assert r["n_poisons"] == 0 and r["pa"] == r["ca"] and r["asr"] is None
         else:
-            assert r["n_poisons"] == 26 and r["n_targets"] == 3 and r["asr"] is not None
+            # 5% of the 512 pre-training images the attacker split leaves
+            assert r["n_pretrain"] < 512 and r["n_poisons"] == round(0.05 * r["n_pretrain"])
+            assert r["n_targets"] == 3 and r["asr"] is not None
             assert r["time_pretrain_poisoned_s"] > 0
     # one clean twin per seed, and the attacks of one seed share their target pairs: the
     # clean-side numbers of both attacked rows of a seed are the same
