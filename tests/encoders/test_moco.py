@@ -224,11 +224,15 @@ def test_the_queue_in_use_is_capped_at_what_the_other_images_can_fill() -> None:
 def test_training_caps_the_queue_records_it_and_refuses_a_set_of_one_batch() -> None:
     from pe_bench.errors import PluginError
 
+    from pe_bench.train import steps_per_epoch
+
     model = _model(queue_size=4096)
-    initial_tail = model.queue[24:].clone()
+    largest_batch = -(-40 // steps_per_epoch(40, RECIPE.batch_size))  # 40 images in near-equal batches
+    cap = 40 - largest_batch
+    initial_tail = model.queue[cap:].clone()
     result = pretrain(model, _images(40), (), RECIPE, seed=0)
-    assert result.fitted == {"queue_size": 24}
-    assert torch.equal(model.queue[24:], initial_tail)  # no key was ever written beyond the cap
+    assert result.fitted == {"queue_size": cap}
+    assert torch.equal(model.queue[cap:], initial_tail)  # no key was ever written beyond the cap
     with pytest.raises(PluginError, match="queue"):
         pretrain(_model(), _images(16), (), RECIPE, seed=0)
 
