@@ -252,5 +252,8 @@ def test_a_trial_records_the_queue_size_in_use(tmp_path) -> None:
                      attack=PluginRef(name="none"), defense=PluginRef(name="none"),
                      train=TrainSpec(epochs=1, batch_size=64, device="cpu"),
                      evaluation=EvalSpec(max_iter=100))
+    from pe_bench.train import steps_per_epoch
+
     out = run_trial(spec, Path("unused"), tmp_path)
-    assert json.loads(out.encoder.fitted or "{}") == {"queue_size": out.n_pretrain - 64}
+    largest_batch = -(-out.n_pretrain // steps_per_epoch(out.n_pretrain, 64))
+    assert json.loads(out.encoder.fitted or "{}") == {"queue_size": out.n_pretrain - largest_batch}
