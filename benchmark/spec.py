@@ -169,10 +169,10 @@ class TrialSpec(Frozen):
     def plugins_used(self, kinds: tuple[str, ...] = ("attacks", "datasets", "defenses", "encoders"),
                      *, poisoned: bool = True) -> dict[str, tuple[str, ...]]:
         """Registry names, by kind, of the plugins this trial uses (of `kinds`); without
-        `poisoned`, neither the attack nor the task datasets (poisons are built from task
-        images; a clean encoder depends on neither)."""
-        datasets = {r.name for r in self.pretrain.refs()}
-        datasets |= {t.dataset.name for t in self.tasks} if poisoned else set()
+        `poisoned`, not the attack (a clean encoder does not depend on it). The task datasets
+        always count: poisons are built from task images, and the attacker's held-out split of
+        each task is removed from the clean pre-training set too."""
+        datasets = {r.name for r in self.pretrain.refs()} | {t.dataset.name for t in self.tasks}
         names = {"encoders": (self.encoder.name,), "attacks": (self.attack.name,) if poisoned else (),
                  "defenses": (self.defense.name,), "datasets": tuple(sorted(datasets))}
         return {k: names[k] for k in kinds if names[k]}
