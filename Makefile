@@ -13,6 +13,8 @@ STORE  ?= results
 MEASURED      ?= quick defenses encoders multitask paper
 RESULTS_STORE ?= results-measured
 FIGURES       := paper defenses
+# suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
+VERSUS        := quick=duplicate paper=duplicate
 
 .PHONY: install demo test leaderboard results clean
 
@@ -38,7 +40,8 @@ leaderboard: $(STAMP)
 results: $(STAMP)
 	set -e; for s in $(MEASURED); do \
 	  $(BIN)/pe-bench run suites/$$s.yaml --data-dir $(DATA) --store $(RESULTS_STORE) --resume --no-leaderboard; \
-	  $(BIN)/pe-bench leaderboard --store $(RESULTS_STORE) --suite $$s --format md --out docs/results/$$s.md; \
+	  v=$$(for p in $(VERSUS); do [ "$${p%%=*}" = "$$s" ] && echo "--versus $${p#*=}"; done; true); \
+	  $(BIN)/pe-bench leaderboard --store $(RESULTS_STORE) --suite $$s $$v --format md --out docs/results/$$s.md; \
 	  case " $(FIGURES) " in *" $$s "*) $(BIN)/pe-bench plot --store $(RESULTS_STORE) --suite $$s --out docs/results/$$s;; esac; \
 	done
 
