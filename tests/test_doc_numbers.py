@@ -53,15 +53,29 @@ def test_quoted_demo_numbers_are_in_the_generated_table(doc: str, start: str, en
     assert not missing, f"{doc} quotes numbers quick.md does not hold: {missing}"
 
 
-def _readings() -> list[tuple[str, str]]:
-    """(table file, its reading) for every `## NAME.md` section of docs/results/README.md."""
+def _sections(withdrawn: bool = False) -> list[tuple[str, str]]:
+    """(table file, its reading) for the `## NAME.md` sections of docs/results/README.md: those
+    of published tables, or (`withdrawn`) those whose heading says the table is withdrawn."""
     text = (RESULTS / "README.md").read_text(encoding="utf-8")
-    parts = re.split(r"^## ", text, flags=re.M)[1:]
-    return [(p.split(".md", 1)[0] + ".md", p) for p in parts if re.match(r"[\w-]+\.md", p)]
+    parts = [p for p in re.split(r"^## ", text, flags=re.M)[1:] if re.match(r"[\w-]+\.md", p)]
+    return [(p.split(".md", 1)[0] + ".md", p) for p in parts
+            if ("(withdrawn" in p.split("\n", 1)[0]) == withdrawn]
+
+
+def _readings() -> list[tuple[str, str]]:
+    return _sections()
 
 
 def test_every_table_reading_is_checked() -> None:
     assert {name for name, _ in _readings()} == {p.name for p in RESULTS.glob("*.md")} - {"README.md"}
+    assert not {name for name, _ in _sections(withdrawn=True)} & {p.name for p in RESULTS.glob("*")}
+
+
+@pytest.mark.parametrize(("table", "reading"), _sections(withdrawn=True) or [("-", "")])
+def test_a_withdrawn_table_is_gone_and_its_section_quotes_no_numbers(table: str, reading: str) -> None:
+    """Old numbers must not linger beside the note that withdraws them."""
+    body = reading.split("\n", 1)[1] if reading else ""
+    assert not QUOTED.findall(_normal(body)), f"withdrawn {table} still quotes numbers"
 
 
 @pytest.mark.parametrize(("table", "reading"), _readings(), ids=[n for n, _ in _readings()])
