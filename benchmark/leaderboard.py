@@ -37,6 +37,8 @@ MIN_SEEDS = 3
 GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
 ROW_METRICS = tuple(Metrics.model_fields)  # pooled over a trial's tasks: the `all` view
 COSTS = tuple(DefenseReport.model_fields)  # per trial, whatever the task
+TRIGGERED = {"triggered": "n_triggered", "triggered_hits": "triggered_hits",
+             "triggered_hits_clean": "triggered_hits_clean"}  # Line field -> summed view field
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class Line:
     distinct_pairs: int = 0  # distinct (task, index, target_class) over the line's seeds
     outcomes: tuple[Outcome, ...] = ()  # (seed, target, pair fields): what versus matches on
     versus: str = ""  # the attack the versus columns compare against
+    family: str = "targeted"  # the attack's family (stores from before families: targeted)
+    triggered: int = 0  # a backdoor's triggered test inputs over all seeds
+    triggered_hits: int = 0  # of them assigned to the target class (this encoder)
+    triggered_hits_clean: int = 0  # likewise on the clean twins
 
     @property
     def published(self) -> bool:
@@ -116,6 +122,8 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
         intervals=line_intervals(members, found, first["attack"] != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
+        family=first.get("family") or "targeted",
+        **{key: sum(v.get(field) or 0 for v in views) for key, field in TRIGGERED.items()},
         defense_params=first["defense_params"] or "{}",
         attack_params=first["attack_params"] or "{}",
     )
