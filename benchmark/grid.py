@@ -134,7 +134,7 @@ def applicability() -> str:
             out.append(f"| {attack} | {meta.family} | {meta.stage} | {injects} | {encoder} | "
                        + " | ".join(cells) + " |")
     notes = [f"{n}. {why}" for why, n in reasons.items()]
-    return "\n".join([*APPLICABILITY_HEAD, *out, "", *notes, ""] if notes else [*APPLICABILITY_HEAD, *out, ""])
+    return "\n".join([*APPLICABILITY_HEAD, *out, *([""] + notes if notes else []), ""])
 
 
 def optimizer_defaults(encoder: str) -> dict[str, Any]:

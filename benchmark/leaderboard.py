@@ -37,8 +37,6 @@ MIN_SEEDS = 3
 GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
 ROW_METRICS = tuple(Metrics.model_fields)  # pooled over a trial's tasks: the `all` view
 COSTS = tuple(DefenseReport.model_fields)  # per trial, whatever the task
-TRIGGERED = {"triggered": "n_triggered", "triggered_hits": "triggered_hits",
-             "triggered_hits_clean": "triggered_hits_clean"}  # Line field -> summed view field
 
 
 @dataclass(frozen=True)
@@ -122,11 +120,17 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
         intervals=line_intervals(members, found, first["attack"] != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
-        family=first.get("family") or "targeted",
-        **{key: sum(v.get(field) or 0 for v in views) for key, field in TRIGGERED.items()},
+        family=first.get("family") or "targeted", triggered=_total(views, "n_triggered"),
+        triggered_hits=_total(views, "triggered_hits"),
+        triggered_hits_clean=_total(views, "triggered_hits_clean"),
         defense_params=first["defense_params"] or "{}",
         attack_params=first["attack_params"] or "{}",
     )
+
+
+def _total(views: Sequence[dict[str, Any]], field: str) -> int:
+    """A count summed over a line's trials (a backdoor's triggered inputs; 0 where absent)."""
+    return sum(int(v.get(field) or 0) for v in views)
 
 
 def _task_names(row: dict[str, Any]) -> list[str]:

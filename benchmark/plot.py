@@ -134,8 +134,9 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
         backdoor = p.line.family == "backdoor"
         ax.errorbar(p.pa[0], p.asr[0], xerr=p.pa[1], yerr=p.asr[1], fmt=marker, color=colours[p.group],
                     markersize=15 if p.reference else 8, capsize=3, elinewidth=1,
-                    markeredgecolor=BACKDOOR_EDGE if backdoor else "black", markeredgewidth=2 if backdoor else 1,
-                    label=_plain(_cut(f"{p.group}{' [backdoor]' if backdoor else ''}: {p.setting}", LABEL_WIDTH)),
+                    markeredgecolor=BACKDOOR_EDGE if backdoor else "black",
+                    markeredgewidth=2 if backdoor else 1,
+                    label=_plain(_cut(f"{p.group}{' [backdoor]' * backdoor}: {p.setting}", LABEL_WIDTH)),
                     zorder=3 if p.reference else 2, gid="backdoor" if backdoor else "targeted")
     ax.set_xlabel("PA: downstream accuracy of the poisoned encoder (targets excluded; a backdoor's BA)")
     ax.set_ylabel("ASR: over target pairs (targeted) or triggered inputs (backdoor)")

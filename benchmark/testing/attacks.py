@@ -92,7 +92,8 @@ def _check_triggered(cls: type[Attack], meta: AttackMeta, ctx: AttackContext) ->
         test = tasks[trig.task].test
         others = np.flatnonzero(test.labels != trig.target_class)
         if not np.array_equal(trig.index, others):
-            raise fail(cls, f"task {trig.task}: triggered inputs must be every test input not of the target class")
+            raise fail(cls, f"task {trig.task}: triggered inputs must be every test input not of the "
+                            "target class")
         if trig.images.dtype != np.uint8 or trig.images.shape != test.images[others].shape:
             raise fail(cls, "triggered images must be uint8, one per index, shaped like the test images")
         if (trig.images == test.images[others]).reshape(len(others), -1).all(1).any():
