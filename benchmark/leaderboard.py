@@ -9,8 +9,8 @@ enough for a published table. Effects are read per target pair against the paire
 resampling seeds and distinct targets and an exact paired test whose p-value is Holm-adjusted
 over the board's lines (pe_bench.stats, pe_bench.pairing); `n.s.` marks an adjusted p >= 0.05.
 Each line counts its distinct target pairs (task, index, target class) beside its pairs, and the
-trials of its cell that only failed. `versus=` adds attack-vs-attack deltas at the same seeds and
-targets. What a line holds and how every format shows it is declared once, in pe_bench.columns.
+trials of its cell that only failed; a backdoor line (no target pairs) reads its ΔASR per seed. `versus=`
+adds attack-vs-attack deltas. What a line holds and how every format shows it is in pe_bench.columns.
 """
 
 from __future__ import annotations
