@@ -17,7 +17,7 @@ import numpy as np
 
 from pe_bench.plugin_types import AttackMeta, Modality, Plugin, PluginParams, Task
 
-__all__ = ["Attack", "AttackContext", "PluginParams", "PoisonSet", "TargetPair", "Task"]
+__all__ = ["Attack", "AttackContext", "PluginParams", "PoisonSet", "TargetPair", "Task", "TriggeredTest"]
 _DEFAULTS = AttackMeta()
 
 
@@ -49,6 +49,19 @@ class PoisonSet:
 
 
 @dataclass(frozen=True)
+class TriggeredTest:
+    """A backdoor's test-time inputs for one task: the test inputs whose true class is not the
+    target class (`index`, positions in the task's test split) with the trigger applied
+    (`images`, uint8 (M, C, H, W), row i from test input index[i]). ASR is the share of them a
+    downstream classifier assigns to `target_class`."""
+
+    task: str
+    target_class: int
+    index: np.ndarray
+    images: np.ndarray
+
+
+@dataclass(frozen=True)
 class AttackContext:
     """What the attacker sees: the clean pre-training images (never their labels) and the
     downstream tasks' data, from which it draws target inputs and reference inputs."""
@@ -68,6 +81,11 @@ class Attack(Plugin):
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         raise NotImplementedError
+
+    def triggered_tests(self, ctx: AttackContext) -> tuple[TriggeredTest, ...]:
+        """The test-time inputs a backdoor is evaluated on (see `pe_bench.attacks.backdoor`);
+        a targeted attack has none: its target pairs are clean test inputs."""
+        return ()
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:

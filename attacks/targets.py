@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -71,8 +71,16 @@ def _flat(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def attacker_images(task: Task, params: TargetedParams) -> ImageArray:
-    """The labelled images the attacker ranks candidates and draws references from."""
+class KnowsAttackerData(Protocol):
+    """Params that say which labelled data the attacker holds (targeted and backdoor ones)."""
+
+    @property
+    def attacker_data(self) -> str: ...
+
+
+def attacker_images(task: Task, params: KnowsAttackerData) -> ImageArray:
+    """The labelled images the attacker ranks candidates and draws references from (a
+    backdoor: its target-class images)."""
     if params.attacker_data == "probe-train" or task.attacker is None:
         return task.train
     return task.attacker

@@ -22,6 +22,7 @@ from pe_bench.engine import ENGINES
 from pe_bench.errors import PeBenchError, StoreWriteError
 
 KINDS = ("attacks", "defenses", "encoders", "datasets")
+SHOWN_CELLS = 8  # excluded cells `validate` names per reason
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="registered plugins and where they come from")
     ls.add_argument("kind", nargs="?", choices=KINDS)
+    ls.add_argument("--applicability", action="store_true", help="the attack x encoder x defense table "
+                    "of which cells can run (Markdown; docs/applicability.md)")
     val = sub.add_parser("validate", help="check a suite and print its expanded grid")
     val.add_argument("suite")
     _add_overrides(val)
@@ -89,13 +92,19 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
                              "datasets.0.pretrain.max_images=200, 'seeds=[0]' (VALUE is YAML; repeatable)")
 
 
-def cmd_list(kind: str | None) -> int:
+def cmd_list(kind: str | None, applicable: bool = False) -> int:
     """Every plugin with the code it comes from and its metadata; third-party plugins are
-    imported to check them, and any that cannot be used is flagged with the reason."""
+    imported to check them, and any that cannot be used is flagged with the reason.
+    `applicable`: the applicability table of pe-bench's own plugins instead (Markdown)."""
     from rich.console import Console
     from rich.table import Table
 
+    from pe_bench.grid import applicability
     from pe_bench.registry import REGISTRIES
+
+    if applicable:
+        print(applicability(), end="")
+        return 0
 
     table = Table("kind", "name", "from", "metadata")
     for column in table.columns[:3]:
@@ -131,8 +140,11 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
     }
     for axis, values in axes.items():
         print(f"  {axis} ({len(values)}): {', '.join(values)}")
-    for reason, count in Counter(e.reason for e in grid.excluded).items():
-        print(f"  excluded: {count} cells: {reason}")
+    counts = Counter(e.reason for e in grid.excluded)
+    for reason, cells in grid.excluded_cells().items():
+        print(f"  excluded: {counts[reason]} cells: {reason}")
+        more = f"; and {len(cells) - SHOWN_CELLS} more" if len(cells) > SHOWN_CELLS else ""
+        print(f"    dataset × encoder × attack × defense: {'; '.join(cells[:SHOWN_CELLS])}{more}")
     return 0
 
 
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
-            return cmd_list(args.kind)
+            return cmd_list(args.kind, args.applicability)
         if args.command == "validate":
             return cmd_validate(args.suite, args.overrides)
         if args.command == "run":

@@ -32,7 +32,8 @@ PREAMBLE = "mean ± std over seeds"
 class Column:
     """One leaderboard column. `stat`: the line holds mean ± std over seeds of `stat(view)`
     under `key`; `paired`: the line holds an interval (pe_bench.stats) of field minus versus
-    per target pair under `key`; `per_seed`: likewise of a per-seed difference; `versus`: of
+    per target pair under `key`; `per_seed`: likewise of a per-seed difference (with `paired`:
+    for lines without target pairs, i.e. backdoor lines); `versus`: of
     this field minus the same field of the `--versus` attack's pair (pe_bench.pairing).
     `board`: shown in the Markdown/CSV/HTML boards (else only in the Parquet and on request;
     `on_versus` ones whenever lines compare attacks); `compact`: in the terminal's default set."""
@@ -151,8 +152,23 @@ def named(key: str, value: Callable[[Line], str], extra: Callable[[Line], Record
                   **flags)
 
 
-def _hits(successes: Callable[[Line], int]) -> Callable[[Line], str]:
-    return lambda ln: f"{successes(ln)}/{ln.pairs}" if ln.pairs else "-"
+def _hits(successes: Callable[[Line], int], triggered: Callable[[Line], int]) -> Callable[[Line], str]:
+    """successes / target pairs, or for a backdoor triggered hits / triggered inputs."""
+    def cell(ln: Line) -> str:
+        if ln.pairs:
+            return f"{successes(ln)}/{ln.pairs}"
+        return f"{triggered(ln)}/{ln.triggered}" if ln.triggered else "-"
+
+    return cell
+
+
+def _triggered_delta(reference: str) -> Callable[[View], float | None]:
+    """A backdoor trial's ASR minus `reference` (clean or undefended ASR on the same triggered
+    inputs); None for a trial without triggered inputs (targeted: read per target pair)."""
+    def delta(view: View) -> float | None:
+        return float(view["asr"]) - float(view[reference]) if view.get("n_triggered") else None
+
+    return delta
 
 
 ACCURACY = "CA = the clean twin's accuracy, PA = this encoder's, targets excluded"
@@ -163,8 +179,14 @@ P_VOTE = "p(target) vote = share of an ensemble's members predicting the target 
 DELTA = ("Δ = vs the paired clean twin per target pair (target = task, index, target class), "
          "95% bootstrap CI resampling seeds and distinct targets")
 P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
-          "target is seen once), Holm-adjusted over the board's lines per column; "
-          "n.s. = adjusted p >= 0.05")
+          "target is seen once; over seeds for backdoor lines), Holm-adjusted over the board's lines "
+          "per column; n.s. = adjusted p >= 0.05")
+FAMILY = ("family = targeted (chosen clean test inputs -> chosen classes; ASR over target pairs) or "
+          "backdoor (a trigger at test time; ASR over the triggered test inputs of the other classes, "
+          "BA = PA)")
+BACKDOOR = ("backdoor lines: ΔASR = ASR - clean ASR on the same triggered inputs, per seed (the seed is "
+            "the unit: one encoder per seed, its triggered inputs are not independent), 95% CI "
+            "resampling seeds, sign-flip test over seeds")
 PAIRS = "pairs = target pairs over all seeds (in brackets: distinct (task, index, target class))"
 DELTA_PA = ("ΔPA = PA - CA of the paired clean twin (same test images), 95% CI resampling seeds "
             "(stored rows hold no per-image outcomes to resample), sign-flip test over seeds")
@@ -183,6 +205,7 @@ COLUMNS: tuple[Column, ...] = (
     named("attack", lambda ln: ln.attack_label or ln.attack, lambda ln: {
         "attack": (str, ln.attack), "attack_label": (str, ln.attack_label),
         "attack_params": (str, ln.attack_params)}, compact=True, filter=True),
+    named("family", lambda ln: ln.family, compact=True, filter=True, note=FAMILY),
     named("selection", lambda ln: ln.selection, header="targets",
           note="targets = how target pairs were selected, from the attacker's labelled data held "
                "out from the probe's training images (+probe-data: from the probe's own)"),
@@ -200,20 +223,26 @@ COLUMNS: tuple[Column, ...] = (
            "poisons = injected images per trial"),
     mean_of("ca", header="CA", note=ACCURACY),
     mean_of("pa", header="PA", note=ACCURACY, compact=True),
-    mean_of("asr", header="ASR", note="ASR over target pairs", compact=True),
-    Column("hits", "hits", _hits(lambda ln: ln.successes), lambda ln: {
-        "pairs": (int, ln.pairs), "successes": (int, ln.successes)},
-        note="hits = successes / pairs over all seeds"),
+    mean_of("asr", header="ASR", note="ASR over target pairs (backdoor: over triggered inputs)",
+            compact=True),
+    Column("hits", "hits", _hits(lambda ln: ln.successes, lambda ln: ln.triggered_hits), lambda ln: {
+        "pairs": (int, ln.pairs), "successes": (int, ln.successes), "triggered": (int, ln.triggered),
+        "triggered_hits": (int, ln.triggered_hits)},
+        note="hits = successes / pairs over all seeds (backdoor: target-class predictions / triggered "
+             "inputs)"),
     Column("distinct_pairs", "pairs", lambda ln: f"{ln.pairs} ({ln.distinct_pairs})" if ln.pairs else "-",
            lambda ln: {"distinct_pairs": (int, ln.distinct_pairs)}, lambda ln: ln.distinct_pairs, PAIRS,
            compact=True, lift=True),
     mean_of("baseline_asr", header="clean ASR", note=CLEAN),
-    Column("clean_hits", "clean hits", _hits(lambda ln: ln.successes_clean),
-           lambda ln: {"successes_clean": (int, ln.successes_clean)}, note=CLEAN),
+    Column("clean_hits", "clean hits",
+           _hits(lambda ln: ln.successes_clean, lambda ln: ln.triggered_hits_clean),
+           lambda ln: {"successes_clean": (int, ln.successes_clean),
+                       "triggered_hits_clean": (int, ln.triggered_hits_clean)}, note=CLEAN),
     mean_of("p_target", header="p(target)", note=P_TARGET),
     mean_of("p_target_clean", header="p(target) clean", note=P_TARGET),
     mean_of("p_target_vote", header="p(target) vote", note=P_VOTE, defense_only=True),
-    paired("delta_asr", "ΔASR [95% CI]", ("hit", "hit_clean"), DELTA, compact=True),
+    paired("delta_asr", "ΔASR [95% CI]", ("hit", "hit_clean"), f"{DELTA}; {BACKDOOR}", compact=True,
+           per_seed=_triggered_delta("baseline_asr")),
     p_value("delta_asr", "p ΔASR"),
     paired("delta_p", "Δp(target) [95% CI]", ("p", "p_clean"), DELTA),
     p_value("delta_p", "p Δp"),
@@ -224,7 +253,7 @@ COLUMNS: tuple[Column, ...] = (
     p_value("delta_asr_versus", "p vs other", board=False, on_versus=True),
     paired("delta_p_versus", "Δp vs other [95% CI]", None, VERSUS, versus="p", board=False),
     paired("delta_asr_defense", "ΔASR vs none [95% CI]", ("hit", "hit_undefended"), VS_NONE,
-           defense_only=True),
+           defense_only=True, per_seed=_triggered_delta("asr_undefended")),
     p_value("delta_asr_defense", "p vs none", defense_only=True),
     paired("delta_pa_defense", "ΔPA vs none [95% CI]", None, VS_NONE_PA,
            per_seed=lambda v: v["pa"] - v["pa_undefended"], defense_only=True),

@@ -6,6 +6,12 @@ defended) encoder's. Every target input is excluded from the accuracy of both, i
 and in every other task whose test split holds the same image (recognised by its pixels: e.g.
 `cifar10` and `cifar10-coarse` share test images under different labels). Overall CA/PA are the
 unweighted mean over tasks; overall ASR and p(target) pool every target pair of every task.
+
+A backdoor attack's triggered test inputs (`TriggeredTest`) are appended to the task's test
+split for prediction only: each probe is trained exactly as without them (same train split,
+same features), predicts the test split and the triggered inputs, and its accuracy still reads
+the test split alone. ASR counts the triggered inputs assigned to the target class, on this
+encoder, the clean twin and the undefended encoder alike (the same inputs for all three).
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from pe_bench.attacks.base import TargetPair, Task
+from pe_bench.attacks.base import TargetPair, Task, TriggeredTest
 from pe_bench.data import image_digests
-from pe_bench.metrics import Metrics, TargetOutcome, TaskMetrics, pair_means
+from pe_bench.datasets.base import ImageArray
+from pe_bench.metrics import TRIGGER_HITS, Metrics, TargetOutcome, TaskMetrics, pair_means, trigger_rates
 from pe_bench.spec import EvalSpec
 
 Encode = Callable[[np.ndarray], np.ndarray]
@@ -126,14 +133,48 @@ def vote(outputs: Sequence[ProbeOutput]) -> ProbeOutput:
     return ProbeOutput(pred, mean_p, votes / len(outputs))
 
 
+@dataclass(frozen=True)
+class TriggeredOutputs:
+    """A backdoor's triggered test inputs of one task and what each encoder's classifier
+    predicted for them (clean twin, this encoder, the undefended poisoned encoder)."""
+
+    test: TriggeredTest
+    clean: ProbeOutput
+    poisoned: ProbeOutput
+    undefended: ProbeOutput
+
+    def counts(self) -> dict[str, int]:
+        outs = (self.poisoned, self.clean, self.undefended)
+        hits = {name: int((out.pred == self.test.target_class).sum()) for name, out in zip(TRIGGER_HITS, outs,
+                                                                                         strict=True)}
+        return {"n_triggered": len(self.test.index), **hits}
+
+
+def with_triggered(task: Task, triggered: TriggeredTest) -> Task:
+    """The task with the triggered inputs appended to its test split (labels: their true ones)."""
+    test = task.test
+    images = np.concatenate([test.images, triggered.images])
+    labels = np.concatenate([test.labels, test.labels[triggered.index]])
+    return Task(task.name, task.train, ImageArray(images, labels, test.classes), task.attacker)
+
+
+def split(out: ProbeOutput, n: int) -> tuple[ProbeOutput, ProbeOutput]:
+    """A probe's output on `with_triggered`'s test split: (the test split's, the triggered inputs')."""
+    votes = (None, None) if out.votes is None else (out.votes[:n], out.votes[n:])
+    return (ProbeOutput(out.pred[:n], out.proba[:n], votes[0]),
+            ProbeOutput(out.pred[n:], out.proba[n:], votes[1]))
+
+
 def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
                  pairs: Sequence[TargetPair], undefended: ProbeOutput | None = None,
-                 shared: Sequence[int] = ()) -> TaskMetrics:
+                 shared: Sequence[int] = (), triggered: TriggeredOutputs | None = None) -> TaskMetrics:
     """One task's metrics: accuracies and, per target pair, the outcome on the clean twin, on
     this (possibly defended) encoder, and on the undefended poisoned encoder; the rates over
     pairs (ASR, p(target)...) are the model's `PairMean` fields. `shared`: test indices that
-    are another task's target inputs, excluded from the accuracies like this task's own."""
+    are another task's target inputs, excluded from the accuracies like this task's own;
+    `triggered`: a backdoor's triggered inputs, whose counts give the rates instead."""
     undefended = poisoned if undefended is None else undefended
+    counts = {} if triggered is None else triggered.counts()
     excluded = sorted({p.index for p in pairs} | {int(i) for i in shared})
     c, q, u = (target_stats(o, pairs) for o in (clean, poisoned, undefended))
     targets = tuple(
@@ -155,37 +196,49 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
         n_targets=len(pairs),
         successes=int(q["hit"].sum()),
         targets=targets,
-        **pair_means(TaskMetrics, targets),
+        **counts,
+        **{**pair_means(TaskMetrics, targets), **trigger_rates(counts)},
     )
 
 
 def overall(tasks: Sequence[TaskMetrics]) -> Metrics:
     """Unweighted mean of CA/PA over tasks; ASR and p(target) pooled over all pairs."""
     pairs = [t for task in tasks for t in task.targets]
+    counts = {name: sum(getattr(t, name) for t in tasks if getattr(t, name) is not None)
+              for name in ("n_triggered", *TRIGGER_HITS)} if any(t.n_triggered for t in tasks) else {}
     return Metrics(
         ca=float(np.mean([t.ca for t in tasks])),
         pa=float(np.mean([t.pa for t in tasks])),
         pa_undefended=float(np.mean([t.pa_undefended for t in tasks])),
         n_targets=len(pairs),
         successes=sum(t.hit for t in pairs),
-        **pair_means(Metrics, pairs),
+        **counts,
+        **{**pair_means(Metrics, pairs), **trigger_rates(counts)},
     )
 
 
 def evaluate(tasks: Sequence[Task], clean: Classify, poisoned: Classify | None,
-             pairs: Sequence[TargetPair], undefended: Classify | None = None
-             ) -> tuple[Metrics, list[TaskMetrics]]:
+             pairs: Sequence[TargetPair], undefended: Classify | None = None,
+             triggered: Sequence[TriggeredTest] = ()) -> tuple[Metrics, list[TaskMetrics]]:
     """Overall and per-task metrics. `poisoned=None` means the clean encoder itself (no attack,
-    no defense); `undefended=None` means `poisoned` is undefended."""
+    no defense); `undefended=None` means `poisoned` is undefended; `triggered`: a backdoor's
+    triggered test inputs (at most one set per task)."""
     shared = shared_targets(tasks, pairs)
+    by_task = {t.task: t for t in triggered}
     rows = []
     for task in tasks:
-        clean_out = clean(task)
-        poisoned_out = clean_out if poisoned is None else poisoned(task)
-        undefended_out = None if undefended is None else undefended(task)
-        rows.append(task_metrics(task, clean_out, poisoned_out,
-                                 [p for p in pairs if p.task == task.name], undefended_out,
-                                 shared[task.name]))
+        trig = by_task.get(task.name)
+        seen = task if trig is None else with_triggered(task, trig)
+        clean_out = clean(seen)
+        poisoned_out = clean_out if poisoned is None else poisoned(seen)
+        undefended_out = poisoned_out if undefended is None else undefended(seen)
+        outs = [clean_out, poisoned_out, undefended_out]
+        extra = None
+        if trig is not None:
+            heads, tails = zip(*(split(o, len(task.test)) for o in outs), strict=True)
+            outs, extra = list(heads), TriggeredOutputs(trig, *tails)
+        rows.append(task_metrics(task, outs[0], outs[1], [p for p in pairs if p.task == task.name],
+                                 None if undefended is None else outs[2], shared[task.name], extra))
     return overall(rows), rows
 
 

@@ -9,8 +9,8 @@ enough for a published table. Effects are read per target pair against the paire
 resampling seeds and distinct targets and an exact paired test whose p-value is Holm-adjusted
 over the board's lines (pe_bench.stats, pe_bench.pairing); `n.s.` marks an adjusted p >= 0.05.
 Each line counts its distinct target pairs (task, index, target class) beside its pairs, and the
-trials of its cell that only failed. `versus=` adds attack-vs-attack deltas at the same seeds and
-targets. What a line holds and how every format shows it is declared once, in pe_bench.columns.
+trials of its cell that only failed; a backdoor line (no target pairs) reads its ΔASR per seed. `versus=`
+adds attack-vs-attack deltas. What a line holds and how every format shows it is in pe_bench.columns.
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ class Line:
     distinct_pairs: int = 0  # distinct (task, index, target_class) over the line's seeds
     outcomes: tuple[Outcome, ...] = ()  # (seed, target, pair fields): what versus matches on
     versus: str = ""  # the attack the versus columns compare against
+    family: str = "targeted"  # the attack's family (stores from before families: targeted)
+    triggered: int = 0  # a backdoor's triggered test inputs over all seeds
+    triggered_hits: int = 0  # of them assigned to the target class (this encoder)
+    triggered_hits_clean: int = 0  # likewise on the clean twins
 
     @property
     def published(self) -> bool:
@@ -116,9 +120,17 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
         intervals=line_intervals(members, found, first["attack"] != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
+        family=first.get("family") or "targeted", triggered=_total(views, "n_triggered"),
+        triggered_hits=_total(views, "triggered_hits"),
+        triggered_hits_clean=_total(views, "triggered_hits_clean"),
         defense_params=first["defense_params"] or "{}",
         attack_params=first["attack_params"] or "{}",
     )
+
+
+def _total(views: Sequence[dict[str, Any]], field: str) -> int:
+    """A count summed over a line's trials (a backdoor's triggered inputs; 0 where absent)."""
+    return sum(int(v.get(field) or 0) for v in views)
 
 
 def _task_names(row: dict[str, Any]) -> list[str]:

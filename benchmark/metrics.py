@@ -10,7 +10,7 @@ instead of a row that skews every mean it enters. Torch-free: the control plane 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Self
 
@@ -66,13 +66,23 @@ class TargetOutcome(Frozen):
 class Metrics(Frozen):
     """Accuracies and attack success, for one task or pooled over a trial's tasks. CA is the
     clean twin's accuracy, PA this (possibly defended) encoder's; target inputs are excluded
-    from both. Rates over target pairs are None where there are no pairs (no attack)."""
+    from both. ASR and its kin are rates over target pairs (targeted attacks) or, for a
+    backdoor, over its triggered test inputs (`n_triggered`: the test inputs of the other
+    classes with the trigger, counted per encoder); None where there are neither (no attack).
+    A backdoor's BA (the attacked encoder's clean accuracy) is PA."""
 
     ca: Fraction
     pa: Fraction
     pa_undefended: Fraction
     n_targets: Count
     successes: Count
+    n_triggered: Count | None = Field(default=None, description="triggered test inputs of the other "
+                                      "classes (backdoor attacks; None: targeted)")
+    triggered_hits: Count | None = Field(default=None, description="of them, assigned to the target "
+                                         "class by this encoder's classifier")
+    triggered_hits_clean: Count | None = Field(default=None, description="the same on the clean twin")
+    triggered_hits_undefended: Count | None = Field(default=None, description="the same on the "
+                                                    "undefended poisoned encoder")
     asr: Annotated[Fraction | None, PairMean("hit")] = None
     baseline_asr: Annotated[Fraction | None, PairMean("hit_clean")] = None
     asr_undefended: Annotated[Fraction | None, PairMean("hit_undefended")] = None
@@ -85,8 +95,13 @@ class Metrics(Frozen):
     def _counts_agree(self) -> Self:
         if self.successes > self.n_targets:
             raise ValueError(f"successes ({self.successes}) exceed n_targets ({self.n_targets})")
-        if (self.asr is None) != (self.n_targets == 0):
-            raise ValueError(f"asr is {self.asr} with {self.n_targets} target pairs")
+        triggered = self.n_triggered or 0
+        for name in TRIGGER_HITS:
+            if (getattr(self, name) or 0) > triggered:
+                raise ValueError(f"{name} ({getattr(self, name)}) exceed n_triggered ({self.n_triggered})")
+        if (self.asr is None) != (self.n_targets == 0 and triggered == 0):
+            raise ValueError(f"asr is {self.asr} with {self.n_targets} target pairs and "
+                             f"{triggered} triggered inputs")
         return self
 
 
@@ -163,7 +178,22 @@ class TrialMetrics(Metrics):
         if (self.n_targets, self.successes) != (pairs, hits):
             raise ValueError(f"n_targets / successes ({self.n_targets} / {self.successes}) are not "
                              f"the tasks' {pairs} / {hits}")
+        for name in ("n_triggered", *TRIGGER_HITS):
+            parts = [getattr(t, name) for t in self.tasks if getattr(t, name) is not None]
+            if parts and getattr(self, name) != sum(parts):
+                raise ValueError(f"{name} ({getattr(self, name)}) is not the tasks' {sum(parts)}")
         return self
+
+
+TRIGGER_HITS = ("triggered_hits", "triggered_hits_clean", "triggered_hits_undefended")
+TRIGGER_RATES = dict(zip(TRIGGER_HITS, ("asr", "baseline_asr", "asr_undefended"), strict=True))
+
+
+def trigger_rates(counts: Mapping[str, int | None]) -> dict[str, float]:
+    """A backdoor's ASR, clean ASR and undefended ASR from its triggered-input counts (none
+    without triggered inputs)."""
+    n = counts.get("n_triggered") or 0
+    return {rate: (counts.get(hits) or 0) / n for hits, rate in TRIGGER_RATES.items()} if n else {}
 
 
 def pair_means(model: type[BaseModel], targets: Sequence[TargetOutcome]) -> dict[str, float | None]:

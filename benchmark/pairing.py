@@ -53,10 +53,12 @@ def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
                    attacked: bool = True) -> dict[str, Interval | None]:
     """The interval of every interval column for one line (versus columns: None until
     `compare` fills them; per-seed columns None on a line without an attack, whose encoder is
-    its own twin: no comparison, and no test in the board's multiplicity correction)."""
+    its own twin: no comparison, and no test in the board's multiplicity correction). A column
+    both paired and per-seed reads per target pair where the line has pairs, else per seed (a
+    backdoor's ΔASR: the seed is its unit)."""
     out: dict[str, Interval | None] = {}
     for c in INTERVALS:
-        if c.paired:
+        if c.paired and (found or c.per_seed is None):
             diff = _diff(*c.paired)
             out[c.key] = paired_interval([(s, t, diff(x)) for s, t, x in found])
         elif c.per_seed and attacked:

@@ -141,8 +141,9 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     trainer = Trainer(spec, pre, ArtifactCache(cache_root), log)
     attack = ATTACKS.get(spec.attack.name).from_dict(spec.attack.params)
     defense = DEFENSES.get(spec.defense.name).from_dict(spec.defense.params)
-    poisons: PoisonSet = watch.run(
-        "attack", lambda: attack.craft(AttackContext(pre.images, tasks, spec.seed)))
+    ctx = AttackContext(pre.images, tasks, spec.seed)
+    poisons: PoisonSet = watch.run("attack", lambda: attack.craft(ctx))
+    triggered = watch.run("attack", lambda: attack.triggered_tests(ctx))
     data = PretrainData(pre.images, poisons)
     twin = watch.run("pretrain_clean", lambda: trainer.encoder(PretrainData(pre.images, PoisonSet()),
                                                                spec.train, "clean twin"))
@@ -155,7 +156,7 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     summary, per_task = watch.run("evaluate", lambda: evaluate(
         tasks, classifier([twin.model], spec.evaluation),
         None if same and undefended is twin else classifier(members, spec.evaluation),
-        poisons.targets, None if same else classifier([undefended.model], spec.evaluation)))
+        poisons.targets, None if same else classifier([undefended.model], spec.evaluation), triggered))
     hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
     info = defended.members[0].info
     fitted = json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None

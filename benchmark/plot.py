@@ -4,7 +4,9 @@ One point per attacked cell, read in its `all` task view (or its only task): mea
 with std-over-seeds error bars on both axes. Colour = the attack setting, marker = the defense
 setting; the undefended attack is a star, the reference every defense is judged against.
 Beside every attacked point sits its baseline: the paired clean twins' mean (CA, clean ASR) on
-the same targets, a hollow circle joined to the point by a dashed line. A point that sits high
+the same targets, a hollow circle joined to the point by a dashed line. Both attack families
+share the axes (a backdoor's ASR is over its triggered inputs, its PA is its BA); backdoor
+points have a red rim and `[backdoor]` in their legend entry. A point that sits high
 only because its targets were easy (the clean twins hit them too) then reads as such: the
 attack's effect is the vertical gap, not the height.
 matplotlib is imported inside the functions (the Agg canvas, no pyplot): the CLI stays fast
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
+BACKDOOR_EDGE = "crimson"  # the rim that marks a backdoor attack's points
 PARAMS_WIDTH = 32
 LABEL_WIDTH = 56  # a legend entry; longer names would squeeze the axes
 
@@ -128,12 +131,15 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
     _baselines(ax, pts, colours)
     for p in pts:
         marker = "*" if p.reference else markers[p.setting]
+        backdoor = p.line.family == "backdoor"
         ax.errorbar(p.pa[0], p.asr[0], xerr=p.pa[1], yerr=p.asr[1], fmt=marker, color=colours[p.group],
-                    markersize=15 if p.reference else 8, markeredgecolor="black", capsize=3,
-                    elinewidth=1, label=_plain(_cut(f"{p.group}: {p.setting}", LABEL_WIDTH)),
-                    zorder=3 if p.reference else 2)
-    ax.set_xlabel("PA: downstream accuracy of the poisoned encoder (targets excluded)")
-    ax.set_ylabel("ASR: attack success rate over target pairs")
+                    markersize=15 if p.reference else 8, capsize=3, elinewidth=1,
+                    markeredgecolor=BACKDOOR_EDGE if backdoor else "black",
+                    markeredgewidth=2 if backdoor else 1,
+                    label=_plain(_cut(f"{p.group}{' [backdoor]' * backdoor}: {p.setting}", LABEL_WIDTH)),
+                    zorder=3 if p.reference else 2, gid="backdoor" if backdoor else "targeted")
+    ax.set_xlabel("PA: downstream accuracy of the poisoned encoder (targets excluded; a backdoor's BA)")
+    ax.set_ylabel("ASR: over target pairs (targeted) or triggered inputs (backdoor)")
     ax.set_ylim(-0.05, 1.05)
     ax.margins(x=0.15)
     ax.grid(True, alpha=0.3)
@@ -141,7 +147,8 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
     fig.supxlabel("mean ± std over seeds; ★ = the attack without defense; ○ (dashed line to its point) = "
                   "the paired clean twins' CA and clean ASR on the same targets:\nthe attack's effect "
                   "is the vertical gap from ○, not the height; a good defense moves a point down "
-                  "(lower ASR), not left (lower PA)", fontsize=8, color="0.35")
+                  "(lower ASR), not left (lower PA); a red rim = a backdoor attack (ASR over its triggered "
+                  "inputs, ○ = the twins on the same inputs)", fontsize=8, color="0.35")
     if pts:
         fig.legend(loc="outside right upper", fontsize=8, title="attack: defense", title_fontsize=8)
     else:

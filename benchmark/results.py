@@ -26,7 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pe_bench import __version__
+from pe_bench.errors import PeBenchError
 from pe_bench.metrics import TrialMetrics
+from pe_bench.registry import ATTACKS
 from pe_bench.schema import SCHEMA, SCHEMA_VERSION, TrialRow, conform, flatten, parse_row
 from pe_bench.spec import TrialSpec
 
@@ -72,6 +74,15 @@ def selection_label(params: Mapping[str, Any]) -> str | None:
     return f"{rule}+probe-data" if rule and params.get("attacker_data") == "probe-train" else rule
 
 
+def attack_family(name: str) -> str | None:
+    """The `family` column: the attack's declared family (None where the attack cannot be
+    resolved, e.g. an error row of a plugin that failed to load)."""
+    try:
+        return ATTACKS.metadata(name).family
+    except PeBenchError:
+        return None
+
+
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
               metrics: TrialMetrics | Mapping[str, Any] | None, error: str | None = None, *,
               traceback: str | None = None, node_id: str | None = None,
@@ -89,6 +100,7 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         "dataset": spec.dataset, "seed": spec.seed,
         "encoder": spec.encoder.name, "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
+        "family": attack_family(spec.attack.name),
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
         "selection": selection_label(params), "poison_rate": params.get("poison_rate"),
         "spec_json": spec.model_dump_json(), "plugin_versions": plugin_versions, "metrics": values,

@@ -21,8 +21,9 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pe_bench.metrics import Flat, Frozen, TrialMetrics
 
-# 1: first layout; 2: defense metrics; 3: metrics from models, `traceback` of error rows
-SCHEMA_VERSION = "3"
+# 1: first layout; 2: defense metrics; 3: metrics from models, `traceback` of error rows;
+# 4: the attack's `family` and a backdoor's triggered-input counts (null in older stores: targeted)
+SCHEMA_VERSION = "4"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
 
@@ -55,6 +56,8 @@ class TrialRow(Frozen):
     encoder_params: str = Field(description="the encoder's params as canonical JSON")
     attack: str
     attack_params: str
+    family: Literal["targeted", "backdoor"] | None = Field(
+        default=None, description="the attack's family (None: a store from before families, all targeted)")
     defense: str
     defense_params: str
     selection: str | None = None

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pe_bench.metrics import DefenseReport, EncoderInfo, TargetOutcome, TaskMetrics, Timings, TrialMetrics
+from pe_bench.metrics import (
+    DefenseReport,
+    EncoderInfo,
+    TargetOutcome,
+    TaskMetrics,
+    Timings,
+    TrialMetrics,
+    trigger_rates,
+)
 from pe_bench.results import append, build_row
 from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
@@ -124,3 +132,27 @@ def make_store(store: Path, suite: str = "unit", cells: Sequence[tuple[Any, ...]
     broken = trial(suite, "digits", ["digits"], 99, cells[-1], encoder)
     append(store, build_row(broken, run_id, PROV, started - timedelta(hours=1), None, "boom"))
     return store
+
+
+BACKDOOR = ("ssl-backdoor", {"poison_rate": 0.05, "target_class": 0}, "none", {})
+
+
+def backdoor_task(name: str, hits: int, hits_clean: int, n: int = 100, ca: float = 0.9,
+                  pa: float = 0.88) -> TaskMetrics:
+    """One task of a backdoor trial: `hits` of `n` triggered inputs go to the target class
+    (`hits_clean` on the clean twin); no target pairs."""
+    counts = {"n_triggered": n, "triggered_hits": hits, "triggered_hits_clean": hits_clean,
+              "triggered_hits_undefended": hits}
+    return TaskMetrics(task=name, n_classes=10, n_test=40, ca=ca, pa=pa, pa_undefended=pa, n_targets=0,
+                       successes=0, **counts, **trigger_rates(counts))
+
+
+def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit") -> dict[str, Any]:
+    """An ok row of the one-task backdoor cell (`BACKDOOR`) at `seed`."""
+    from pe_bench.evaluate import overall
+
+    tasks = [backdoor_task("digits", hits, hits_clean, n)]
+    metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,
+                           tasks=tuple(tasks), defense=NO_DEFENSE)
+    return build_row(trial(suite=suite, seed=seed, cell=BACKDOOR), "run1", PROV,
+                     datetime.now(UTC) - timedelta(seconds=3), metrics)

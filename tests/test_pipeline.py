@@ -181,3 +181,26 @@ def test_a_filter_is_scored_against_the_planted_poisons(tmp_path: Path) -> None:
     assert (d.poison_recall, d.poison_precision, d.clean_removed) == (1.0, 1.0, 0)
     assert d.n_removed == out.n_poisons
     assert DropInjected.calls == 1 and again.defense == d  # the filter's result was cached
+
+
+def test_a_backdoor_trial_counts_triggered_inputs_on_every_encoder(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pe_bench.results import build_row
+
+    attack = {"poison_rate": 0.1, "target_class": 3, "patch_size": 4}
+    plain = run_trial(spec("simclr", "ssl-backdoor", **attack), Path("unused"), tmp_path)
+    (task,) = plain.tasks
+    assert plain.n_targets == 0 and task.targets == () and plain.n_poisons == round(0.1 * plain.n_pretrain)
+    others = int((load_inputs(spec("simclr", "none"), Path("unused"))[1][0].test.labels != 3).sum())
+    assert plain.n_triggered == task.n_triggered == others < 100  # the test inputs of the other classes
+    assert task.n_test == 100  # no target pair excluded: CA / PA read the whole test split
+    assert plain.asr == task.triggered_hits / others
+    assert plain.baseline_asr == task.triggered_hits_clean / others
+    assert plain.asr_undefended == plain.asr
+    row = build_row(spec("simclr", "ssl-backdoor", **attack), "r", {}, datetime.now(UTC), plain)
+    assert row["family"] == "backdoor" and row["n_triggered"] == others
+    ens = run_trial(spec("simclr", "ssl-backdoor", **attack).model_copy(
+        update={"defense": PluginRef(name="partition-ensemble", params={"k": 2})}), Path("unused"), tmp_path)
+    assert ens.n_triggered == others and ens.triggered_hits_undefended == plain.triggered_hits
+    assert ens.baseline_asr == plain.baseline_asr and ens.pa_undefended == plain.pa

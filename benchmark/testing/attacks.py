@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TargetPair
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TargetPair, TriggeredTest
 from pe_bench.datasets.base import ImageArray
 from pe_bench.plugin_types import AttackMeta, PluginParams, Task
 from pe_bench.testing.common import check_params, fail
@@ -73,6 +73,36 @@ def _check_budget(cls: type[Attack], params: PluginParams, poisons: PoisonSet, n
                         "(at least one per target)")
 
 
+def _triggered(cls: type[Attack]) -> tuple[TriggeredTest, ...]:
+    return tuple(cls.from_dict(cls.contract_params()).triggered_tests(tiny_context()))
+
+
+def _check_triggered(cls: type[Attack], meta: AttackMeta, ctx: AttackContext) -> None:
+    """A backdoor's triggered test inputs: one set per task, every test input of another class
+    than the target, each changed by the trigger, deterministic; a targeted attack has none."""
+    found = _triggered(cls)
+    if meta.family == "targeted":
+        if found:
+            raise fail(cls, "a targeted attack has no triggered test inputs (declare family='backdoor')")
+        return
+    tasks = {t.name: t for t in ctx.tasks}
+    if sorted(t.task for t in found) != sorted(tasks):
+        raise fail(cls, "a backdoor returns one TriggeredTest per task from triggered_tests")
+    for trig in found:
+        test = tasks[trig.task].test
+        others = np.flatnonzero(test.labels != trig.target_class)
+        if not np.array_equal(trig.index, others):
+            raise fail(cls, f"task {trig.task}: triggered inputs must be every test input not of the "
+                            "target class")
+        if trig.images.dtype != np.uint8 or trig.images.shape != test.images[others].shape:
+            raise fail(cls, "triggered images must be uint8, one per index, shaped like the test images")
+        if (trig.images == test.images[others]).reshape(len(others), -1).all(1).any():
+            raise fail(cls, f"task {trig.task}: the trigger leaves some test inputs unchanged")
+    again = _triggered(cls)
+    if any(not np.array_equal(a.images, b.images) for a, b in zip(found, again, strict=True)):
+        raise fail(cls, "triggered_tests must be deterministic under a seed")
+
+
 def _same(a: PoisonSet, b: PoisonSet) -> bool:
     return (a.targets == b.targets and len(a.groups) == len(b.groups)
             and all(np.array_equal(x, y) for x, y in zip(a.groups, b.groups, strict=True)))
@@ -93,4 +123,5 @@ def check_attack(cls: type[Attack]) -> dict[str, Any]:
                         "injects nothing declares modalities=()")
     if not _same(poisons, _craft(cls)):
         raise fail(cls, "craft must be deterministic under a seed")
+    _check_triggered(cls, meta, ctx)
     return {"poisons": poisons.size, "targets": len(poisons.targets), "metadata": meta}

@@ -80,5 +80,5 @@ evaluation: {probe: zero-shot}
     grid = expand(load_suite(suite))
     assert [(t.encoder.name, t.attack.name) for t in grid.trials] == [("clip", "none")]
     reasons = sorted(e.reason for e in grid.excluded)
-    assert any("injects image data; encoder clip trains on image+text" in r for r in reasons)
+    assert any("injects image data only; encoder clip trains on image+text" in r for r in reasons)
     assert sum("zero-shot evaluation needs a text encoder" in r for r in reasons) == 2
