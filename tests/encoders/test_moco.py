@@ -223,7 +223,6 @@ def test_the_queue_in_use_is_capped_at_what_the_other_images_can_fill() -> None:
 
 def test_training_caps_the_queue_records_it_and_refuses_a_set_of_one_batch() -> None:
     from pe_bench.errors import PluginError
-
     from pe_bench.train import steps_per_epoch
 
     model = _model(queue_size=4096)
