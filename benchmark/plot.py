@@ -144,11 +144,12 @@ def figure(pts: Sequence[Point], title: str) -> Figure:
     ax.margins(x=0.15)
     ax.grid(True, alpha=0.3)
     ax.set_title(_plain(textwrap.fill(title, 50)))
-    fig.supxlabel("mean ± std over seeds; ★ = the attack without defense; ○ (dashed line to its point) = "
-                  "the paired clean twins' CA and clean ASR on the same targets:\nthe attack's effect "
-                  "is the vertical gap from ○, not the height; a good defense moves a point down "
-                  "(lower ASR), not left (lower PA); a red rim = a backdoor attack (ASR over its triggered "
-                  "inputs, ○ = the twins on the same inputs)", fontsize=8, color="0.35")
+    fig.supxlabel(textwrap.fill(
+        "mean ± std over seeds; ★ = the attack without defense; ○ (dashed line to its point) = the "
+        "paired clean twins' CA and clean ASR on the same targets: the attack's effect is the "
+        "vertical gap from ○, not the height; a good defense moves a point down (lower ASR), not "
+        "left (lower PA); a red rim = a backdoor attack (ASR over its triggered inputs, ○ = the "
+        "twins on the same inputs)", 150), fontsize=8, color="0.35")
     if pts:
         fig.legend(loc="outside right upper", fontsize=8, title="attack: defense", title_fontsize=8)
     else:

@@ -45,13 +45,16 @@ def package_version(distribution: str) -> str | None:
 
 
 def git_commit() -> str | None:
-    """HEAD of the checkout pe-bench runs from, `+dirty` when tracked files differ from it
-    (a table from uncommitted code must not pass for the commit's); None outside a checkout."""
+    """HEAD of the checkout pe-bench runs from, `+dirty` when tracked files other than docs
+    differ from it (a table from uncommitted code must not pass for the commit's; the tables
+    `make results` regenerates into docs/ while later suites run are not code); None outside
+    a checkout."""
     here = Path(__file__).parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "."], cwd=here.parent,
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)docs",
+                                ":(exclude)*.md"], cwd=here.parent,
                                capture_output=True, timeout=10).returncode == 1
     except (OSError, subprocess.SubprocessError):
         return None

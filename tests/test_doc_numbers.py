@@ -38,7 +38,8 @@ def _table_numbers(table: Path = TABLE) -> set[str]:
     accuracies and p-values that way too)."""
     text = _normal(table.read_text(encoding="utf-8"))
     found = set(QUOTED.findall(text))
-    found |= {f"{float(m):.2f}" for m in re.findall(r"\b(\d\.\d{3})\b", text)}
+    bare = re.findall(r"\b(\d\.\d{3})\b", text)  # also those inside an interval
+    found |= set(bare) | {f"{float(m):.2f}" for m in bare}
     return found
 
 

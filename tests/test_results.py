@@ -150,5 +150,9 @@ def test_git_commit_marks_uncommitted_changes(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(results, "__file__", str(repo / "pkg" / "results.py"))
     clean = results.git_commit()
     assert clean is not None and len(clean) == 40
+    (repo / "docs").mkdir()
+    (repo / "docs" / "table.md").write_text("regenerated\n")
+    subprocess.run(["git", "add", "docs"], cwd=repo, check=True)
+    assert results.git_commit() == clean  # regenerated docs are not code
     (repo / "pkg" / "m.py").write_text("x = 2\n")
     assert results.git_commit() == clean + "+dirty"
