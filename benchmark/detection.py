@@ -81,7 +81,7 @@ def image_detection(scores: np.ndarray | None, removed: np.ndarray, n_clean: int
     flagged = np.zeros(n_total, dtype=bool)
     flagged[np.asarray(removed, dtype=np.int64)] = True
     point = operating_point(flagged, poison)
-    ranked = {"poison_auroc": None, "poison_auprc": None}
+    ranked: dict[str, float | None] = {"poison_auroc": None, "poison_auprc": None}
     if scores is not None:
         ranked = {"poison_auroc": auroc(scores, poison), "poison_auprc": auprc(scores, poison)}
     return {**ranked, "poison_fpr": point["fpr"], "poison_f1": point["f1"]}
