@@ -152,3 +152,15 @@ def test_gray_check_rejects_hash_collisions() -> None:
     data = PretrainData(halves, PoisonSet())
     assert len(dedup().filter(data, 0)[1]) == 0
     assert len(dedup(max_gray_diff=255).filter(data, 0)[1]) == 8
+
+
+def test_its_match_counts_rank_the_poisons_first(attacked: PretrainData) -> None:
+    """The score behind the filter: every poison's region matches more images than any clean
+    image's, so the ranking is perfect (AUROC 1) and the threshold `min_count` sits in the gap."""
+    from pe_bench.detection import auroc
+
+    _, removed, scores = dedup().filter(attacked, 0)
+    poison = np.arange(attacked.size) >= len(attacked.clean)
+    assert auroc(scores, poison) == 1.0
+    assert scores[poison].min() >= dedup().params.min_count > scores[~poison].max()
+    assert np.array_equal(removed, np.flatnonzero(scores >= dedup().params.min_count))
