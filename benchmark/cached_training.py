@@ -26,7 +26,7 @@ from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.errors import PluginError
 from pe_bench.registry import ENCODERS, plugin_versions
 from pe_bench.spec import TrainSpec, TrialSpec, canonical_hash
-from pe_bench.train import TrainResult, distill, pick_device, pretrain
+from pe_bench.train import TrainResult, distill, pick_device, pretrain, steps_per_epoch
 
 Log = Callable[[str], None]
 State = dict[str, torch.Tensor]
@@ -60,6 +60,15 @@ def caption_tokens(model: EncoderMethod, pre: ImageArray, seed: int) -> np.ndarr
 
 def _state(model: EncoderMethod) -> State:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def training_work(data: PretrainData, recipe: TrainSpec) -> tuple[int, int]:
+    """(optimiser steps, images seen) of pre-training on `data` with `recipe`: a function of the
+    set's size and the recipe alone (the loop's arithmetic), so it holds on any hardware and
+    for encoders cached before work was recorded."""
+    if len(data.clean) == 0:
+        return 0, 0
+    return recipe.epochs * steps_per_epoch(len(data.clean), recipe.batch_size), recipe.epochs * data.size
 
 
 class Trainer:
@@ -104,14 +113,17 @@ class Trainer:
             self.log(f"training {label} ({len(data.clean)} clean + {data.poisons.size} injected images)")
             trainee = self.fresh_encoder()
             texts = caption_tokens(trainee, self.pre, self.spec.seed)
+            cpu = time.process_time()
             result = pretrain(trainee, data.clean, data.poisons.groups, recipe, self.spec.seed,
                               texts=None if texts is None else texts[data.clean_ids])
             return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
                                      "images_per_second": result.images_per_second,
-                                     "device": result.device, "fitted": result.fitted}
+                                     "device": result.device, "fitted": result.fitted,
+                                     "cpu_s": time.process_time() - cpu}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
-        return Trained(self._load(state), key, {**info, "key": key}, hit)
+        steps, images = training_work(data, recipe)
+        return Trained(self._load(state), key, {**info, "key": key, "steps": steps, "images": images}, hit)
 
     def repaired(self, base: Trained, defense: Defense, pool: np.ndarray) -> Trained:
         """`base` after the defense's post-processing (cached like any encoder)."""
@@ -121,14 +133,34 @@ class Trainer:
         def build() -> tuple[State, dict[str, Any]]:
             self.log(f"post-processing with {self.spec.defense.name}")
             ctx = RepairContext(self.spec.seed, pool, self)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             # a copy: the trial still evaluates `base` (the undefended encoder) after this
             out = defense.repair(copy.deepcopy(base.model), ctx)
             return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used,
-                                 "repair_steps": ctx.steps}
+                                 "repair_steps": ctx.steps, "repair_images": ctx.images,
+                                 "cpu_s": time.process_time() - cpu}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)
+
+    def encoder_score(self, trained: Trained, defense: Defense, pool: np.ndarray) -> dict[str, Any]:
+        """The defense's `score_encoder` of `trained` (cached by the encoder and the defense):
+        {"score", "cpu_s", "clean_used"}; the encoder itself is not changed (a copy is scored)."""
+        key = canonical_hash({"scored": trained.key, "detector": self.spec.defense.model_dump(mode="json"),
+                              "plugins": plugin_versions(self.spec.plugins_used(("defenses",)))})
+
+        def build() -> tuple[State, dict[str, Any]]:
+            self.log(f"scoring an encoder with {self.spec.defense.name}")
+            ctx = RepairContext(self.spec.seed, pool, self)
+            cpu = time.process_time()
+            score = float(defense.score_encoder(copy.deepcopy(trained.model).eval(), ctx))
+            if not np.isfinite(score):
+                raise PluginError(f"score_encoder returned {score}; it must be a finite number")
+            return {"score": torch.tensor([score], dtype=torch.float64)}, {
+                "cpu_s": time.process_time() - cpu, "clean_used": ctx.clean_used}
+
+        state, info, _ = self.cache.get_or_create("encoder-scores", key, build, usable=_one_score)
+        return {**info, "score": float(state["score"][0])}
 
     def _repair_recipe(self, epochs: int, batch_size: int | None) -> TrainSpec:
         """The trial's recipe with a repair's epochs and batch size (None: the suite's)."""
@@ -147,3 +179,9 @@ class Trainer:
         """Train `student` (in place) to match `teacher`'s features on `images`."""
         return distill(student, teacher, images, self._repair_recipe(epochs, batch_size),
                        self.spec.seed + 1)
+
+
+def _one_score(state: State) -> bool:
+    """Whether a cached encoder score is what `Trainer.encoder_score` stores."""
+    score = state.get("score")
+    return set(state) == {"score"} and score is not None and score.shape == (1,)

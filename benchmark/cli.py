@@ -49,7 +49,7 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
     lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
     lb.add_argument("--sort", help="order lines by a column, e.g. asr, pa, delta_asr_defense, "
-                                   "poison_recall, defense_extra_s; descending: --sort=-asr")
+                                   "poison_recall, defense_cpu_s; descending: --sort=-asr")
     lb.add_argument("--columns", metavar="A,B,C", help="show these columns (keys from --list-columns) "
                                                       "instead of the default set")
     lb.add_argument("--list-columns", action="store_true", help="list the columns --columns and --sort take")

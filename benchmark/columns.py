@@ -6,150 +6,41 @@ how its cell reads, how it sorts, what the footnote says
 about it, whether it only means something for a defense, whether the terminal shows it by
 default, and which typed fields it contributes to the published Parquet. The terminal,
 Markdown, CSV, Parquet and HTML leaderboards, `--sort` and `--columns`, and the footnote are
-all read from here: a new metric is one field in pe_bench.metrics and one entry below.
+all read from here: a new metric is one field in pe_bench.metrics and one entry below (the
+constructors, `mean_of`, `paired`, `p_value`, `named`, `pooled`, are in pe_bench.column_kinds).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from pe_bench.column_kinds import (
+    PREAMBLE,
+    Column,
+    View,
+    defense_label,
+    fmt,
+    fmt_ci,
+    mean_of,
+    named,
+    p_value,
+    paired,
+    pooled,
+)
+from pe_bench.detection import encoder_auroc, encoder_flags
 from pe_bench.errors import PeBenchError
 
 if TYPE_CHECKING:
     from pe_bench.leaderboard import Line
-    from pe_bench.stats import Interval
 
-View = Mapping[str, Any]  # one trial's metrics for one task (or pooled over its tasks)
-Record = dict[str, tuple[type, Any]]  # Parquet column -> (Python type, value)
-PREAMBLE = "mean ± std over seeds"
+__all__ = ["BOARD", "BY_KEY", "COLUMNS", "COMPACT", "SORTABLE", "VERSUS_SHOWN", "Column", "fmt", "fmt_ci",
+           "footnote", "pick"]
 
 
-@dataclass(frozen=True)
-class Column:
-    """One leaderboard column. `stat`: the line holds mean ± std over seeds of `stat(view)`
-    under `key`; `paired`: the line holds an interval (pe_bench.stats) of field minus versus
-    per target pair under `key`; `per_seed`: likewise of a per-seed difference (with `paired`:
-    for lines without target pairs, i.e. backdoor lines); `versus`: of
-    this field minus the same field of the `--versus` attack's pair (pe_bench.pairing).
-    `board`: shown in the Markdown/CSV/HTML boards (else only in the Parquet and on request;
-    `on_versus` ones whenever lines compare attacks); `compact`: in the terminal's default set."""
-
-    key: str
-    header: str
-    cell: Callable[[Line], str]
-    record: Callable[[Line], Record]
-    sort: Callable[[Line], float | None] | None = None
-    note: str = ""
-    stat: Callable[[View], float | None] | None = None
-    paired: tuple[str, str] | None = None
-    per_seed: Callable[[View], float | None] | None = None
-    versus: str | None = None
-    defense_only: bool = False
-    numeric: bool = True
-    compact: bool = False
-    board: bool = True
-    filter: bool = False  # a drop-down filter on the published page
-    identity: bool = False  # names the setting (never folded in the terminal)
-    lift: bool = False  # the terminal's default view shows it once in the title when constant
-    on_versus: bool = False  # every view shows it when the lines compare attacks (--versus)
-
-
-def fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
-    return "-" if stat is None else f"{stat[0]:.{digits}f} ± {stat[1]:.{digits}f}"
-
-
-def fmt_ci(ci: Interval | None) -> str:
-    if ci is None:
-        return "-"
-    flag = "" if ci.significant else " n.s."
-    return f"{ci.mean:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]{flag}"
-
-
-def defense_label(line: Line) -> str:
-    """The defense with the settings that tell its lines apart (all of them if not labelled)."""
-    if line.defense_label:
-        return line.defense_label
-    params = json.loads(line.defense_params)
-    if not params:
-        return line.defense
-    return f"{line.defense}(" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
-
-
-def _defended(line: Line, text: str) -> str:
-    return "-" if line.defense == "none" else text
-
-
-def mean_of(key: str, stat: Callable[[View], float | None] | None = None, header: str = "", note: str = "",
-            digits: int = 3, **flags: Any) -> Column:
-    """A metric averaged over seeds: `view[key]` unless `stat` computes it."""
-
-    def cell(ln: Line) -> str:
-        text = fmt(ln.stats[key], digits)
-        return _defended(ln, text) if flags.get("defense_only") else text
-
-    def record(ln: Line) -> Record:
-        s = ln.stats[key]
-        return {f"{key}_mean": (float, None if s is None else s[0]),
-                f"{key}_std": (float, None if s is None else s[1])}
-
-    return Column(key, header or key, cell, record, lambda ln: _first(ln.stats[key]), note,
-                  stat=stat or (lambda view: view.get(key)), **flags)
-
-
-def _first(stat: tuple[float, float] | None) -> float | None:
-    return None if stat is None else stat[0]
-
-
-def paired(key: str, header: str, fields: tuple[str, str] | None, note: str, **flags: Any) -> Column:
-    """A paired difference with its interval and exact test: per target pair (`fields`: this
-    minus that), or as `flags` say (`per_seed=...`, `versus=...`)."""
-
-    def cell(ln: Line) -> str:
-        text = fmt_ci(ln.intervals[key])
-        return _defended(ln, text) if flags.get("defense_only") else text
-
-    def record(ln: Line) -> Record:
-        ci = ln.intervals[key]
-        parts = {"mean": "mean", "low": "low", "high": "high", "p": "p", "p_holm": "p_adjusted"}
-        return {**{f"{key}_{name}": (float, None if ci is None else getattr(ci, part))
-                   for name, part in parts.items()},
-                f"{key}_units": (int, None if ci is None else ci.units)}
-
-    def sort(ln: Line) -> float | None:
-        ci = ln.intervals[key]
-        return None if ci is None else ci.mean
-
-    return Column(key, header, cell, record, sort, note, paired=fields, **flags)
-
-
-def p_value(of: str, header: str, **flags: Any) -> Column:
-    """The Holm-adjusted p-value of `of`'s exact test (its raw p is in `of`'s record)."""
-
-    def value(ln: Line) -> float | None:
-        ci = ln.intervals[of]
-        return None if ci is None else ci.p_adjusted
-
-    def cell(ln: Line) -> str:
-        p = value(ln)
-        text = "-" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
-        return _defended(ln, text) if flags.get("defense_only") else text
-
-    return Column(f"p_{of}", header, cell, lambda ln: {}, value, P_NOTE, **flags)
-
-
-def named(key: str, value: Callable[[Line], str], extra: Callable[[Line], Record] | None = None,
-          header: str = "", note: str = "", **flags: Any) -> Column:
-    """A column naming part of the setting (dataset, encoder, attack...)."""
-
-    def record(ln: Line) -> Record:
-        return {key: (str, value(ln)), **(extra(ln) if extra else {})}
-
-    return Column(key, header or key, value, record, note=note, numeric=False, identity=True, lift=True,
-                  **flags)
+def _flags(counts: tuple[int, int, int, int]) -> str:
+    return "-" if counts[1] + counts[3] == 0 else f"{counts[0]}/{counts[1]} · {counts[2]}/{counts[3]}"
 
 
 def _hits(successes: Callable[[Line], int], triggered: Callable[[Line], int]) -> Callable[[Line], str]:
@@ -178,9 +69,6 @@ P_TARGET = ("p(target) = probability of the target class for the target input (c
 P_VOTE = "p(target) vote = share of an ensemble's members predicting the target class"
 DELTA = ("Δ = vs the paired clean twin per target pair (target = task, index, target class), "
          "95% bootstrap CI resampling seeds and distinct targets")
-P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
-          "target is seen once; over seeds for backdoor lines), Holm-adjusted over the board's lines "
-          "per column; n.s. = adjusted p >= 0.05")
 FAMILY = ("family = targeted (chosen clean test inputs -> chosen classes; ASR over target pairs) or "
           "backdoor (a trigger at test time; ASR over the triggered test inputs of the other classes, "
           "BA = PA)")
@@ -196,7 +84,13 @@ VS_NONE = "vs none = vs the undefended poisoned encoder of the same seed, per ta
 VS_NONE_PA = ("ΔPA vs none = PA - PA of the undefended poisoned encoder of the same seed (same test "
               "images), 95% CI resampling seeds, sign-flip test over seeds")
 UNDEFENDED = "undefended = the poisoned encoder of the same seed without the defense"
-FILTER = "poison recall / precision, clean removed = what a pre-processing filter caught and lost"
+FILTER = ("poison recall (TPR) / precision / FPR / F1, clean removed = what a pre-processing filter "
+          "caught and lost at its own threshold")
+RANKED = "poison AUROC / AUPRC = how its per-image scores rank the poisons above clean images"
+ENCODER = ("encoder AUROC = of encoder scores over the line's seeds, attacked encoders vs their clean "
+           "twins; flagged = attacked / clean encoders judged backdoored at the defense's threshold")
+COST = ("CPU s = CPU seconds of the defense's hooks; extra steps / images / train CPU s = training vs "
+        "the undefended encoder's (negative: saved)")
 
 COLUMNS: tuple[Column, ...] = (
     named("dataset", lambda ln: ln.dataset, compact=True, filter=True),
@@ -260,13 +154,23 @@ COLUMNS: tuple[Column, ...] = (
     p_value("delta_pa_defense", "p ΔPA vs none", defense_only=True),
     mean_of("poison_recall", header="poison recall", note=FILTER, defense_only=True),
     mean_of("poison_precision", header="poison precision", note=FILTER, defense_only=True),
+    mean_of("poison_fpr", header="poison FPR", note=FILTER, defense_only=True),
+    mean_of("poison_f1", header="poison F1", note=FILTER, defense_only=True),
+    mean_of("poison_auroc", header="poison AUROC", note=RANKED, defense_only=True),
+    mean_of("poison_auprc", header="poison AUPRC", note=RANKED, defense_only=True),
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),
-    mean_of("clean_used", header="clean used", note="clean used = trusted clean images a repair used",
-            digits=0, defense_only=True),
+    pooled("encoder_auroc", "encoder AUROC", encoder_auroc, lambda v: f"{v:.3f}", ENCODER),
+    pooled("encoder_flags", "flagged attacked · clean", encoder_flags, _flags, ENCODER,
+           parts=("attacked", "attacked_judged", "clean", "clean_judged")),
+    mean_of("clean_used", header="clean used", note="clean used = trusted clean images a repair or "
+            "detector used", digits=0, defense_only=True),
     mean_of("repair_steps", header="repair steps", note="repair steps = optimiser steps a repair took "
             "per encoder", digits=0, defense_only=True),
-    mean_of("defense_extra_s", header="extra s", note="extra s = the defense's extra wall seconds",
-            digits=0, defense_only=True),
+    mean_of("defense_cpu_s", header="CPU s", note=COST, digits=1, defense_only=True),
+    mean_of("extra_steps", header="extra steps", note=COST, digits=0, defense_only=True),
+    mean_of("extra_images", header="extra images", note=COST, digits=0, defense_only=True, board=False),
+    mean_of("extra_train_cpu_s", header="extra train CPU s", note=COST, digits=0, defense_only=True,
+            board=False),
     mean_of("pa_undefended", header="PA undefended", note=UNDEFENDED, board=False),
     mean_of("asr_undefended", header="ASR undefended", note=UNDEFENDED, board=False),
 )

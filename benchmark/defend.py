@@ -1,9 +1,13 @@
 """Apply a defense's stage hooks to one trial and measure what the defense cost and caught.
 
-pre-processing (`sanitize`) -> in-processing (`configure_training`, `partition`) ->
-post-processing (`repair`). A defense that changes nothing before training reuses the
-undefended poisoned encoder (one per grid, shared with the `none` cell and every
-post-processing defense); anything it trains is cached by the images it saw and its recipe.
+pre-processing (a filter: `sanitize`, or `score` + `flag`; or `score_trained` + `flag` after a
+first training) -> in-processing (`configure_training`, `partition`) -> post-processing
+(`repair`), and encoder-level detection (`score_encoder` of the attacked encoder and its clean
+twin). A defense that changes nothing before training reuses the undefended poisoned encoder
+(one per grid, shared with the `none` cell and every post-processing defense); anything it
+trains is cached by the images it saw and its recipe. Costs are the defense's own work (CPU
+seconds of its hooks, training steps and images against the undefended training), recorded when
+an artefact is built and replayed from the cache, so they do not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import torch
 from pydantic import ValidationError
 
 from pe_bench.cached_training import Trained, Trainer
-from pe_bench.defenses.base import Defense, PretrainData
+from pe_bench.defenses.base import FILTERS, Defense, Embed, PretrainData
+from pe_bench.detection import image_detection
 from pe_bench.errors import PluginError
 from pe_bench.metrics import DefenseReport
 from pe_bench.registry import plugin_versions
 from pe_bench.spec import TrainSpec, canonical_hash
+from pe_bench.train import encode
 
 
 @dataclass
 class Defended:
     """The encoders behind the defended classifier (k > 1: their predictions vote) and the
-    defense's costs and, for filters, how well it separated poisons from clean images."""
+    defense's costs and, for filters and detectors, how well it separated poisons from clean."""
 
     members: list[Trained]
     report: DefenseReport
@@ -35,6 +41,32 @@ class Defended:
     @property
     def cache_hits(self) -> int:
         return sum(m.hit for m in self.members)
+
+
+@dataclass
+class Work:
+    """The defense's own work: CPU seconds of its hooks, CPU seconds of the pre-training it
+    caused net of the undefended training it replaced, and optimiser steps / training images
+    against the undefended training. A CPU total is None once any part of it is unknown (an
+    artefact cached before CPU time was recorded)."""
+
+    hook_cpu: float | None = 0.0
+    train_cpu: float | None = 0.0
+    steps: int = 0
+    images: int = 0
+
+    def hooks(self, cpu: Any) -> None:
+        self.hook_cpu = None if cpu is None or self.hook_cpu is None else self.hook_cpu + float(cpu)
+
+    def trained(self, info: dict[str, Any], sign: int = 1) -> None:
+        cpu = info.get("cpu_s")
+        self.train_cpu = None if cpu is None or self.train_cpu is None else self.train_cpu + sign * float(cpu)
+        self.steps += sign * int(info["steps"])
+        self.images += sign * int(info["images"])
+
+    def report(self) -> dict[str, Any]:
+        return {"defense_cpu_s": self.hook_cpu, "extra_train_cpu_s": self.train_cpu,
+                "extra_steps": self.steps, "extra_images": self.images}
 
 
 def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
@@ -51,40 +83,52 @@ def filter_scores(data: PretrainData, removed: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _sanitized(defense: Defense, data: PretrainData, trainer: Trainer
-               ) -> tuple[PretrainData, dict[str, Any], float]:
-    """Run the filter, or load which ids it removed from the artefact cache (keyed by the
-    pre-training set, the poisons, the seed, the defense and the versions of the plugins behind
-    them): a filter runs once per grid. Returns the kept set, the filter's scores and the
-    seconds the filter took."""
-    if "sanitize" not in defense.implements():  # not a filter: nothing to score
+def embedder(trained: Trained, batch_size: int) -> Embed:
+    """Features of uint8 images under a trained encoder (what `score_trained` receives)."""
+    return lambda images: encode(trained.model, np.asarray(images), batch_size)
+
+
+def _filtered(defense: Defense, data: PretrainData, trainer: Trainer, undefended: Trained
+              ) -> tuple[PretrainData, dict[str, Any], float | None]:
+    """Run the filter, or load what it removed and scored from the artefact cache (keyed by the
+    pre-training set, the poisons, the seed, the defense, the versions of the plugins behind
+    them and, for `score_trained`, the encoder it read): a filter runs once per grid. Returns
+    the kept set, the filter's detection metrics and the CPU seconds the filter took."""
+    hooks = [h for h in FILTERS if h in defense.implements()]
+    if not hooks:  # not a filter: nothing to score
         return data, {"n_removed": 0}, 0.0
-    spec = trainer.spec
+    spec, trained = trainer.spec, "score_trained" in hooks
     key = canonical_hash({"filter": spec.defense.model_dump(mode="json"), "seed": spec.seed,
                           "pretrain": spec.pretrain.model_dump(mode="json"),
                           "poisons": spec.poison_id(), "data": data.identity(),
                           "plugins": plugin_versions(spec.plugins_used(
-                              ("defenses", "attacks", "datasets"), poisoned=spec.poison_id() is not None))})
+                              ("defenses", "attacks", "datasets"), poisoned=spec.poison_id() is not None)),
+                          **({"encoder": undefended.key} if trained else {})})
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        start = time.perf_counter()
-        kept, removed = defense.sanitize(data, spec.seed)
-        removed = np.unique(np.asarray(removed, dtype=np.int64))
-        filter_scores(data, removed)  # rejects ids out of range
-        if kept.size != data.size - len(removed):
-            raise PluginError(f"sanitize returned {kept.size} images but removed {len(removed)} "
-                              f"of {data.size}: build the kept set with data.without(removed)")
-        return {"removed": torch.from_numpy(removed)}, {"seconds": time.perf_counter() - start}
+        embed = embedder(undefended, spec.evaluation.batch_size) if trained else None
+        start, cpu = time.perf_counter(), time.process_time()
+        _, removed, scores = defense.filter(data, spec.seed, embed)
+        state = {"removed": torch.from_numpy(removed)}
+        if scores is not None:
+            state["scores"] = torch.from_numpy(scores)
+        return state, {"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
 
-    state, info, _ = trainer.cache.get_or_create("filters", key, build, usable=_removed_ids)
+    scoring = hooks != ["sanitize"]
+    state, info, _ = trainer.cache.get_or_create("filters", key, build,
+                                                 usable=lambda st: _filter_state(st, scoring, data.size))
     removed = state["removed"].numpy()
-    return data.without(removed), filter_scores(data, removed), float(info["seconds"])
+    scores = state["scores"].numpy() if scoring else None
+    metrics = {**filter_scores(data, removed), **image_detection(scores, removed, len(data.clean), data.size)}
+    return data.without(removed), metrics, info.get("cpu_s")
 
 
-def _removed_ids(state: dict[str, torch.Tensor]) -> bool:
-    """Whether a cached filter result is what `_sanitized` stores (else it is recomputed)."""
-    removed = state.get("removed")
-    return set(state) == {"removed"} and removed is not None and removed.ndim == 1
+def _filter_state(state: dict[str, torch.Tensor], scoring: bool, size: int) -> bool:
+    """Whether a cached filter result is what `_filtered` stores (else it is recomputed)."""
+    removed, scores = state.get("removed"), state.get("scores")
+    if set(state) != ({"removed", "scores"} if scoring else {"removed"}) or removed is None:
+        return False
+    return removed.ndim == 1 and (scores is None or tuple(scores.shape) == (size,))
 
 
 def _members(defense: Defense, data: PretrainData, kept: PretrainData, recipe: TrainSpec,
@@ -118,6 +162,27 @@ def configured_recipe(defense: Defense, train: TrainSpec) -> TrainSpec:
                           f"{first['msg']}") from None
 
 
+def _encoder_scores(defense: Defense, trainer: Trainer, pool: np.ndarray, twin: Trained | None,
+                    undefended: Trained, work: Work) -> dict[str, Any]:
+    """`score_encoder` of the attacked encoder and of its clean twin (with the verdicts at the
+    defense's threshold); without an attack the undefended encoder is the twin, scored once as
+    clean. Returns the report fields and the trusted images the detector used."""
+    if "score_encoder" not in defense.implements():
+        return {}
+    out: dict[str, Any] = {"clean_used": 0}
+    pairs = [("_clean", twin)] if twin is not None else []
+    if twin is None or undefended.key != twin.key:
+        pairs.append(("", undefended))
+    for suffix, encoder in pairs:
+        scored = trainer.encoder_score(encoder, defense, pool)
+        work.hooks(scored.get("cpu_s"))
+        verdict = defense.flag_encoder(scored["score"])
+        out.update({f"encoder_score{suffix}": scored["score"],
+                    f"encoder_flagged{suffix}": None if verdict is None else bool(verdict),
+                    "clean_used": max(out["clean_used"], int(scored.get("clean_used", 0)))})
+    return out
+
+
 def _repair_steps(members: list[Trained]) -> int | None:
     """Optimiser steps the repair took per encoder (the most of any member); None where a
     repaired encoder came from a cache written before steps were counted."""
@@ -126,22 +191,38 @@ def _repair_steps(members: list[Trained]) -> int | None:
     return max(counted) if len(counted) == len(steps) else None
 
 
-def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer,
-                  undefended: Trained) -> Defended:
-    """Run every hook of `defense` on the attacked pre-training set `data`."""
-    kept, scores, sanitize_s = _sanitized(defense, data, trainer)
+def _repair(defense: Defense, members: list[Trained], trainer: Trainer, pool: np.ndarray,
+            work: Work) -> tuple[list[Trained], dict[str, Any]]:
+    """Post-process every member; counts its CPU, steps and images into `work`."""
+    if "repair" not in defense.implements():
+        return members, {}
+    repaired = [trainer.repaired(m, defense, pool) for m in members]
+    for m in repaired:
+        work.hooks(m.info.get("cpu_s"))
+        work.steps += int(m.info.get("repair_steps") or 0)
+        work.images += int(m.info.get("repair_images") or 0)
+    return repaired, {"clean_used": max(m.info.get("clean_used", 0) for m in repaired),
+                      "repair_steps": _repair_steps(repaired)}
+
+
+def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer, undefended: Trained,
+                  twin: Trained | None = None) -> Defended:
+    """Run every hook of `defense` on the attacked pre-training set `data` (`twin`: the clean
+    twin, which encoder-level detectors score as the negative)."""
+    work = Work()
+    kept, scores, filter_cpu = _filtered(defense, data, trainer, undefended)
+    work.hooks(filter_cpu)
     recipe = configured_recipe(defense, trainer.spec.train)
     members = _members(defense, data, kept, recipe, trainer, undefended)
-    trained_s = sum(m.info.get("seconds", 0.0) for m in members if m is not undefended)
-    if any(m is not undefended for m in members):
-        trained_s -= undefended.info.get("seconds", 0.0)
-    clean_used, repair_s, steps = 0, 0.0, None
-    if "repair" in defense.implements():
-        members = [trainer.repaired(m, defense, data.clean) for m in members]
-        clean_used = max(m.info.get("clean_used", 0) for m in members)
-        repair_s = sum(m.info.get("seconds", 0.0) for m in members)
-        steps = _repair_steps(members)
+    own = [m for m in members if m is not undefended]
+    for m in own:
+        work.trained(m.info)
+    if own and "score_trained" not in defense.implements():  # it replaced the undefended training
+        work.trained(undefended.info, sign=-1)
+    members, repair = _repair(defense, members, trainer, data.clean, work)
+    detected = _encoder_scores(defense, trainer, data.clean, twin, undefended, work)
+    clean_used = max(repair.get("clean_used", 0), detected.pop("clean_used", 0))
     report = DefenseReport(defense_hooks=",".join(defense.implements()), n_encoders=len(members),
-                           clean_used=clean_used, repair_steps=steps,
-                           defense_extra_s=sanitize_s + trained_s + repair_s, **scores)
+                           clean_used=clean_used, repair_steps=repair.get("repair_steps"),
+                           **scores, **detected, **work.report())
     return Defended(members, report)

@@ -55,7 +55,7 @@ class Grid:
         for t in self.trials:
             hooks = DEFENSES.metadata(t.defense.name).hooks
             ident = (t.pretrain_key(t.poison_id()), t.defense.model_dump_json())
-            if set(hooks) & {"sanitize", "configure_training", "partition"}:
+            if set(hooks) & set(PRE_AND_IN):
                 own.add(ident)
             if "repair" in hooks:
                 repairs.add(ident)
@@ -80,7 +80,8 @@ APPLICABILITY_HEAD = (
     "family, stage and injected modalities; an encoder's modalities; a defense's hooks); do not edit. "
     "A suite's grid excludes a `no` cell with the footnote's reason, and `pe-bench validate` lists "
     "the excluded cells. Any dataset; zero-shot evaluation further needs an encoder with text.", "")
-PRE_AND_IN = ("sanitize", "configure_training", "partition")  # hooks acting before or in training
+# hooks acting before or in training (a `score_trained` filter retrains without what it flags)
+PRE_AND_IN = ("sanitize", "score", "score_trained", "configure_training", "partition")
 
 
 def inapplicable(attack: str, encoder: str, defense: str) -> str | None:
@@ -96,7 +97,7 @@ def inapplicable(attack: str, encoder: str, defense: str) -> str | None:
                 f"on {'+'.join(enc.modalities)}")
     if att.stage == "encoder" and set(DEFENSES.metadata(defense).hooks) & set(PRE_AND_IN):
         return ("the attack hands over a trained encoder (stage encoder): defenses acting before or "
-                "during pre-training (sanitize, configure_training, partition) cannot apply")
+                f"during pre-training ({', '.join(PRE_AND_IN)}) cannot apply")
     return None
 
 

@@ -69,6 +69,7 @@ class Line:
     triggered: int = 0  # a backdoor's triggered test inputs over all seeds
     triggered_hits: int = 0  # of them assigned to the target class (this encoder)
     triggered_hits_clean: int = 0  # likewise on the clean twins
+    pooled: dict[str, Any] = dataclasses.field(default_factory=dict)  # `pooled` columns' values
 
     @property
     def published(self) -> bool:
@@ -118,6 +119,7 @@ def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: i
         successes=sum(v["successes"] or 0 for v in views),
         successes_clean=sum(v["hits_clean"] for v in views),
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
+        pooled={c.key: c.pooled(views) for c in COLUMNS if c.pooled},
         intervals=line_intervals(members, found, first["attack"] != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
         family=first.get("family") or "targeted", triggered=_total(views, "n_triggered"),

@@ -123,19 +123,39 @@ class TaskMetrics(Metrics):
 
 
 class DefenseReport(Frozen):
-    """What a defense cost and, for a pre-processing filter, how well it told poisons apart.
-    Filter scores are None for a defense without `sanitize`."""
+    """What a defense cost and how well it told poisons (and backdoored encoders) apart.
+    Filter scores are None for a defense without a filter hook; threshold-free detection
+    metrics need per-image scores (`score`, `score_trained`); encoder scores need
+    `score_encoder`. Costs are the defense's own work, not wall time (docs/metrics.md)."""
 
     defense_hooks: str = Field(description="the stage hooks the defense implements, comma-separated")
     n_encoders: int = Field(ge=1, description="encoders behind the defended classifier (>1: they vote)")
     n_removed: Count = 0
     clean_removed: Count | None = None
-    poison_recall: Fraction | None = None
+    poison_recall: Fraction | None = Field(default=None, description="TPR at the filter's threshold")
     poison_precision: Fraction | None = None
-    clean_used: Count = Field(default=0, description="trusted clean images a repair used")
+    poison_fpr: Fraction | None = Field(default=None, description="clean images removed / clean images")
+    poison_f1: Fraction | None = None
+    poison_auroc: Fraction | None = Field(default=None, description="AUROC of the per-image scores, "
+                                          "poisons positive (None: the defense reports no scores)")
+    poison_auprc: Fraction | None = Field(default=None, description="average precision of the same")
+    encoder_score: float | None = Field(default=None, description="score_encoder of the attacked "
+                                        "(undefended poisoned) encoder; higher = more suspicious")
+    encoder_score_clean: float | None = Field(default=None, description="the same of the clean twin")
+    encoder_flagged: bool | None = Field(default=None, description="the attacked encoder judged "
+                                         "backdoored at the defense's threshold (None: no threshold)")
+    encoder_flagged_clean: bool | None = None
+    clean_used: Count = Field(default=0, description="trusted clean images a repair or detector used")
     repair_steps: Count | None = Field(default=None, description="optimiser steps a repair took per "
                                        "encoder (None: no repair, or a store from before it was counted)")
-    defense_extra_s: float = Field(default=0.0, description="extra wall seconds (negative: it saved time)")
+    defense_cpu_s: Seconds | None = Field(default=None, description="CPU seconds of the defense's "
+                                          "hooks (None: recorded before CPU time was, or no hook)")
+    extra_train_cpu_s: float | None = Field(default=None, description="CPU seconds of the pre-training "
+                                            "it caused minus the undefended training it replaced")
+    extra_steps: int | None = Field(default=None, description="optimiser steps vs the undefended "
+                                    "training (negative: it saved some)")
+    extra_images: int | None = Field(default=None, description="training images processed vs the "
+                                     "undefended training")
 
 
 class Timings(Frozen):

@@ -149,7 +149,7 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
                                                                spec.train, "clean twin"))
     undefended = twin if spec.poison_id() is None else watch.run(
         "pretrain_poisoned", lambda: trainer.encoder(data, spec.train, "poisoned encoder"))
-    defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended))
+    defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended, twin))
     log("evaluating")
     members = [m.model for m in defended.members]
     same = len(members) == 1 and members[0] is undefended.model

@@ -1,13 +1,15 @@
-"""The defense plugin API: subclass `Defense`, override any of its four stage hooks, register it.
+"""The defense plugin API: subclass `Defense`, override any of its stage hooks, register it.
 
 Torch-free at import (a defense's module is imported to validate its `Params` and to read which
-hooks it implements, in `pe-bench validate` too); a `repair` hook gets the encoder (a torch
-module) at run time and may import torch inside.
+hooks it implements, in `pe-bench validate` too); `repair` and `score_encoder` get the encoder
+(a torch module) at run time and may import torch inside; `score_trained` gets only a function
+from images to features, so a detector that reads embeddings needs no torch at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +20,10 @@ from pe_bench.errors import PluginError
 from pe_bench.plugin_types import Plugin, PluginParams
 from pe_bench.spec import TrainSpec
 
-__all__ = ["Defense", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
-HOOKS = ("sanitize", "configure_training", "partition", "repair")
+__all__ = ["Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
+HOOKS = ("sanitize", "score", "score_trained", "configure_training", "partition", "repair", "score_encoder")
+FILTERS = ("sanitize", "score", "score_trained")  # the filter hooks: a defense implements one at most
+Embed = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, C, H, W) -> float features (N, D)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def student_seed(seed: int) -> int:
 
 
 class RepairContext:
-    """What a post-processing defense may use besides the encoder.
+    """What a post-processing defense (or an encoder-level detector) may use besides the encoder.
 
     `clean_images(n)`: n unlabeled images the defender trusts (drawn, seeded, from the clean
     part of the pre-training distribution; the engine records how many were used).
@@ -94,13 +98,14 @@ class RepairContext:
     `teacher`'s features.
     `fresh_encoder()`: a newly initialised encoder of the trial's architecture, initialised
     from `student_seed(seed)`, independently of the trained encoder's initialisation.
-    The optimiser steps of every `finetune` / `distill` call are counted in `steps` (reported
-    as `repair_steps`)."""
+    The optimiser steps and training images of every `finetune` / `distill` call are counted in
+    `steps` and `images` (reported as `repair_steps` and in the extra training work)."""
 
     def __init__(self, seed: int, pool: np.ndarray, trainer: Any) -> None:
         self.seed, self.pool, self.trainer = seed, pool, trainer
         self.clean_used = 0
         self.steps = 0
+        self.images = 0
 
     def clean_images(self, n: int) -> np.ndarray:
         if n > len(self.pool):
@@ -111,11 +116,13 @@ class RepairContext:
 
     def finetune(self, model: Any, images: np.ndarray, epochs: int, batch_size: int | None = None) -> Any:
         self.steps += self.trainer.finetune(model, images, epochs, batch_size).steps
+        self.images += len(images) * epochs
         return model
 
     def distill(self, student: Any, teacher: Any, images: np.ndarray, epochs: int,
                 batch_size: int | None = None) -> Any:
         self.steps += self.trainer.distill(student, teacher, images, epochs, batch_size).steps
+        self.images += len(images) * epochs
         return student
 
     def fresh_encoder(self) -> Any:
@@ -125,18 +132,37 @@ class RepairContext:
 class Defense(Plugin):
     """A defense implements any of the stage hooks; the defaults change nothing.
 
-    - pre-processing: `sanitize(data, seed) -> (kept, removed_ids)`; `data.without(ids)`
-      builds the kept set
+    - pre-processing, one filter at most: `sanitize(data, seed) -> (kept, removed_ids)`
+      (`data.without(ids)` builds the kept set); or `score(data, seed) -> scores`, one
+      suspicion score per image id (higher = more suspicious), of which `flag(scores)` picks
+      the ids to remove; or `score_trained(data, embed, seed) -> scores`, the same after a first
+      training: `embed(images) -> features` is the encoder trained on the untrusted set (the
+      undefended poisoned encoder), and the defended encoder is retrained without the flagged
+      images. Scores give the row AUROC / AUPRC over the poisons besides the operating point.
     - in-processing: `configure_training(train) -> train` (augmentation, epochs, ...) and/or
       `partition(data) -> parts`: one encoder is trained per part and their downstream
       classifiers vote (majority, ties to the higher mean probability)
     - post-processing: `repair(encoder, ctx) -> encoder`
+    - encoder-level detection: `score_encoder(encoder, ctx) -> float` (higher = more likely
+      backdoored), run on the attacked encoder and on its clean twin; `flag_encoder(score)`
+      is the verdict at the defense's threshold (None: it prescribes none).
     The engine caches every encoder a defense trains, keyed by the images it saw and its
     recipe, so defenses that change nothing before training share the undefended encoder.
     """
 
     def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
         return data, np.zeros(0, dtype=np.int64)
+
+    def score(self, data: PretrainData, seed: int) -> np.ndarray:
+        return np.zeros(data.size)
+
+    def score_trained(self, data: PretrainData, embed: Embed, seed: int) -> np.ndarray:
+        return np.zeros(data.size)
+
+    def flag(self, scores: np.ndarray) -> np.ndarray:
+        """Ids of the images to remove at the defense's own threshold (default: none; a pure
+        ranker still gets AUROC / AUPRC)."""
+        return np.zeros(0, dtype=np.int64)
 
     def configure_training(self, train: TrainSpec) -> TrainSpec:
         return train
@@ -146,6 +172,39 @@ class Defense(Plugin):
 
     def repair(self, encoder: Any, ctx: RepairContext) -> Any:
         return encoder
+
+    def score_encoder(self, encoder: Any, ctx: RepairContext) -> float:
+        return 0.0
+
+    def flag_encoder(self, score: float) -> bool | None:
+        """Whether an encoder of this score is judged backdoored (None: no threshold)."""
+        return None
+
+    def filter(self, data: PretrainData, seed: int, embed: Embed | None = None
+               ) -> tuple[PretrainData, np.ndarray, np.ndarray | None]:
+        """Run the defense's filter hook, whichever it is: (kept set, sorted removed ids, the
+        per-image scores or None). Not a hook: the engine and tests call it."""
+        hooks = [h for h in FILTERS if h in self.implements()]
+        if len(hooks) > 1:
+            raise PluginError(f"a defense implements one filter hook at most; found {', '.join(hooks)}")
+        if not hooks:
+            return data, np.zeros(0, dtype=np.int64), None
+        if hooks == ["sanitize"]:
+            kept, removed = self.sanitize(data, seed)
+            removed = _ids(removed, data.size, "sanitize")
+            if kept.size != data.size - len(removed):
+                raise PluginError(f"sanitize returned {kept.size} images but removed {len(removed)} "
+                                  f"of {data.size}: build the kept set with data.without(removed)")
+            return kept, removed, None
+        if hooks == ["score_trained"] and embed is None:
+            raise PluginError("score_trained needs the encoder trained on the untrusted set")
+        raw = self.score(data, seed) if hooks == ["score"] else self.score_trained(data, embed, seed)  # type: ignore[arg-type]
+        scores = np.asarray(raw, dtype=np.float64)
+        if scores.shape != (data.size,) or not np.isfinite(scores).all():
+            raise PluginError(f"{hooks[0]} must return {data.size} finite scores, one per image id; "
+                              f"got shape {scores.shape}")
+        removed = _ids(self.flag(scores), data.size, "flag")
+        return data.without(removed), removed, scores
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
@@ -157,3 +216,11 @@ class Defense(Plugin):
     def implements(cls) -> tuple[str, ...]:
         """The hooks this defense overrides (reported in rows, read by the grid)."""
         return tuple(h for h in HOOKS if getattr(cls, h) is not getattr(Defense, h))
+
+
+def _ids(ids: Any, size: int, hook: str) -> np.ndarray:
+    """Sorted distinct int64 image ids, checked to lie in 0..size-1."""
+    out = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
+    if len(out) and (out[0] < 0 or out[-1] >= size):
+        raise PluginError(f"{hook} returned image ids outside 0..{size - 1}")
+    return out

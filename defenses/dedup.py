@@ -168,25 +168,37 @@ def match_counts(grids: np.ndarray, owner: np.ndarray, p: DedupParams) -> np.nda
 
 @register_defense("dedup")
 class DuplicateRegionFilter(Defense):
-    """Removes images one of whose regions (near-)duplicates regions of `min_count`+ others."""
+    """Removes images one of whose regions (near-)duplicates regions of `min_count`+ others.
+
+    Its score per image is the largest number of other images one of its regions matches (0
+    when no region is hashed), so the row gets AUROC / AUPRC over the poisons besides the
+    operating point at `min_count`."""
 
     Params = DedupParams
     params: DedupParams
 
-    def flagged(self, images: list[np.ndarray]) -> np.ndarray:
-        """Ids (row order over `images` concatenated) of the images to remove."""
+    def match_scores(self, images: list[np.ndarray]) -> np.ndarray:
+        """Per image (row order over `images` concatenated), the most other images one of its
+        hashed regions matches."""
+        n = sum(len(arr) for arr in images)
+        out = np.zeros(n, dtype=np.int64)
         hashed = [region_grids(arr, self.params) for arr in images if len(arr)]
         if not hashed:
-            return np.zeros(0, dtype=np.int64)
+            return out
         grids = np.concatenate([g for g, _ in hashed])
         valid = np.concatenate([v for _, v in hashed])
         owner = np.broadcast_to(np.arange(len(grids))[:, None], valid.shape)[valid]
-        if len(owner) == 0:
-            return np.zeros(0, dtype=np.int64)
-        counts = match_counts(grids[valid], owner, self.params)
-        return np.unique(owner[counts >= self.params.min_count]).astype(np.int64)
+        if len(owner):
+            np.maximum.at(out, owner, match_counts(grids[valid], owner, self.params))
+        return out
 
-    def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
+    def flagged(self, images: list[np.ndarray]) -> np.ndarray:
+        """Ids (row order over `images` concatenated) of the images to remove."""
+        return self.flag(self.match_scores(images).astype(np.float64))
+
+    def score(self, data: PretrainData, seed: int) -> np.ndarray:
         """Deterministic: `seed` is unused (no sampling, no ties to break)."""
-        removed = self.flagged(data.images())
-        return data.without(removed), removed
+        return self.match_scores(data.images()).astype(np.float64)
+
+    def flag(self, scores: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(scores >= self.params.min_count).astype(np.int64)

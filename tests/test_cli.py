@@ -143,8 +143,10 @@ def test_validate_counts_unique_pre_training_runs(capsys: pytest.CaptureFixture[
     suite = Path(__file__).parent / "fixtures" / "suites" / "defenses-smoke.yaml"
     assert main(["validate", str(suite)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].startswith("  unique pre-training runs: 8 (1 clean twins, 1 poisoned, "
-                             "5 trained by defenses, 1 post-processing repairs)")
+    # trained by defenses: dedup, conservative-crop, early-stop, partition-ensemble, knn-density's
+    # retraining, random-drop; decree trains nothing (it scores the encoders it is given)
+    assert out[1].startswith("  unique pre-training runs: 9 (1 clean twins, 1 poisoned, "
+                             "6 trained by defenses, 1 post-processing repairs)")
 
 
 def test_leaderboard_sort_by_unknown_metric_is_one_line(capsys: pytest.CaptureFixture[str],

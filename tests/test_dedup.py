@@ -54,7 +54,7 @@ def attacked() -> PretrainData:
 
 def test_registered_with_validated_params() -> None:
     assert "dedup" in DEFENSES.names()
-    assert dedup().implements() == ("sanitize",)
+    assert dedup().implements() == ("score",)
     with pytest.raises(ValidationError):
         dedup(regions=["middle"])
     with pytest.raises(ValidationError):
@@ -62,7 +62,7 @@ def test_registered_with_validated_params() -> None:
 
 
 def test_removes_every_poison_and_no_clean_image(attacked: PretrainData) -> None:
-    kept, removed = dedup().sanitize(attacked, 0)
+    kept, removed, _ = dedup().filter(attacked, 0)
     scores = filter_scores(attacked, removed)
     assert scores["poison_recall"] == 1.0 and scores["clean_removed"] == 0
     assert removed.dtype == np.int64 and np.array_equal(removed, np.unique(removed))
@@ -73,14 +73,14 @@ def test_removes_every_poison_and_no_clean_image(attacked: PretrainData) -> None
 
 
 def test_deterministic_and_seed_free(attacked: PretrainData) -> None:
-    first = dedup().sanitize(attacked, 0)[1]
-    assert np.array_equal(first, dedup().sanitize(attacked, 0)[1])
-    assert np.array_equal(first, dedup().sanitize(attacked, 123)[1])
+    first = dedup().filter(attacked, 0)[1]
+    assert np.array_equal(first, dedup().filter(attacked, 0)[1])
+    assert np.array_equal(first, dedup().filter(attacked, 123)[1])
 
 
 def test_clean_set_alone_loses_nothing(attacked: PretrainData) -> None:
     clean_only = PretrainData(attacked.clean, PoisonSet())
-    kept, removed = dedup(max_distance=4).sanitize(clean_only, 0)
+    kept, removed, _ = dedup(max_distance=4).filter(clean_only, 0)
     assert len(removed) == 0 and kept.size == clean_only.size
 
 
@@ -89,7 +89,7 @@ def test_a_region_must_recur_in_more_than_min_count_other_images() -> None:
     clean, target = texture(50, rng), texture(1, rng)
     for copies, caught in ((5, False), (6, True)):  # 5 copies: each has 4 others; 6: 5 others
         data = PretrainData(clean, PoisonSet((np.repeat(target, copies, axis=0),)))
-        removed = dedup(min_count=5).sanitize(data, 0)[1]
+        removed = dedup(min_count=5).filter(data, 0)[1]
         assert filter_scores(data, removed)["poison_recall"] == (1.0 if caught else 0.0)
         assert filter_scores(data, removed)["clean_removed"] == 0
 
@@ -101,7 +101,7 @@ def test_matches_across_canvas_shapes_and_the_resize_squeeze() -> None:
     wide = poisons_of(target, refs[:2], ["left", "right"])
     squeezed = np.stack([shrink(c) for c in poisons_of(target, refs[2:], ["right", "left"])])
     data = PretrainData(texture(50, rng), PoisonSet((np.stack([target, target]), squeezed, wide)))
-    scores = filter_scores(data, dedup(min_count=5).sanitize(data, 0)[1])
+    scores = filter_scores(data, dedup(min_count=5).filter(data, 0)[1])
     assert scores["poison_recall"] == 1.0 and scores["clean_removed"] == 0
 
 
@@ -120,7 +120,7 @@ def near_mean_copies() -> np.ndarray:
 @pytest.mark.parametrize(("distance", "caught"), [(0, False), (1, False), (2, True), (4, True)])
 def test_max_distance_tolerates_flipped_bits(distance: int, caught: bool) -> None:
     data = PretrainData(texture(30, np.random.default_rng(4)), PoisonSet((near_mean_copies(),)))
-    removed = dedup(max_distance=distance, regions=["whole"]).sanitize(data, 0)[1]
+    removed = dedup(max_distance=distance, regions=["whole"]).filter(data, 0)[1]
     assert filter_scores(data, removed)["poison_recall"] == (1.0 if caught else 0.0)
 
 
@@ -129,7 +129,7 @@ def test_noisy_copies_are_caught_at_the_defaults() -> None:
     target = np.concatenate([smooth(1, rng), texture(1, rng)])
     noisy = np.repeat(target, 8, axis=0).astype(np.int64) + rng.integers(-4, 5, (16, 3, SIZE, SIZE))
     data = PretrainData(texture(40, rng), PoisonSet((np.clip(noisy, 0, 255).astype(np.uint8),)))
-    scores = filter_scores(data, dedup().sanitize(data, 0)[1])
+    scores = filter_scores(data, dedup().filter(data, 0)[1])
     assert scores["poison_recall"] == 1.0 and scores["clean_removed"] == 0
 
 
@@ -139,8 +139,8 @@ def test_blank_halves_do_not_collide() -> None:
     clean = texture(60, rng)
     clean[:, :, :, : SIZE // 2] = 0
     data = PretrainData(clean, PoisonSet())
-    assert len(dedup().sanitize(data, 0)[1]) == 0
-    assert len(dedup(min_contrast=0).sanitize(data, 0)[1]) == 60
+    assert len(dedup().filter(data, 0)[1]) == 0
+    assert len(dedup(min_contrast=0).filter(data, 0)[1]) == 60
 
 
 def test_gray_check_rejects_hash_collisions() -> None:
@@ -150,5 +150,17 @@ def test_gray_check_rejects_hash_collisions() -> None:
     halves[:, :, : SIZE // 2] = (120 + levels)[:, None, None, None]
     halves[:, :, SIZE // 2:] = (20 + levels)[:, None, None, None]
     data = PretrainData(halves, PoisonSet())
-    assert len(dedup().sanitize(data, 0)[1]) == 0
-    assert len(dedup(max_gray_diff=255).sanitize(data, 0)[1]) == 8
+    assert len(dedup().filter(data, 0)[1]) == 0
+    assert len(dedup(max_gray_diff=255).filter(data, 0)[1]) == 8
+
+
+def test_its_match_counts_rank_the_poisons_first(attacked: PretrainData) -> None:
+    """The score behind the filter: every poison's region matches more images than any clean
+    image's, so the ranking is perfect (AUROC 1) and the threshold `min_count` sits in the gap."""
+    from pe_bench.detection import auroc
+
+    _, removed, scores = dedup().filter(attacked, 0)
+    poison = np.arange(attacked.size) >= len(attacked.clean)
+    assert auroc(scores, poison) == 1.0
+    assert scores[poison].min() >= dedup().params.min_count > scores[~poison].max()
+    assert np.array_equal(removed, np.flatnonzero(scores >= dedup().params.min_count))

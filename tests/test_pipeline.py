@@ -141,7 +141,15 @@ def test_defenses_share_the_undefended_encoder_and_report_their_costs(tmp_path: 
                                   batch_size=32), Path("unused"), tmp_path)
     assert repaired.defense.clean_used == 64 and repaired.cache_hits == 2
     assert repaired.defense.repair_steps == 1 * (64 // 32)
-    assert repaired.defense.defense_extra_s > 0
+    # costs are the defense's own work: CPU seconds of its hooks, training vs the undefended's
+    assert (plain.defense.defense_cpu_s, plain.defense.extra_steps, plain.defense.extra_images) == (0, 0, 0)
+    assert repaired.defense.defense_cpu_s > 0 and repaired.defense.extra_train_cpu_s == 0
+    assert (repaired.defense.extra_steps, repaired.defense.extra_images) == (2, 64)
+    again = run_trial(defended("clean-finetune", clean_images=64, epochs=1, mode="distill",
+                               batch_size=32), Path("unused"), tmp_path)
+    assert again.cache_hits == 3 and again.defense == repaired.defense  # the cost recorded at build
+    assert ens.defense.extra_images == 0  # two halves of the set: the same images, once each
+    assert ens.defense.extra_steps > 0 and ens.defense.extra_train_cpu_s is not None
     short = run_trial(defended("early-stop", fraction=0.5), Path("unused"), tmp_path)
     assert short.defense.defense_hooks == "configure_training"
     assert short.defense.poison_recall is None  # not a filter

@@ -85,10 +85,17 @@ def test_leaderboard_marks_too_few_seeds() -> None:
     assert not line.published and "1*" in to_markdown([line], "t")
 
 
+ENCODER_SCORES = [(0.9, 0.5), (0.8, 0.3), (0.4, 0.2)]  # (attacked, clean twin) per seed
+
+
 def defended_row(seed: int, hits: list[bool], undefended: list[bool], recall: float) -> dict:
+    attacked, clean = ENCODER_SCORES[seed % 3]
     m = trial_metrics([task("digits", hits, pa=0.80, undefended=undefended, pa_undefended=0.88)],
-                      DefenseReport(defense_hooks="sanitize", n_encoders=1, n_removed=7, clean_removed=2,
-                                    poison_recall=recall, poison_precision=5 / 7, defense_extra_s=1.5))
+                      DefenseReport(defense_hooks="score,score_encoder", n_encoders=1, n_removed=7,
+                                    clean_removed=2, poison_recall=recall, poison_precision=5 / 7,
+                                    poison_auroc=0.9 - seed / 10, encoder_score=attacked,
+                                    encoder_score_clean=clean, encoder_flagged=attacked > 0.6,
+                                    encoder_flagged_clean=clean > 0.6, defense_cpu_s=1.5, extra_steps=-4))
     s = spec(seed).model_copy(update={"defense": PluginRef(name="dedup", params={"min_count": 5})})
     return build_row(s, "run1", PROV, datetime.now(UTC), m)
 
@@ -104,8 +111,15 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     assert pa_vs_none.mean == pytest.approx(-0.08) and pa_vs_none.units == 3
     assert pa_vs_none.low == pytest.approx(-0.08) and pa_vs_none.high == pytest.approx(-0.08)
     assert line.stats["poison_recall"] == (1.0, 0.0) and line.stats["clean_removed"] == (2.0, 0.0)
+    assert line.stats["poison_auroc"][0] == pytest.approx(0.8)
+    assert line.stats["defense_cpu_s"] == (1.5, 0.0) and line.stats["extra_steps"] == (-4.0, 0.0)
+    # encoder AUROC over the line's seeds: each attacked encoder against every clean twin
+    pairs = [(a > c) + 0.5 * (a == c) for a, _ in ENCODER_SCORES for _, c in ENCODER_SCORES]
+    assert line.pooled["encoder_auroc"] == pytest.approx(sum(pairs) / len(pairs))
+    assert line.pooled["encoder_flags"] == (2, 3, 0, 3)
     cells_md = to_markdown([line], "t")
     assert "| dedup |" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md
+    assert f"| {sum(pairs) / len(pairs):.3f} |" in cells_md and "| 2/3 · 0/3 |" in cells_md
     plain = aggregate([row(s, [True]) for s in range(3)])
     both = sort_lines([*plain, line], "-poison_recall")
     assert both[0] is line and both[1] is plain[0]  # undefended lines have no recall: last

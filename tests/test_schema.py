@@ -71,7 +71,7 @@ def old_schema(version: int) -> pa.Schema:
 def write_old(store: Path, record: dict[str, Any], version: int) -> None:
     """`record` as a file an earlier pe-bench wrote: its layout, its version in the metadata."""
     schema = old_schema(version)
-    old = {name: record[name] for name in schema.names}
+    old = {name: record.get(name, 1.5) for name in schema.names}  # a field since replaced: any value
     old["started_at"], old["finished_at"] = (datetime.fromisoformat(old[k]) for k in ("started_at",
                                                                                     "finished_at"))
     table = pa.Table.from_pylist([old], schema=schema)
@@ -107,7 +107,8 @@ def test_stores_of_earlier_schema_versions_still_read(tmp_path: Path, version: i
     write_old(tmp_path, now, version)
     (got,) = scan(tmp_path).to_pylist()
     assert got["traceback"] is None and got["status"] == "ok"
-    kept = [n for n in old_schema(version).names if n not in ("started_at", "finished_at")]
+    kept = [n for n in old_schema(version).names if n not in ("started_at", "finished_at")
+            and n in SCHEMA.names]
     assert {n: got[n] for n in kept if n != "tasks"} == {n: now[n] for n in kept if n != "tasks"}
     old_task = {k for k, _ in (V2_METRICS if version == 2 else V1_METRICS)} | {"task", "n_classes", "n_test"}
     assert {k: got["tasks"][0][k] for k in old_task} == {k: now["tasks"][0][k] for k in old_task}
@@ -115,9 +116,15 @@ def test_stores_of_earlier_schema_versions_still_read(tmp_path: Path, version: i
         assert got["pa_undefended"] is None and got["tasks"][0]["targets"][0]["hit_undefended"] is None
     # metrics added since (the repair's steps, an ensemble's vote share) read as null
     assert got["repair_steps"] is None and got["p_target_vote"] is None
+    # and the detection metrics and costs of schema 5; the replaced wall-time cost is dropped
+    for name in ("poison_auroc", "poison_auprc", "poison_fpr", "poison_f1", "encoder_score",
+                 "encoder_score_clean", "encoder_flagged", "defense_cpu_s", "extra_steps", "extra_images"):
+        assert got[name] is None, name
+    assert "defense_extra_s" not in got
     assert got["tasks"][0]["targets"][0]["p_vote"] is None
     (line,) = aggregate([got])
     assert line.stats["pa"] == (0.8, 0.0) and line.intervals["delta_pa_defense"].mean == 0.0
+    assert line.stats["poison_auroc"] is None and line.pooled["encoder_auroc"] is None
 
 
 def test_a_v2_store_gives_the_leaderboard_of_the_same_rows(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pe_bench.cache import ArtifactCache
 from pe_bench.cached_training import Trainer
 from pe_bench.datasets.base import ImageArray
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
+from pe_bench.errors import PluginError
 from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
 from pe_bench.testing.common import check_params, fail
 
@@ -41,6 +42,30 @@ def tiny_spec(defense: PluginRef, seed: int = 0) -> TrialSpec:
 
 def _small(cls: type[Defense]) -> Defense:
     return cls.from_dict(cls.contract_params())
+
+
+def tiny_embed(images: np.ndarray) -> np.ndarray:
+    """A fixed, torch-free stand-in for an encoder's features: per-channel means and stds of
+    each image, what `score_trained` receives in the contract run."""
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), images.shape[1], -1)
+    return np.concatenate([x.mean(2), x.std(2)], axis=1) / 255.0
+
+
+def check_filter(cls: type[Defense], defense: Defense) -> None:
+    """Whichever filter hook it has: ids in range, kept = data.without(removed), scores one
+    finite number per image, the same under a seed."""
+    data = tiny_data()
+    try:
+        kept, removed, scores = defense.filter(data, 0, tiny_embed)
+    except PluginError as exc:
+        raise fail(cls, str(exc)) from None
+    again = _small(cls).filter(tiny_data(), 0, tiny_embed)
+    if not np.array_equal(removed, again[1]):
+        raise fail(cls, "the filter must be deterministic under a seed")
+    if scores is not None and (again[2] is None or not np.array_equal(scores, again[2])):
+        raise fail(cls, "scores must be deterministic under a seed")
+    if "sanitize" in defense.implements():
+        check_sanitize(cls, defense)
 
 
 def check_sanitize(cls: type[Defense], defense: Defense) -> None:
@@ -105,14 +130,46 @@ def check_repair(cls: type[Defense]) -> None:
         raise fail(cls, "repair must be deterministic under a seed")
 
 
+def _score_once(cls: type[Defense], cache_dir: Path) -> tuple[float, float, bool, bool]:
+    data = tiny_data()
+    spec = tiny_spec(PluginRef(name="none"))
+    pre = ImageArray(data.clean, np.zeros(len(data.clean), np.int64), ("x",))
+    trainer = Trainer(spec, pre, ArtifactCache(cache_dir), lambda _: None)
+    base = trainer.encoder(PretrainData(data.clean, PoisonSet()), spec.train, "contract")
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    score = trainer.encoder_score(base, _small(cls), data.clean)["score"]
+    untouched = all(torch.equal(before[k], v) for k, v in base.model.state_dict().items())
+    verdict = _small(cls).flag_encoder(score)
+    return score, trainer.encoder_score(base, _small(cls), data.clean)["score"], untouched, verdict in (
+        None, True, False)
+
+
+def check_score_encoder(cls: type[Defense]) -> None:
+    """Score a tiny encoder in two fresh caches: finite, deterministic, cached, encoder untouched."""
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
+        try:
+            first, cached, untouched, verdict_ok = _score_once(cls, Path(one))
+            second = _score_once(cls, Path(two))[0]
+        except PluginError as exc:
+            raise fail(cls, str(exc)) from None
+    if first != second or first != cached:
+        raise fail(cls, "score_encoder must be deterministic under a seed")
+    if not untouched:
+        raise fail(cls, "score_encoder must not change the encoder it scores")
+    if not verdict_ok:
+        raise fail(cls, "flag_encoder must return True, False or None")
+
+
 def check_defense(cls: type[Defense]) -> dict[str, Any]:
     """Every contract a defense plugin must meet; returns what was checked."""
     check_params(cls, Defense, PluginParams, {}, cls.contract_params())
     defense = _small(cls)
     hooks = defense.implements()
-    check_sanitize(cls, defense)
+    check_filter(cls, defense)
     check_configure(cls, defense)
     check_partition(cls, defense)
     if "repair" in hooks:
         check_repair(cls)
+    if "score_encoder" in hooks:
+        check_score_encoder(cls)
     return {"hooks": hooks}

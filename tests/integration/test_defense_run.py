@@ -32,7 +32,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 def test_every_defense_ran_in_a_worker(rows: dict[str, dict]) -> None:
     assert set(rows) == {"none", "dedup", "conservative-crop", "early-stop", "partition-ensemble",
-                         "clean-finetune", "random-drop"}
+                         "clean-finetune", "knn-density", "decree", "random-drop"}
     assert {r["status"] for r in rows.values()} == {"ok"}
     undefended = rows["none"]
     for r in rows.values():
@@ -42,11 +42,21 @@ def test_every_defense_ran_in_a_worker(rows: dict[str, dict]) -> None:
 
 def test_rows_carry_each_defense_kind_of_cost(rows: dict[str, dict]) -> None:
     drop = rows["random-drop"]
-    assert drop["defense_hooks"] == "sanitize"
+    assert drop["defense_hooks"] == "score"  # a third-party scoring filter gets detection metrics
     assert drop["n_removed"] == round(0.1 * (drop["n_pretrain"] + drop["n_poisons"]))
     assert drop["poison_recall"] is not None and drop["clean_removed"] >= 0
+    assert 0 <= drop["poison_auroc"] <= 1 and drop["poison_fpr"] is not None
+    knn = rows["knn-density"]  # detects with the undefended encoder, retrains without what it flags
+    assert knn["defense_hooks"] == "score_trained" and knn["poison_auprc"] is not None
+    assert knn["n_removed"] == round(0.05 * (knn["n_pretrain"] + knn["n_poisons"]))
+    assert knn["extra_steps"] > 0 and knn["defense_cpu_s"] > 0  # a second training, not a replacement
+    decree = rows["decree"]  # a detector: the encoder is the undefended one
+    assert decree["encoder_score"] is not None and decree["encoder_score_clean"] is not None
+    assert decree["asr"] == rows["none"]["asr"] and decree["clean_used"] == 64
+    assert decree["encoder_flagged"] in (True, False)
     assert rows["partition-ensemble"]["n_encoders"] == 2
     assert rows["clean-finetune"]["clean_used"] == 128
     assert rows["early-stop"]["defense_hooks"] == "configure_training"  # its saved time is noise here
     assert rows["none"]["defense_hooks"] == ""
-    assert rows["none"]["defense_extra_s"] == pytest.approx(0, abs=0.5)
+    assert (rows["none"]["defense_cpu_s"], rows["none"]["extra_steps"]) == (0, 0)
+    assert rows["dedup"]["poison_auroc"] is not None  # dedup reports its match counts as scores

@@ -88,7 +88,8 @@ def test_failing_trial_becomes_an_error_row(smoke_run: int, store: Path, tmp_pat
     assert row["status"] == "error" and "DataError" in row["error"] and "resolution" in row["error"]
 
 
-RUN_SPECIFIC = {"run_id", "cache_hits", "train_images_per_s", "defense_extra_s", "ray_version", "node_id",
+RUN_SPECIFIC = {"run_id", "cache_hits", "train_images_per_s", "defense_cpu_s", "extra_train_cpu_s",
+                "ray_version", "node_id",
                 "hostname", "git_commit", "started_at", "finished_at"}
 
 

@@ -1,7 +1,10 @@
-"""The example plugin passes pe-bench's defense contract and drops what it says."""
+"""The example plugin passes pe-bench's defense contract, drops what it says and reports scores
+that rank poisons no better than chance."""
 
+import numpy as np
 import pytest
 
+from pe_bench.detection import auroc
 from pe_bench.testing import check_defense, tiny_data
 
 RandomDrop = pytest.importorskip(
@@ -11,13 +14,21 @@ RandomDrop = pytest.importorskip(
 
 
 def test_contract() -> None:
-    assert check_defense(RandomDrop)["hooks"] == ("sanitize",)
+    assert check_defense(RandomDrop)["hooks"] == ("score",)
 
 
 def test_drops_the_requested_fraction() -> None:
     data = tiny_data()
-    kept, removed = RandomDrop.from_dict({"fraction": 0.25}).sanitize(data, seed=0)
+    kept, removed, scores = RandomDrop.from_dict({"fraction": 0.25}).filter(data, seed=0)
     assert len(removed) == round(0.25 * data.size) and kept.size == data.size - len(removed)
+    assert scores.shape == (data.size,) and set(removed) == set(np.argsort(-scores)[:len(removed)])
+
+
+def test_its_scores_rank_poisons_at_chance() -> None:
+    data = tiny_data()
+    poison = np.arange(data.size) >= len(data.clean)
+    got = [auroc(RandomDrop.from_dict({}).filter(data, seed=s)[2], poison) for s in range(200)]
+    assert abs(np.mean(got) - 0.5) < 0.05
 
 
 def test_registered_through_its_entry_point() -> None:
