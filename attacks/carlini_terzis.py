@@ -42,7 +42,14 @@ from pydantic import Field, model_validator
 from pe_bench.attacks.backdoor import BackdoorAttack
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, Task, TriggeredTest
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, corners, paste, trigger_pattern
-from pe_bench.attacks.targets import TargetedParams, all_targets, attacker_images, budget, split_budget, task_rng
+from pe_bench.attacks.targets import (
+    TargetedParams,
+    all_targets,
+    attacker_images,
+    budget,
+    split_budget,
+    task_rng,
+)
 from pe_bench.encoders.captions import TEMPLATES, tokenize
 from pe_bench.registry import register_attack
 

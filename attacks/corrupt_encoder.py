@@ -165,7 +165,8 @@ class CorruptEncoder(BackdoorAttack):
     def craft(self, ctx: AttackContext) -> PoisonSet:
         total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
         counts = split_budget(total, len(ctx.tasks))
-        poisons = np.concatenate([self.task_poisons(t, n, ctx.seed) for t, n in zip(ctx.tasks, counts, strict=True)])
+        poisons = np.concatenate([self.task_poisons(t, n, ctx.seed)
+                                  for t, n in zip(ctx.tasks, counts, strict=True)])
         chosen = {t.name: self.target_class(t, ctx.seed) for t in ctx.tasks}
         return PoisonSet((poisons,), (), {"n_poisons": len(poisons), "target_classes": chosen})
 
