@@ -181,8 +181,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
              recipe: TrainSpec, seed: int, progress: ProgressFn | None = None,
              texts: np.ndarray | None = None, poison_texts: tuple[np.ndarray, ...] = ()) -> TrainResult:
     """Train `model` in place on clean images plus `poisons`; returns timing and final loss.
-    `texts` holds caption token ids, one row per clean image, for image–text methods;
-    `poison_texts` one array per poison group (what `PoisonSet.captions` holds)."""
+    Image–text methods: `texts`, caption ids per clean image; `poison_texts`, per poison group."""
     device = pick_device(recipe.device)
     fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=fmt).train()  # type: ignore[call-overload]  # stubs lack memory_format
