@@ -36,16 +36,32 @@ class PoisonSet:
     """What a data-poisoning attack adds to the pre-training set.
 
     `groups` holds uint8 (M, C, H, W) arrays; canvases of different shapes (side-by-side vs
-    stacked) live in different groups so augmentation stays batched.
+    stacked) live in different groups so augmentation stays batched. `captions`, for attacks
+    that inject image–caption pairs (modalities image+text): one int64 (M, T) array of caption
+    token ids per group (`pe_bench.encoders.captions.tokenize`), row i the caption of image i;
+    empty when the images carry none. Image-only encoders train on the images alone.
     """
 
     groups: tuple[np.ndarray, ...] = ()
     targets: tuple[TargetPair, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    captions: tuple[np.ndarray, ...] = ()
 
     @property
     def size(self) -> int:
         return int(sum(len(g) for g in self.groups))
+
+    def kept(self, keep: np.ndarray) -> PoisonSet:
+        """The poisons where the boolean `keep` (one entry per poison, group after group) is
+        True, captions alongside their images; groups left empty are dropped."""
+        groups, texts, start = [], [], 0
+        for i, g in enumerate(self.groups):
+            mine = keep[start:start + len(g)]
+            start += len(g)
+            if mine.any():
+                groups.append(g[mine])
+                texts += [self.captions[i][mine]] if self.captions else []
+        return PoisonSet(tuple(groups), self.targets, self.info, tuple(texts))
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,12 @@ class Attack(Plugin):
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         raise NotImplementedError
+
+    @classmethod
+    def family_of(cls, params: PluginParams) -> Literal["targeted", "backdoor"]:
+        """The family of the rows this attack makes with `params`: the declared one, unless a
+        param picks between variants of different families (carlini-terzis's `variant`)."""
+        return cls.family
 
     def triggered_tests(self, ctx: AttackContext) -> tuple[TriggeredTest, ...]:
         """The test-time inputs a backdoor is evaluated on (see `pe_bench.attacks.backdoor`);

@@ -115,7 +115,8 @@ class Trainer:
             texts = caption_tokens(trainee, self.pre, self.spec.seed)
             cpu = time.process_time()
             result = pretrain(trainee, data.clean, data.poisons.groups, recipe, self.spec.seed,
-                              texts=None if texts is None else texts[data.clean_ids])
+                              texts=None if texts is None else texts[data.clean_ids],
+                              poison_texts=data.poisons.captions)
             return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
                                      "images_per_second": result.images_per_second,
                                      "device": result.device, "fitted": result.fitted,

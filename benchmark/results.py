@@ -77,13 +77,20 @@ def selection_label(params: Mapping[str, Any]) -> str | None:
     return f"{rule}+probe-data" if rule and params.get("attacker_data") == "probe-train" else rule
 
 
-def attack_family(name: str) -> str | None:
-    """The `family` column: the attack's declared family (None where the attack cannot be
-    resolved, e.g. an error row of a plugin that failed to load)."""
+def attack_family(name: str, params: Mapping[str, Any] | None = None) -> str | None:
+    """The `family` column: the family of the attack's rows with `params` (`Attack.family_of`:
+    its declared family unless a param picks a variant of another), or its declared family
+    where its params do not validate; None where the attack cannot be resolved (e.g. an error
+    row of a plugin that failed to load)."""
     try:
-        return ATTACKS.metadata(name).family
+        declared = ATTACKS.metadata(name).family
     except PeBenchError:
         return None
+    try:
+        attack = ATTACKS.get(name)
+        return str(attack.family_of(attack.Params.model_validate(dict(params or {}))))
+    except (PeBenchError, ValueError):
+        return declared
 
 
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
@@ -103,7 +110,7 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         "dataset": spec.dataset, "seed": spec.seed,
         "encoder": spec.encoder.name, "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
-        "family": attack_family(spec.attack.name),
+        "family": attack_family(spec.attack.name, params),
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
         "selection": selection_label(params), "poison_rate": params.get("poison_rate"),
         "spec_json": spec.model_dump_json(), "plugin_versions": plugin_versions, "metrics": values,

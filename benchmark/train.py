@@ -107,10 +107,12 @@ def epoch_batches(n: int, steps: int, gen: torch.Generator) -> tuple[torch.Tenso
 
 
 class _PoisonFeed:
-    """Spreads the injected images over an epoch's steps; groups keep their own canvas shape."""
+    """Spreads the injected images over an epoch's steps; groups keep their own canvas shape.
+    `texts`: the groups' caption token ids (image–text methods), handed out alongside."""
 
-    def __init__(self, groups: tuple[torch.Tensor, ...], steps: int, gen: torch.Generator) -> None:
-        self.groups, self.steps, self.gen = groups, steps, gen
+    def __init__(self, groups: tuple[torch.Tensor, ...], steps: int, gen: torch.Generator,
+                 texts: tuple[torch.Tensor, ...] = ()) -> None:
+        self.groups, self.steps, self.gen, self.texts = groups, steps, gen, texts
         self.sizes = [len(g) for g in groups]
         self.total = sum(self.sizes)
         self.chunks: list[torch.Tensor] = []
@@ -119,18 +121,26 @@ class _PoisonFeed:
         order = torch.randperm(self.total, generator=self.gen, device=self.gen.device)
         self.chunks = list(torch.tensor_split(order, self.steps)) if self.total else []
 
-    def batch(self, step: int) -> list[torch.Tensor]:
-        """This step's injected images, one uint8 tensor per canvas shape present."""
+    def _pick(self, step: int, arrays: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """This step's rows of each group's `arrays` entry, for the groups present."""
         if not self.total:
             return []
         chosen = self.chunks[step]
         out, start = [], 0
-        for group, size in zip(self.groups, self.sizes, strict=True):
+        for array, size in zip(arrays, self.sizes, strict=True):
             mine = chosen[(chosen >= start) & (chosen < start + size)] - start
             if len(mine):
-                out.append(group[mine])
+                out.append(array[mine])
             start += size
         return out
+
+    def batch(self, step: int) -> list[torch.Tensor]:
+        """This step's injected images, one uint8 tensor per canvas shape present."""
+        return self._pick(step, self.groups)
+
+    def captions(self, step: int) -> list[torch.Tensor]:
+        """This step's injected images' caption token ids, in the order of `batch`."""
+        return self._pick(step, self.texts) if self.texts else []
 
 
 def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: TrainSpec,
@@ -141,15 +151,17 @@ def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: T
 
 
 def _caption_tokens(model: EncoderMethod, texts: np.ndarray | None, poisons: tuple[np.ndarray, ...],
-                    device: torch.device) -> torch.Tensor | None:
-    """Caption token ids for an image–text method (None for image-only methods)."""
+                    poison_texts: tuple[np.ndarray, ...], device: torch.device
+                    ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+    """Caption token ids for an image–text method: the clean images' and the injected groups'
+    (None and () for image-only methods, which drop any captions the poisons carry)."""
     if "text" not in model.modalities:
-        return None
+        return None, ()
     if texts is None:
         raise ValueError("this encoder trains on image–caption pairs: pass `texts`")
-    if any(len(p) for p in poisons):
+    if any(len(p) for p in poisons) and len(poison_texts) != len(poisons):
         raise ValueError("injected images carry no captions: image-only attacks cannot poison this encoder")
-    return torch.tensor(texts, device=device)
+    return torch.tensor(texts, device=device), tuple(torch.tensor(t, device=device) for t in poison_texts)
 
 
 def _optimise(model: EncoderMethod, step_fn: Callable[..., torch.Tensor], opt: torch.optim.Optimizer,
@@ -167,18 +179,19 @@ def _optimise(model: EncoderMethod, step_fn: Callable[..., torch.Tensor], opt: t
 
 def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
              recipe: TrainSpec, seed: int, progress: ProgressFn | None = None,
-             texts: np.ndarray | None = None) -> TrainResult:
+             texts: np.ndarray | None = None, poison_texts: tuple[np.ndarray, ...] = ()) -> TrainResult:
     """Train `model` in place on clean images plus `poisons`; returns timing and final loss.
-    `texts` holds caption token ids, one row per clean image, for image–text methods."""
+    Image–text methods: `texts`, caption ids per clean image; `poison_texts`, per poison group."""
     device = pick_device(recipe.device)
     fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=fmt).train()  # type: ignore[call-overload]  # stubs lack memory_format
     gens = _generators(seed, device)
     data = to_device(clean, device)
-    tokens = _caption_tokens(model, texts, poisons, device)
+    tokens, poison_tokens = _caption_tokens(model, texts, poisons, poison_texts, device)
     size = clean.shape[-1]
     steps = steps_per_epoch(len(data), recipe.batch_size)
-    feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"])
+    feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"],
+                       poison_tokens)
     fitted = model.before_training(len(data), -(-len(data) // steps))  # the largest clean batch
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
@@ -193,7 +206,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)
             v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
             v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
-            extra = {} if tokens is None else {"text": tokens[idx]}
+            extra = {} if tokens is None else {"text": torch.cat([tokens[idx], *feed.captions(step)])}
             losses.append(_optimise(model, step_fn, opt, (v1, v2), extra, amp))
             seen += len(v1)
         loss_val = float(torch.stack(losses).mean())

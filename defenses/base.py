@@ -62,11 +62,7 @@ class PretrainData:
         drop[np.asarray(ids, dtype=np.int64)] = True
         keep_clean = ~drop[:len(self.clean)]
         keep_poison = ~drop[len(self.clean):]
-        groups, start = [], 0
-        for g in self.poisons.groups:
-            groups.append(g[keep_poison[start:start + len(g)]])
-            start += len(g)
-        poisons = PoisonSet(tuple(g for g in groups if len(g)), self.poisons.targets, self.poisons.info)
+        poisons = self.poisons.kept(keep_poison)  # captions stay with their images
         return PretrainData(self.clean[keep_clean], poisons, self.clean_ids[keep_clean],
                             self.poison_ids[keep_poison])
 

@@ -143,6 +143,13 @@ def test_image_only_data_cannot_poison_an_image_text_encoder() -> None:
     assert inapplicable("none", "clip", "dedup") is None
 
 
+def test_image_caption_poisons_run_on_image_text_and_image_only_encoders() -> None:
+    """carlini-terzis injects image+text: nothing is missing for clip, and an image-only encoder
+    trains on its images with the captions dropped (train.py)."""
+    for encoder in ("clip", "simclr", "moco"):
+        assert inapplicable("carlini-terzis", encoder, "dedup") is None
+
+
 def test_validate_lists_the_excluded_cells_with_their_reason(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))

@@ -212,3 +212,22 @@ def test_a_backdoor_trial_counts_triggered_inputs_on_every_encoder(tmp_path: Pat
         update={"defense": PluginRef(name="partition-ensemble", params={"k": 2})}), Path("unused"), tmp_path)
     assert ens.n_triggered == others and ens.triggered_hits_undefended == plain.triggered_hits
     assert ens.baseline_asr == plain.baseline_asr and ens.pa_undefended == plain.pa
+
+
+def test_image_caption_poisons_run_through_a_clip_trial_in_both_variants(tmp_path: Path) -> None:
+    """carlini-terzis's captions reach CLIP's training (a CLIP cell with image-only poisons is
+    refused); the targeted variant reads like a targeted row, the backdoor one like a backdoor."""
+    from datetime import UTC, datetime
+
+    from pe_bench.results import build_row
+
+    clean = run_trial(spec("clip", "none", probe="zero-shot"), Path("unused"), tmp_path)
+    targeted = spec("clip", "carlini-terzis", probe="zero-shot", poison_rate=0.05, targets_per_task=2)
+    out = run_trial(targeted, Path("unused"), tmp_path)
+    assert clean.cache_hits == 0 and out.cache_hits == 1  # the clean twin of the `none` cell
+    assert out.n_targets == 2 and out.n_poisons == round(0.05 * out.n_pretrain) and out.n_triggered is None
+    assert build_row(targeted, "r", {}, datetime.now(UTC), out)["family"] == "targeted"
+    backdoor = spec("clip", "carlini-terzis", probe="zero-shot", variant="backdoor", target_class=1)
+    out = run_trial(backdoor, Path("unused"), tmp_path)
+    assert out.n_targets == 0 and out.n_triggered is not None and out.n_triggered > 0
+    assert build_row(backdoor, "r", {}, datetime.now(UTC), out)["family"] == "backdoor"

@@ -77,11 +77,11 @@ def _triggered(cls: type[Attack]) -> tuple[TriggeredTest, ...]:
     return tuple(cls.from_dict(cls.contract_params()).triggered_tests(tiny_context()))
 
 
-def _check_triggered(cls: type[Attack], meta: AttackMeta, ctx: AttackContext) -> None:
+def _check_triggered(cls: type[Attack], family: str, ctx: AttackContext) -> None:
     """A backdoor's triggered test inputs: one set per task, every test input of another class
     than the target, each changed by the trigger, deterministic; a targeted attack has none."""
     found = _triggered(cls)
-    if meta.family == "targeted":
+    if family == "targeted":
         if found:
             raise fail(cls, "a targeted attack has no triggered test inputs (declare family='backdoor')")
         return
@@ -103,9 +103,25 @@ def _check_triggered(cls: type[Attack], meta: AttackMeta, ctx: AttackContext) ->
         raise fail(cls, "triggered_tests must be deterministic under a seed")
 
 
+def _check_captions(cls: type[Attack], meta: AttackMeta, poisons: PoisonSet) -> None:
+    """An attack injecting text gives every poison a caption (token ids, one int64 row per
+    image, group by group); an image-only attack gives none."""
+    if "text" not in meta.modalities:
+        if poisons.captions:
+            raise fail(cls, "poisons carry captions: declare modalities=('image', 'text')")
+        return
+    if len(poisons.captions) != len(poisons.groups):
+        raise fail(cls, "an attack injecting text gives one caption array per poison group")
+    for g, c in zip(poisons.groups, poisons.captions, strict=True):
+        if not (isinstance(c, np.ndarray) and c.dtype == np.int64 and c.ndim == 2 and len(c) == len(g)):
+            raise fail(cls, "each caption array must be int64 (M, tokens), one row per image of its group")
+
+
 def _same(a: PoisonSet, b: PoisonSet) -> bool:
     return (a.targets == b.targets and len(a.groups) == len(b.groups)
-            and all(np.array_equal(x, y) for x, y in zip(a.groups, b.groups, strict=True)))
+            and len(a.captions) == len(b.captions)
+            and all(np.array_equal(x, y) for x, y in zip(a.groups + a.captions, b.groups + b.captions,
+                                                          strict=True)))
 
 
 def check_attack(cls: type[Attack]) -> dict[str, Any]:
@@ -117,11 +133,13 @@ def check_attack(cls: type[Attack]) -> dict[str, Any]:
     ctx, poisons = tiny_context(), _craft(cls)
     _check_groups(cls, poisons, ctx.pretrain.shape[1])
     _check_targets(cls, poisons, ctx)
-    _check_budget(cls, cls.from_dict(cls.contract_params()).params, poisons, len(ctx.pretrain))
+    params = cls.from_dict(cls.contract_params()).params
+    _check_budget(cls, params, poisons, len(ctx.pretrain))
+    _check_captions(cls, meta, poisons)
     if bool(poisons.size) != bool(meta.modalities):
         raise fail(cls, "an attack that injects images declares modalities=('image', ...); one that "
                         "injects nothing declares modalities=()")
     if not _same(poisons, _craft(cls)):
         raise fail(cls, "craft must be deterministic under a seed")
-    _check_triggered(cls, meta, ctx)
+    _check_triggered(cls, cls.family_of(params), ctx)
     return {"poisons": poisons.size, "targets": len(poisons.targets), "metadata": meta}
