@@ -109,6 +109,7 @@ def cmd_list(kind: str | None, applicable: bool = False) -> int:
     table = Table("kind", "name", "from", "metadata")
     for column in table.columns[:3]:
         column.no_wrap = True
+    table.columns[3].min_width = 36  # `family: ..., stage: ..., modalities: ...` on two lines
     for k in [kind] if kind else KINDS:
         registry = REGISTRIES[k]
         for name in registry.names():
