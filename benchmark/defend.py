@@ -235,9 +235,9 @@ def _repair(defense: Defense, members: list[Trained], trainer: Trainer, pool: np
 
 
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer, undefended: Trained,
-                  twin: Trained | None = None, report: BugReport | None = None) -> Defended:
+                  twin: Trained | None = None, bug: BugReport | None = None) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data` (`twin`: the clean
-    twin, which encoder-level detectors score as the negative; `report`: the bug report a
+    twin, which encoder-level detectors score as the negative; `bug`: the bug report a
     repair may read, see `bug_report`)."""
     work = Work()
     kept, scores, filter_cpu = _filtered(defense, data, trainer, undefended)
@@ -249,7 +249,7 @@ def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer, undefe
         work.trained(m.info)
     if own and "score_trained" not in defense.implements():  # it replaced the undefended training
         work.trained(undefended.info, sign=-1)
-    members, repair = _repair(defense, members, trainer, data.clean, work, report)
+    members, repair = _repair(defense, members, trainer, data.clean, work, bug)
     detected = _encoder_scores(defense, trainer, data.clean, twin, undefended, work)
     clean_used = max(repair.get("clean_used", 0), detected.pop("clean_used", 0))
     report = DefenseReport(defense_hooks=",".join(defense.implements()), n_encoders=len(members),

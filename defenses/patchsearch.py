@@ -59,7 +59,8 @@ class PatchSearchParams(PluginParams):
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
-    """Cluster assignments of unit rows by Lloyd's k-means (k-means++ seeding, k capped at N)."""
+    """Cluster assignments of unit rows by Lloyd's k-means (k-means++ seeding, k capped at N),
+    numbered 0..k'-1 over the clusters that kept members."""
     k = min(k, len(x))
     centres = [x[rng.integers(len(x))]]
     for _ in range(1, k):
@@ -73,7 +74,8 @@ def kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> 
         for j in range(k):
             if (assign == j).any():
                 c[j] = x[assign == j].mean(0)
-    return np.argmax(x @ c.T - 0.5 * (c * c).sum(1), axis=1)
+    final = np.argmax(x @ c.T - 0.5 * (c * c).sum(1), axis=1)
+    return np.unique(final, return_inverse=True)[1].reshape(-1).astype(np.int64)  # no empty clusters
 
 
 def occlusions(image: np.ndarray, window: int, stride: int, fill: np.ndarray
@@ -113,12 +115,12 @@ class Search:
         g = int(np.argmax(np.diff(self.offsets)))
         ids = np.arange(self.offsets[g], self.offsets[g + 1])
         per = max(1, self.p.test_images // self.k)
-        chosen = []
+        picked: list[int] = []
         for j in range(self.k):
             mine = ids[self.assign[ids] == j]
             sim = feats[mine] @ self.centroids[j]
-            chosen.extend(mine[np.argsort(-sim, kind="stable")[:per]].tolist())
-        chosen = np.array(sorted(chosen), dtype=np.int64)
+            picked.extend(mine[np.argsort(-sim, kind="stable")[:per]].tolist())
+        chosen = np.array(sorted(picked), dtype=np.int64)
         return self.images[g][chosen - self.offsets[g]], self.assign[chosen]
 
     def nearest(self, images: np.ndarray) -> np.ndarray:
