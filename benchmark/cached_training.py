@@ -20,7 +20,7 @@ import torch
 
 from pe_bench.cache import ArtifactCache
 from pe_bench.datasets.base import ImageArray
-from pe_bench.defenses.base import Defense, PretrainData, RepairContext
+from pe_bench.defenses.base import BugReport, Defense, PretrainData, RepairContext
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.errors import PluginError
@@ -126,14 +126,16 @@ class Trainer:
         steps, images = training_work(data, recipe)
         return Trained(self._load(state), key, {**info, "key": key, "steps": steps, "images": images}, hit)
 
-    def repaired(self, base: Trained, defense: Defense, pool: np.ndarray) -> Trained:
-        """`base` after the defense's post-processing (cached like any encoder)."""
+    def repaired(self, base: Trained, defense: Defense, pool: np.ndarray,
+                 bug_report: BugReport | None = None) -> Trained:
+        """`base` after the defense's post-processing (cached like any encoder). The bug report
+        is not in the key: it follows from the attack, tasks and seed, which `base.key` holds."""
         key = canonical_hash({"base": base.key, "repair": self.spec.defense.model_dump(mode="json"),
                               "plugins": plugin_versions(self.spec.plugins_used(("defenses",)))})
 
         def build() -> tuple[State, dict[str, Any]]:
             self.log(f"post-processing with {self.spec.defense.name}")
-            ctx = RepairContext(self.spec.seed, pool, self)
+            ctx = RepairContext(self.spec.seed, pool, self, bug_report)
             start, cpu = time.perf_counter(), time.process_time()
             # a copy: the trial still evaluates `base` (the undefended encoder) after this
             out = defense.repair(copy.deepcopy(base.model), ctx)

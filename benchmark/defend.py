@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from pe_bench.attacks.base import TargetPair, TriggeredTest
 from pe_bench.cached_training import Trained, Trainer
-from pe_bench.defenses.base import FILTERS, Defense, Embed, PretrainData
+from pe_bench.defenses.base import FILTERS, BugReport, Defense, Embed, PretrainData
 from pe_bench.detection import image_detection
 from pe_bench.errors import PluginError
 from pe_bench.metrics import DefenseReport
+from pe_bench.plugin_types import Task
 from pe_bench.registry import plugin_versions
 from pe_bench.spec import TrainSpec, canonical_hash
 from pe_bench.train import encode
@@ -191,12 +193,39 @@ def _repair_steps(members: list[Trained]) -> int | None:
     return max(counted) if len(counted) == len(steps) else None
 
 
+BUG_STREAM = 0xB06  # tags the bug report's draws apart from other seeded streams of a trial
+
+
+def bug_report(tasks: tuple[Task, ...], targets: tuple[TargetPair, ...],
+               triggered: tuple[TriggeredTest, ...], seed: int) -> BugReport | None:
+    """The one misclassified input a user reports (Mudjacking's threat model): the first target
+    pair's input for a targeted attack, else a seeded draw among the first task's triggered test
+    inputs; the reference is a seeded draw among the other test inputs of its true class. Whether
+    the input really was misclassified is not checked [ours]: the attack meant it to be."""
+    rng = np.random.default_rng((seed, BUG_STREAM))
+    by_name = {t.name: t for t in tasks}
+    if targets:
+        task, index, bug = by_name.get(targets[0].task), targets[0].index, None
+    elif triggered:
+        j = int(rng.integers(len(triggered[0].index)))
+        task, index, bug = by_name.get(triggered[0].task), int(triggered[0].index[j]), triggered[0].images[j]
+    else:
+        return None
+    if task is None:
+        return None
+    label = int(task.test.labels[index])
+    same = np.flatnonzero(task.test.labels == label)
+    others = same[same != index]
+    reference = task.test.images[int(rng.choice(others))] if len(others) else task.test.images[index]
+    return BugReport(task.name, label, task.test.images[index] if bug is None else bug, reference)
+
+
 def _repair(defense: Defense, members: list[Trained], trainer: Trainer, pool: np.ndarray,
-            work: Work) -> tuple[list[Trained], dict[str, Any]]:
+            work: Work, report: BugReport | None = None) -> tuple[list[Trained], dict[str, Any]]:
     """Post-process every member; counts its CPU, steps and images into `work`."""
     if "repair" not in defense.implements():
         return members, {}
-    repaired = [trainer.repaired(m, defense, pool) for m in members]
+    repaired = [trainer.repaired(m, defense, pool, report) for m in members]
     for m in repaired:
         work.hooks(m.info.get("cpu_s"))
         work.steps += int(m.info.get("repair_steps") or 0)
@@ -206,9 +235,10 @@ def _repair(defense: Defense, members: list[Trained], trainer: Trainer, pool: np
 
 
 def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer, undefended: Trained,
-                  twin: Trained | None = None) -> Defended:
+                  twin: Trained | None = None, bug: BugReport | None = None) -> Defended:
     """Run every hook of `defense` on the attacked pre-training set `data` (`twin`: the clean
-    twin, which encoder-level detectors score as the negative)."""
+    twin, which encoder-level detectors score as the negative; `bug`: the bug report a
+    repair may read, see `bug_report`)."""
     work = Work()
     kept, scores, filter_cpu = _filtered(defense, data, trainer, undefended)
     work.hooks(filter_cpu)
@@ -219,7 +249,7 @@ def apply_defense(defense: Defense, data: PretrainData, trainer: Trainer, undefe
         work.trained(m.info)
     if own and "score_trained" not in defense.implements():  # it replaced the undefended training
         work.trained(undefended.info, sign=-1)
-    members, repair = _repair(defense, members, trainer, data.clean, work)
+    members, repair = _repair(defense, members, trainer, data.clean, work, bug)
     detected = _encoder_scores(defense, trainer, data.clean, twin, undefended, work)
     clean_used = max(repair.get("clean_used", 0), detected.pop("clean_used", 0))
     report = DefenseReport(defense_hooks=",".join(defense.implements()), n_encoders=len(members),

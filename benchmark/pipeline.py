@@ -24,7 +24,7 @@ from pe_bench.cache import ArtifactCache
 from pe_bench.cached_training import Trainer
 from pe_bench.data import image_digests, load_dataset
 from pe_bench.datasets.base import ImageArray
-from pe_bench.defend import apply_defense
+from pe_bench.defend import apply_defense, bug_report
 from pe_bench.defenses.base import PretrainData
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import DataError
@@ -149,7 +149,8 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
                                                                spec.train, "clean twin"))
     undefended = twin if spec.poison_id() is None else watch.run(
         "pretrain_poisoned", lambda: trainer.encoder(data, spec.train, "poisoned encoder"))
-    defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended, twin))
+    report = bug_report(tasks, poisons.targets, triggered, spec.seed)
+    defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended, twin, report))
     log("evaluating")
     members = [m.model for m in defended.members]
     same = len(members) == 1 and members[0] is undefended.model

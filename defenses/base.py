@@ -20,7 +20,7 @@ from pe_bench.errors import PluginError
 from pe_bench.plugin_types import Plugin, PluginParams
 from pe_bench.spec import TrainSpec
 
-__all__ = ["Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
+__all__ = ["BugReport", "Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
 HOOKS = ("sanitize", "score", "score_trained", "configure_training", "partition", "repair", "score_encoder")
 FILTERS = ("sanitize", "score", "score_trained")  # the filter hooks: a defense implements one at most
 Embed = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, C, H, W) -> float features (N, D)
@@ -83,6 +83,20 @@ def student_seed(seed: int) -> int:
     return int(np.random.SeedSequence((seed, STUDENT_STREAM)).generate_state(1)[0])
 
 
+@dataclass(frozen=True)
+class BugReport:
+    """One misclassified input a downstream user reported, as Mudjacking's threat model has it
+    (Liu, Reiter, Gong, USENIX Security 2024): `bug`, the input (uint8 (C, H, W)) -- a targeted
+    attack's target input, or one triggered test input of a backdoor -- and `reference`, another
+    test input of the bug's true class `true_class` in task `task`. The engine builds it
+    (`pe_bench.defend.bug_report`); a trial without an attack has none."""
+
+    task: str
+    true_class: int
+    bug: np.ndarray
+    reference: np.ndarray
+
+
 class RepairContext:
     """What a post-processing defense (or an encoder-level detector) may use besides the encoder.
 
@@ -94,11 +108,17 @@ class RepairContext:
     `teacher`'s features.
     `fresh_encoder()`: a newly initialised encoder of the trial's architecture, initialised
     from `student_seed(seed)`, independently of the trained encoder's initialisation.
+    `bug_report`: the one reported misclassified input (a `BugReport`; None without an attack),
+    read-only, for repairs that patch from a bug report; it is a function of the attack, the
+    tasks and the seed, all in the repaired encoder's cache key already.
     The optimiser steps and training images of every `finetune` / `distill` call are counted in
-    `steps` and `images` (reported as `repair_steps` and in the extra training work)."""
+    `steps` and `images` (reported as `repair_steps` and in the extra training work); a repair
+    that runs its own optimiser adds its steps and images there itself."""
 
-    def __init__(self, seed: int, pool: np.ndarray, trainer: Any) -> None:
+    def __init__(self, seed: int, pool: np.ndarray, trainer: Any,
+                 bug_report: BugReport | None = None) -> None:
         self.seed, self.pool, self.trainer = seed, pool, trainer
+        self.bug_report = bug_report
         self.clean_used = 0
         self.steps = 0
         self.images = 0

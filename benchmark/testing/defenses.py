@@ -14,7 +14,7 @@ from pe_bench.attacks.base import PoisonSet
 from pe_bench.cache import ArtifactCache
 from pe_bench.cached_training import Trainer
 from pe_bench.datasets.base import ImageArray
-from pe_bench.defenses.base import Defense, PluginParams, PretrainData
+from pe_bench.defenses.base import BugReport, Defense, PluginParams, PretrainData
 from pe_bench.errors import PluginError
 from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
 from pe_bench.testing.common import check_params, fail
@@ -112,8 +112,9 @@ def _repair_once(cls: type[Defense], cache_dir: Path) -> tuple[dict[str, torch.T
     trainer = Trainer(spec, pre, ArtifactCache(cache_dir), lambda _: None)
     base = trainer.encoder(PretrainData(data.clean, PoisonSet()), spec.train, "contract")
     arch = set(base.model.state_dict())
-    out = trainer.repaired(base, _small(cls), data.clean)
-    again = trainer.repaired(base, _small(cls), data.clean)
+    report = BugReport("contract", 0, data.clean[0], data.clean[1])  # for repairs that read one
+    out = trainer.repaired(base, _small(cls), data.clean, report)
+    again = trainer.repaired(base, _small(cls), data.clean, report)
     return out.model.state_dict(), arch, again.hit
 
 
