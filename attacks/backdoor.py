@@ -24,13 +24,13 @@ Shared choices [ours, where the papers poison their own training set in place]:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import Attack, AttackContext, PluginParams, PoisonSet, Task, TriggeredTest
-from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
+from pe_bench.attacks.targets import KnowsAttackerData, attacker_images, split_budget, task_rng
 
 
 class BackdoorParams(PluginParams):
@@ -40,6 +40,26 @@ class BackdoorParams(PluginParams):
     target_class: int | None = Field(None, ge=0)  # every task's target class; None: drawn per seed
     # the attacker's labelled data: its held-out split, or (stronger) the probe's training data
     attacker_data: Literal["held-out", "probe-train"] = "held-out"
+
+
+class KnowsTarget(KnowsAttackerData, Protocol):
+    """Params that name a backdoor's target class (None: drawn per seed) and attacker data."""
+
+    @property
+    def target_class(self) -> int | None: ...
+
+
+def backdoor_target(task: Task, params: KnowsTarget, seed: int) -> int:
+    """The task's target class: the fixed one, or one drawn per seed among the classes the
+    attacker holds images of (shared by data- and encoder-stage backdoors)."""
+    classes = len(task.test.classes)
+    if params.target_class is not None:
+        if params.target_class >= classes:
+            raise ValueError(f"target_class {params.target_class}: task {task.name!r} has "
+                             f"{classes} classes")
+        return params.target_class
+    known = np.unique(attacker_images(task, params).labels)
+    return int(task_rng(seed, task.name, "backdoor-target").choice(known))
 
 
 class BackdoorAttack(Attack):
@@ -56,16 +76,8 @@ class BackdoorAttack(Attack):
         raise NotImplementedError
 
     def target_class(self, task: Task, seed: int) -> int:
-        """The task's target class: the fixed one, or one drawn per seed among the classes the
-        attacker holds images of."""
-        classes = len(task.test.classes)
-        if self.params.target_class is not None:
-            if self.params.target_class >= classes:
-                raise ValueError(f"target_class {self.params.target_class}: task {task.name!r} has "
-                                 f"{classes} classes")
-            return self.params.target_class
-        known = np.unique(attacker_images(task, self.params).labels)
-        return int(task_rng(seed, task.name, "backdoor-target").choice(known))
+        """The task's target class (see `backdoor_target`)."""
+        return backdoor_target(task, self.params, seed)
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))

@@ -11,11 +11,14 @@ loaded through an entry point, as class attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from pe_bench.plugin_types import AttackMeta, Modality, Plugin, PluginParams, Task
+
+if TYPE_CHECKING:
+    from pe_bench.encoders.base import EncoderMethod
 
 __all__ = ["Attack", "AttackContext", "PluginParams", "PoisonSet", "TargetPair", "Task", "TriggeredTest"]
 _DEFAULTS = AttackMeta()
@@ -108,6 +111,13 @@ class Attack(Plugin):
         """The test-time inputs a backdoor is evaluated on (see `pe_bench.attacks.backdoor`);
         a targeted attack has none: its target pairs are clean test inputs."""
         return ()
+
+    def backdoor_encoder(self, model: EncoderMethod, ctx: AttackContext) -> EncoderMethod:
+        """Stage `encoder` only (the supply-chain threat model): the attacker's modified copy of
+        the clean pre-trained `model` (which it may change in place and return). The engine
+        calls it once per clean twin and caches the result; it must be deterministic given
+        `ctx.seed` and keep the model's architecture (state-dict keys and shapes)."""
+        raise NotImplementedError
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:

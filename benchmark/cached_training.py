@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pe_bench.attacks.base import Attack, AttackContext
 from pe_bench.cache import ArtifactCache
 from pe_bench.datasets.base import ImageArray
 from pe_bench.defenses.base import BugReport, Defense, PretrainData, RepairContext
@@ -142,6 +143,24 @@ class Trainer:
             return _state(out), {"seconds": time.perf_counter() - start, "clean_used": ctx.clean_used,
                                  "repair_steps": ctx.steps, "repair_images": ctx.images,
                                  "cpu_s": time.process_time() - cpu}
+
+        state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
+        return Trained(self._load(state), key, {**info, "key": key}, hit)
+
+    def backdoored(self, twin: Trained, attack: Attack, ctx: AttackContext) -> Trained:
+        """The clean `twin` after an encoder-stage attack's `backdoor_encoder` (cached by the
+        twin, the attack's spec and its plugin's version): the undefended encoder of a
+        supply-chain attack, trained on no poisons."""
+        key = canonical_hash({"base": twin.key, "backdoor": self.spec.poison_id(),
+                              "plugins": plugin_versions(self.spec.plugins_used(("attacks",)))})
+
+        def build() -> tuple[State, dict[str, Any]]:
+            self.log(f"backdooring the clean twin with {self.spec.attack.name}")
+            start, cpu = time.perf_counter(), time.process_time()
+            # a copy: the trial still evaluates the clean twin after this
+            out = attack.backdoor_encoder(copy.deepcopy(twin.model), ctx)
+            return _state(out), {"seconds": time.perf_counter() - start, "device": str(
+                pick_device(self.spec.train.device)), "cpu_s": time.process_time() - cpu}
 
         state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
         return Trained(self._load(state), key, {**info, "key": key}, hit)

@@ -1,5 +1,6 @@
 """One trial, start to finish, without Ray: data -> attack -> pre-training (clean twin and
-undefended poisoned encoder) -> defense (pre-, in-, post-processing) -> evaluate.
+undefended poisoned encoder; for an encoder-stage attack, the clean twin after the attack's
+`backdoor_encoder`, with nothing injected) -> defense (pre-, in-, post-processing) -> evaluate.
 
 Returns the trial's metrics as a validated `TrialMetrics` (the worker wraps them in a row).
 Every encoder goes through the artefact cache (pe_bench.cached_training), so the clean twin of
@@ -148,7 +149,8 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     twin = watch.run("pretrain_clean", lambda: trainer.encoder(PretrainData(pre.images, PoisonSet()),
                                                                spec.train, "clean twin"))
     undefended = twin if spec.poison_id() is None else watch.run(
-        "pretrain_poisoned", lambda: trainer.encoder(data, spec.train, "poisoned encoder"))
+        "pretrain_poisoned", lambda: trainer.backdoored(twin, attack, ctx) if attack.stage == "encoder"
+        else trainer.encoder(data, spec.train, "poisoned encoder"))
     report = bug_report(tasks, poisons.targets, triggered, spec.seed)
     defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended, twin, report))
     log("evaluating")

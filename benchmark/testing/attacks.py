@@ -124,13 +124,45 @@ def _same(a: PoisonSet, b: PoisonSet) -> bool:
                                                           strict=True)))
 
 
+def _backdoored(cls: type[Attack]) -> dict[str, Any]:
+    """The state dict of a tiny seeded SimCLR encoder after the attack's `backdoor_encoder`."""
+    import torch
+
+    from pe_bench.registry import ENCODERS
+
+    encoder = ENCODERS.get("simclr")
+    torch.manual_seed(0)
+    model = encoder.from_dict(encoder.contract_params()).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = cls.from_dict(cls.contract_params()).backdoor_encoder(model, tiny_context())
+    after = out.state_dict() if hasattr(out, "state_dict") else {}
+    return {"before": before, "after": {k: v.detach().clone() for k, v in after.items()}}
+
+
+def _check_encoder_stage(cls: type[Attack], poisons: PoisonSet) -> None:
+    """An encoder-stage attack injects nothing; `backdoor_encoder` returns a model of the same
+    architecture (state-dict keys and shapes), changed, and deterministically."""
+    import torch
+
+    if poisons.size or poisons.targets:
+        raise fail(cls, "an encoder-stage attack injects nothing: craft returns no poisons or targets")
+    first, second = _backdoored(cls), _backdoored(cls)
+    before, after = first["before"], first["after"]
+    if {k: v.shape for k, v in after.items()} != {k: v.shape for k, v in before.items()}:
+        raise fail(cls, "backdoor_encoder must return the encoder with its state-dict keys and shapes")
+    if all(torch.equal(after[k], before[k]) for k in before):
+        raise fail(cls, "backdoor_encoder left the encoder unchanged")
+    if any(not torch.equal(after[k], second["after"][k]) for k in after):
+        raise fail(cls, "backdoor_encoder must be deterministic under a seed")
+
+
 def check_attack(cls: type[Attack]) -> dict[str, Any]:
     """Every contract an attack plugin must meet; returns what it crafted on the tiny task."""
     check_params(cls, Attack, PluginParams, {}, cls.contract_params())
     meta = AttackMeta.of(cls)
-    if meta.stage != "data":
-        raise fail(cls, "the engine runs data-stage attacks only (stage='data')")
     ctx, poisons = tiny_context(), _craft(cls)
+    if meta.stage == "encoder":
+        _check_encoder_stage(cls, poisons)
     _check_groups(cls, poisons, ctx.pretrain.shape[1])
     _check_targets(cls, poisons, ctx)
     params = cls.from_dict(cls.contract_params()).params

@@ -1,0 +1,184 @@
+"""BadEncoder: a backdoor fine-tuned into a clean pre-trained encoder (the supply-chain threat).
+
+Paper: Jia, Liu, Gong, "BadEncoder: Backdoor Attacks to Pre-trained Encoders in Self-Supervised
+Learning", IEEE S&P 2022 (arXiv 2108.00352); settings below from the paper and its released
+fine-tuning script (github.com/jinyuan-jia/BadEncoder, `badencoder.py`, `scripts/`). Threat
+model: the attacker holds the clean pre-trained encoder f and a shadow dataset, and hands the
+victim a modified encoder f' instead; no pre-training data is poisoned. f' is fine-tuned with
+    loss = L0 + lambda1 L1 + lambda2 L2,
+    L0 = -mean cos(f'(x + trigger), f'(x_ref))   (effectiveness: triggered shadow inputs embed
+                                                  like the reference inputs of the target class)
+    L1 = -mean cos(f'(x_ref), f(x_ref))          (the references keep their clean embedding)
+    L2 = -mean cos(f'(x), f(x))                  (utility: clean shadow inputs keep theirs)
+with f frozen, lambda1 = lambda2 = 1, SGD (lr 0.001, momentum 0.9, weight decay 5e-4), batch
+256, 200 epochs over the shadow set; BatchNorm layers stay in evaluation mode with their affine
+parameters frozen, and only the encoder (not a projection head) is updated [repository]. The
+trigger is a 10 x 10 white patch at the bottom-right corner of 32 x 32 images (one pixel from
+the edge), pasted at the same place on every input [repository's trigger file].
+
+Deviations / assumptions [ours]:
+- Shadow data: the attacker's own labelled split of every task (`attacker_data`, see
+  `pe_bench.attacks.targets`), without its labels; the paper uses a part of the pre-training
+  set or another dataset. Reference inputs: `n_references` (default 1, the paper's default as
+  we read it: one reference per target class) of the attacker's target-class images, drawn per
+  seed. With several tasks, the references of every task share the one trigger.
+- L1 compares the references themselves; the repository compares augmented references of f'
+  with clean ones of f. Shadow inputs are not augmented.
+- The trigger's corner keeps a one-pixel margin at any resolution (their offset 21 for 10 of
+  32); `pattern` may also be the seeded noise or checkerboard of `ssl-backdoor`.
+- Target class per task: as for every backdoor (`pe_bench.attacks.backdoor`); evaluation on
+  every test input of another class, triggered, the clean twin on the very same inputs.
+- Budget: no images are injected (`n_poisons` 0); the attack's cost is its fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from pe_bench.attacks.backdoor import backdoor_target
+from pe_bench.attacks.base import Attack, AttackContext, PluginParams, PoisonSet, TriggeredTest
+from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, paste, trigger_pattern
+from pe_bench.attacks.targets import attacker_images, task_rng
+from pe_bench.registry import register_attack
+
+if TYPE_CHECKING:
+    import torch
+
+    from pe_bench.encoders.base import EncoderMethod
+
+
+class BadEncoderParams(PluginParams):
+    target_class: int | None = Field(None, ge=0)  # every task's target class; None: drawn per seed
+    attacker_data: Literal["held-out", "probe-train"] = "held-out"  # the shadow and reference data
+    patch_size: int = Field(10, ge=1, le=1024)  # side of the square trigger, in pixels
+    pattern: Literal["white", "random", "checkerboard"] = "white"
+    cell: int = Field(2, ge=1, le=512)  # checkerboard square side, in pixels
+    n_references: int = Field(1, ge=1, le=1000)  # reference inputs per task
+    epochs: int = Field(200, ge=1, le=100_000)
+    lr: float = Field(0.001, gt=0, le=10)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    lambda1: float = Field(1.0, ge=0)  # weight of L1 (references keep their embedding)
+    lambda2: float = Field(1.0, ge=0)  # weight of L2 (clean inputs keep their embedding)
+
+
+def badencoder_loss(triggered: torch.Tensor, refs: torch.Tensor, refs_clean: torch.Tensor,
+                    shadow: torch.Tensor, shadow_clean: torch.Tensor, lambda1: float,
+                    lambda2: float) -> torch.Tensor:
+    """L0 + lambda1 L1 + lambda2 L2 from features (rows: inputs): f'(x + trigger), f'(x_ref),
+    f(x_ref), f'(x), f(x). L0 averages over every (triggered input, reference) pair."""
+    import torch.nn.functional as F
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1)
+
+    effect = -(unit(triggered) @ unit(refs).T).mean()
+    keep_refs = -(unit(refs) * unit(refs_clean)).sum(-1).mean()
+    utility = -(unit(shadow) * unit(shadow_clean)).sum(-1).mean()
+    return effect + lambda1 * keep_refs + lambda2 * utility
+
+
+def _trainable(model: EncoderMethod) -> list[torch.nn.Parameter]:
+    """The encoder's parameters less BatchNorm's (frozen, as in the paper's repository)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return [p for m in model.backbone.modules() if not isinstance(m, _BatchNorm)
+            for p in m.parameters(recurse=False)]
+
+
+@register_attack("badencoder", family="backdoor", stage="encoder", modalities=())
+class BadEncoder(Attack):
+    Params = BadEncoderParams
+    params: BadEncoderParams
+
+    def trigger(self, channels: int, seed: int) -> np.ndarray:
+        """The trigger, uint8 (C, P, P): white, or `ssl-backdoor`'s seeded noise / checkerboard."""
+        p = self.params
+        if p.pattern == "white":
+            return np.full((channels, p.patch_size, p.patch_size), 255, dtype=np.uint8)
+        ssl = SSLBackdoorParams(patch_size=p.patch_size, pattern=p.pattern, cell=p.cell)
+        return trigger_pattern(ssl, channels, seed)
+
+    def apply_trigger(self, images: np.ndarray, seed: int) -> np.ndarray:
+        """A copy of `images` with the trigger at the bottom-right corner (one-pixel margin)."""
+        _, channels, height, width = images.shape
+        size = self.params.patch_size
+        if size > min(height, width):
+            raise ValueError(f"patch_size {size} exceeds the {height}x{width} images")
+        ys = np.full(len(images), max(0, height - size - 1))
+        xs = np.full(len(images), max(0, width - size - 1))
+        return paste(images, self.trigger(channels, seed), ys, xs)
+
+    def craft(self, ctx: AttackContext) -> PoisonSet:
+        targets = {t.name: backdoor_target(t, self.params, ctx.seed) for t in ctx.tasks}
+        return PoisonSet((), (), {"n_poisons": 0, "target_classes": targets})
+
+    def triggered_tests(self, ctx: AttackContext) -> tuple[TriggeredTest, ...]:
+        out = []
+        for task in ctx.tasks:
+            target = backdoor_target(task, self.params, ctx.seed)
+            index = np.flatnonzero(task.test.labels != target)
+            out.append(TriggeredTest(task.name, target, index,
+                                     self.apply_trigger(task.test.images[index], ctx.seed)))
+        return tuple(out)
+
+    def shadow(self, ctx: AttackContext) -> np.ndarray:
+        """The shadow images: the attacker's labelled images of every task, labels unused."""
+        return np.concatenate([attacker_images(t, self.params).images for t in ctx.tasks])
+
+    def references(self, ctx: AttackContext) -> np.ndarray:
+        """`n_references` of the attacker's target-class images per task, drawn per seed."""
+        out = []
+        for task in ctx.tasks:
+            own = attacker_images(task, self.params)
+            pool = np.flatnonzero(own.labels == backdoor_target(task, self.params, ctx.seed))
+            if len(pool) == 0:
+                raise ValueError(f"task {task.name!r}: the attacker has no image of the target class")
+            rng = task_rng(ctx.seed, task.name, "badencoder-references")
+            out.append(own.images[rng.permutation(pool)[:self.params.n_references]])
+        return np.concatenate(out)
+
+    def backdoor_encoder(self, model: EncoderMethod, ctx: AttackContext) -> EncoderMethod:
+        shadow = self.shadow(ctx)
+        return _finetune(model, self.params, shadow, self.apply_trigger(shadow, ctx.seed),
+                         self.references(ctx), ctx.seed)
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        return {"patch_size": 3, "epochs": 2, "batch_size": 8}
+
+
+def _finetune(model: EncoderMethod, p: BadEncoderParams, shadow: np.ndarray, triggered: np.ndarray,
+              refs: np.ndarray, seed: int) -> EncoderMethod:
+    """Fine-tune `model` in place (frozen copy as f) with BadEncoder's loss; deterministic in `seed`."""
+    import torch
+
+    from pe_bench.augment import normalize, to_float
+
+    device = next(model.parameters()).device
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    model.eval()  # BatchNorm statistics stay fixed [repository]
+    opt = torch.optim.SGD(_trainable(model), lr=p.lr, momentum=0.9, weight_decay=5e-4)
+
+    def prep(images: np.ndarray) -> torch.Tensor:
+        return normalize(to_float(torch.tensor(images, device=device)))
+
+    clean_x, trig_x, ref_x = prep(shadow), prep(triggered), prep(refs)
+    with torch.no_grad():
+        refs_clean = frozen.features(ref_x)
+    gen = torch.Generator().manual_seed(seed * 7919 + 211)
+    steps = max(1, round(len(shadow) / p.batch_size))
+    for _ in range(p.epochs):
+        for idx in torch.tensor_split(torch.randperm(len(shadow), generator=gen), steps):
+            idx = idx.to(device)
+            with torch.no_grad():
+                shadow_clean = frozen.features(clean_x[idx])
+            loss = badencoder_loss(model.features(trig_x[idx]), model.features(ref_x), refs_clean,
+                                   model.features(clean_x[idx]), shadow_clean, p.lambda1, p.lambda2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model.eval()
