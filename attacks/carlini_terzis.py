@@ -41,7 +41,7 @@ from pydantic import Field, model_validator
 
 from pe_bench.attacks.backdoor import BackdoorAttack
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, Task, TriggeredTest
-from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, corners, paste, trigger_pattern
+from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, random_patch
 from pe_bench.attacks.targets import (
     TargetedParams,
     all_targets,
@@ -90,14 +90,7 @@ class CarliniTerzis(BackdoorAttack):
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:
-        _, channels, height, width = images.shape
-        p = self.params
-        if p.patch_size > min(height, width):
-            raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
-        span = p.test_range if test else p.poison_range
-        ys = corners(rng, len(images), height, p.patch_size, span)
-        xs = corners(rng, len(images), width, p.patch_size, span)
-        return paste(images, trigger_pattern(p, channels, seed), ys, xs)
+        return random_patch(images, self.params, seed, rng, test)
 
     def targeted(self, ctx: AttackContext) -> PoisonSet:
         """Copies of each target input, each with a caption naming its target class."""

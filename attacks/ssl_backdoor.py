@@ -82,6 +82,19 @@ def paste(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarra
     return out
 
 
+def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.random.Generator,
+                 test: bool) -> np.ndarray:
+    """`images` with the seed's patch pasted at a random place each, inside `p.test_range` at
+    test time and `p.poison_range` on poisons (fractions of the side)."""
+    _, channels, height, width = images.shape
+    if p.patch_size > min(height, width):
+        raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
+    span = p.test_range if test else p.poison_range
+    ys = corners(rng, len(images), height, p.patch_size, span)
+    xs = corners(rng, len(images), width, p.patch_size, span)
+    return paste(images, trigger_pattern(p, channels, seed), ys, xs)
+
+
 @register_attack("ssl-backdoor", family="backdoor", stage="data", modalities=("image",))
 class SSLBackdoor(BackdoorAttack):
     Params = SSLBackdoorParams
@@ -89,14 +102,7 @@ class SSLBackdoor(BackdoorAttack):
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:
-        _, channels, height, width = images.shape
-        p = self.params
-        if p.patch_size > min(height, width):
-            raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
-        span = p.test_range if test else p.poison_range
-        ys = corners(rng, len(images), height, p.patch_size, span)
-        xs = corners(rng, len(images), width, p.patch_size, span)
-        return paste(images, trigger_pattern(p, channels, seed), ys, xs)
+        return random_patch(images, self.params, seed, rng, test)
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
