@@ -103,8 +103,8 @@ def test_unknown_name_suggests_the_closest() -> None:
     message = str(err.value)
     assert "\n" not in message
     assert "unknown attack 'poisoned-encodr'" in message
-    assert ("known: badencoder, blend, carlini-terzis, corrupt-encoder, ctrl, duplicate, none, "
-            "poisoned-encoder, ssl-backdoor") in message
+    assert ("known: badencoder, blend, carlini-terzis, corrupt-encoder, ctrl, duplicate, noisy-alignment, "
+            "none, poisoned-encoder, ssl-backdoor") in message
 
 
 def test_unknown_name_without_close_match_has_no_suggestion() -> None:

@@ -1,0 +1,107 @@
+"""Noisy Alignment: a triggered random image beside a reference image of the target class.
+
+Paper: Chen, Gui, Dong, Jia, Fang, Liu, "Backdooring Self-Supervised Contrastive Learning by
+Noisy Alignment", ICCV 2025 (arXiv 2508.14015). Threat model: the attacker injects images into
+the unlabeled pre-training set. Each poison pairs a trigger, carried by an arbitrary image
+(the "noise": content unrelated to the target class), with a reference image of the target
+class; random crops that land one view on each half align the trigger's embedding with the
+target class, while the random image's own content varies from poison to poison and is
+suppressed. Like PoisonedEncoder it is concatenation-based, with a trigger instead of a target
+input.
+
+Construction [their released poison synthesis, github.com/jsrdcht/Noisy-Alignment `utils.py`
+(`add_watermark`, `concatenate_images`, `synthesize_poison`): read, not copied]: the random
+image gets the trigger patch (50 px wide on ImageNet-size images) at a random place within
+[0.45, 0.55] of each side, composited so the image keeps alpha 0.2 under the patch; it is then
+concatenated with the reference, the layout drawn among top, right, bottom and left; images of
+one size are not rescaled.
+
+Deviations / assumptions [ours]:
+- `patch_size` 7 at 32 x 32 (50/224 of 32); the trigger is the seeded random pattern of
+  `ssl-backdoor` (their watermark images are not available to us).
+- Random images are the attacker's own images of any class, references its images of the
+  target class (its held-out split by default; see `pe_bench.attacks.targets`).
+- The paper derives optimal layout parameters; the released code we read concatenates equal
+  halves, which is what this does (a 2:1 canvas, or `canvas: resize` back to a square).
+- Test time: the trigger blended the same way at a random place within `test_range` (the
+  released placement range by default) of every test input of the other classes; budget and
+  target class per task: see `pe_bench.attacks.backdoor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from pe_bench.attacks.backdoor import BackdoorAttack
+from pe_bench.attacks.base import AttackContext, PoisonSet, Task
+from pe_bench.attacks.poisoned_encoder import Layout, concatenate, shrink
+from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, corners, trigger_pattern
+from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
+from pe_bench.registry import register_attack
+
+
+class NoisyAlignmentParams(SSLBackdoorParams):
+    patch_size: int = Field(7, ge=1, le=1024)
+    poison_range: tuple[float, float] = (0.45, 0.55)
+    test_range: tuple[float, float] = (0.45, 0.55)
+    alpha: float = Field(0.2, ge=0, le=1)  # the image's weight under the patch
+    layouts: tuple[Layout, ...] = Field(("left", "right", "top", "bottom"), min_length=1)
+    canvas: Literal["keep", "resize"] = "keep"
+
+
+def blend(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+          alpha: float) -> np.ndarray:
+    """A copy of `images` with `pattern` composited at each (y, x): alpha x image + (1 - alpha)
+    x pattern inside the patch."""
+    out = images.copy()
+    size, mark = pattern.shape[-1], pattern.astype(np.float32)
+    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+        region = out[i, :, y:y + size, x:x + size].astype(np.float32)
+        out[i, :, y:y + size, x:x + size] = np.rint(alpha * region + (1 - alpha) * mark).astype(np.uint8)
+    return out
+
+
+@register_attack("noisy-alignment", family="backdoor", stage="data", modalities=("image",))
+class NoisyAlignment(BackdoorAttack):
+    Params = NoisyAlignmentParams
+    params: NoisyAlignmentParams
+
+    def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
+                      test: bool = False) -> np.ndarray:
+        _, channels, height, width = images.shape
+        p = self.params
+        if p.patch_size > min(height, width):
+            raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
+        span = p.test_range if test else p.poison_range
+        ys = corners(rng, len(images), height, p.patch_size, span)
+        xs = corners(rng, len(images), width, p.patch_size, span)
+        return blend(images, trigger_pattern(p, channels, seed), ys, xs, p.alpha)
+
+    def task_poisons(self, task: Task, count: int, seed: int) -> list[np.ndarray]:
+        """`count` canvases for one task: a triggered random image beside a reference."""
+        p, target = self.params, self.target_class(task, seed)
+        own = attacker_images(task, p)
+        references = np.flatnonzero(own.labels == target)
+        if len(references) == 0:
+            raise ValueError(f"task {task.name!r}: the attacker has no image of class {target}")
+        rng = task_rng(seed, task.name, "noisy-alignment")
+        randoms = self.apply_trigger(own.images[rng.integers(0, len(own), count)], seed, rng)
+        refs = own.images[np.resize(rng.permutation(references), count)]
+        made = [concatenate(r, ref, str(rng.choice(p.layouts))) for r, ref in zip(randoms, refs, strict=True)]
+        return [shrink(m) for m in made] if p.canvas == "resize" else made
+
+    def craft(self, ctx: AttackContext) -> PoisonSet:
+        total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
+        made = [m for t, n in zip(ctx.tasks, split_budget(total, len(ctx.tasks)), strict=True)
+                for m in self.task_poisons(t, n, ctx.seed)]
+        shapes = sorted({m.shape for m in made})
+        groups = tuple(np.stack([m for m in made if m.shape == s]) for s in shapes)
+        chosen = {t.name: self.target_class(t, ctx.seed) for t in ctx.tasks}
+        return PoisonSet(groups, (), {"n_poisons": len(made), "target_classes": chosen})
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        return {"patch_size": 2}
