@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pe_bench.attacks.base import AttackContext
 from pe_bench.datasets.base import ImageArray
 from pe_bench.plugin_types import Task
 
@@ -61,3 +62,16 @@ def _example_installed() -> bool:
 needs_example_plugin = pytest.mark.skipif(
     not _example_installed(),
     reason="examples/pe-bench-defense-example is not installed (`make test` installs it)")
+
+
+def four_class_context(size: int, seed: int = 0) -> AttackContext:
+    """An attack's context on a toy task: four classes of flat images (class c: value 20 + 20c),
+    8 train and 8 test images per class, 3 noise-free images per class held by the attacker,
+    200 random pre-training images."""
+    labels, own = np.repeat(np.arange(4), 8), np.repeat(np.arange(4), 3)
+    classes = ("a", "b", "c", "d")
+    task = Task("toy", ImageArray(solid_images(labels, size, seed=1), labels, classes),
+                ImageArray(solid_images(labels, size, seed=2), labels, classes),
+                ImageArray(solid_images(own, size, noise=0, seed=3), own, classes))
+    pre = np.random.default_rng(5).integers(0, 256, (200, 3, size, size), dtype=np.uint8)
+    return AttackContext(pre, (task,), seed)

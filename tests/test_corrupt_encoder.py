@@ -15,25 +15,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pe_bench.attacks.base import AttackContext, Task
+from pe_bench.attacks.base import AttackContext
 from pe_bench.attacks.corrupt_encoder import trigger
-from pe_bench.datasets.base import ImageArray
 from pe_bench.registry import ATTACKS
 from pe_bench.testing import check_attack
-from tests.helpers import solid_images
+from tests.helpers import four_class_context
 
 SIZE, TARGET = 16, 2
 
 
 def _ctx(seed: int = 0) -> AttackContext:
     """Four classes; the attacker holds 3 flat images per class (class c: value 20 + 20c)."""
-    labels, own = np.repeat(np.arange(4), 8), np.repeat(np.arange(4), 3)
-    classes = ("a", "b", "c", "d")
-    task = Task("toy", ImageArray(solid_images(labels, SIZE, seed=1), labels, classes),
-                ImageArray(solid_images(labels, SIZE, seed=2), labels, classes),
-                ImageArray(solid_images(own, SIZE, noise=0, seed=3), own, classes))
-    pre = np.random.default_rng(5).integers(0, 256, (200, 3, SIZE, SIZE), dtype=np.uint8)
-    return AttackContext(pre, (task,), seed)
+    return four_class_context(SIZE, seed)
 
 
 def _attack(**params: object):
