@@ -38,7 +38,7 @@ from pydantic import Field
 from pe_bench.attacks.backdoor import BackdoorAttack
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import Layout, concatenate, shrink
-from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, corners, trigger_pattern
+from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, random_patch
 from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
 from pe_bench.registry import register_attack
 
@@ -52,18 +52,6 @@ class NoisyAlignmentParams(SSLBackdoorParams):
     canvas: Literal["keep", "resize"] = "keep"
 
 
-def blend(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-          alpha: float) -> np.ndarray:
-    """A copy of `images` with `pattern` composited at each (y, x): alpha x image + (1 - alpha)
-    x pattern inside the patch."""
-    out = images.copy()
-    size, mark = pattern.shape[-1], pattern.astype(np.float32)
-    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
-        region = out[i, :, y:y + size, x:x + size].astype(np.float32)
-        out[i, :, y:y + size, x:x + size] = np.rint(alpha * region + (1 - alpha) * mark).astype(np.uint8)
-    return out
-
-
 @register_attack("noisy-alignment", family="backdoor", stage="data", modalities=("image",))
 class NoisyAlignment(BackdoorAttack):
     Params = NoisyAlignmentParams
@@ -71,14 +59,7 @@ class NoisyAlignment(BackdoorAttack):
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:
-        _, channels, height, width = images.shape
-        p = self.params
-        if p.patch_size > min(height, width):
-            raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
-        span = p.test_range if test else p.poison_range
-        ys = corners(rng, len(images), height, p.patch_size, span)
-        xs = corners(rng, len(images), width, p.patch_size, span)
-        return blend(images, trigger_pattern(p, channels, seed), ys, xs, p.alpha)
+        return random_patch(images, self.params, seed, rng, test, self.params.alpha)
 
     def task_poisons(self, task: Task, count: int, seed: int) -> list[np.ndarray]:
         """`count` canvases for one task: a triggered random image beside a reference."""

@@ -73,26 +73,30 @@ def corners(rng: np.random.Generator, n: int, side: int, patch: int, span: tuple
     return rng.integers(low, high + 1, n)
 
 
-def paste(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """A copy of `images` with `pattern` pasted (opaque) at each image's (y, x)."""
+def paste(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+          alpha: float = 0.0) -> np.ndarray:
+    """A copy of `images` with `pattern` at each image's (y, x): opaque (`alpha` 0), else
+    composited as alpha x image + (1 - alpha) x pattern inside the patch."""
     out = images.copy()
-    size = pattern.shape[-1]
+    size, mark = pattern.shape[-1], pattern.astype(np.float32)
     for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
-        out[i, :, y:y + size, x:x + size] = pattern
+        window = out[i, :, y:y + size, x:x + size]
+        window[...] = pattern if alpha == 0 else np.rint(alpha * window.astype(np.float32)
+                                                          + (1 - alpha) * mark).astype(np.uint8)
     return out
 
 
 def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.random.Generator,
-                 test: bool) -> np.ndarray:
-    """`images` with the seed's patch pasted at a random place each, inside `p.test_range` at
-    test time and `p.poison_range` on poisons (fractions of the side)."""
+                 test: bool, alpha: float = 0.0) -> np.ndarray:
+    """`images` with the seed's patch at a random place each, inside `p.test_range` at test
+    time and `p.poison_range` on poisons (fractions of the side); `alpha`: see `paste`."""
     _, channels, height, width = images.shape
     if p.patch_size > min(height, width):
         raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
     span = p.test_range if test else p.poison_range
     ys = corners(rng, len(images), height, p.patch_size, span)
     xs = corners(rng, len(images), width, p.patch_size, span)
-    return paste(images, trigger_pattern(p, channels, seed), ys, xs)
+    return paste(images, trigger_pattern(p, channels, seed), ys, xs, alpha)
 
 
 @register_attack("ssl-backdoor", family="backdoor", stage="data", modalities=("image",))

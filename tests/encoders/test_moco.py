@@ -123,20 +123,24 @@ def test_queue_receives_the_newest_keys_and_pointer_wraps() -> None:
     assert not torch.allclose(old_tail, model.queue[32:])
 
 
+def _symmetric_loss(model, v1: torch.Tensor, v2: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
+    """The reference loss: each view's queries against the other view's keys, `queue` as negatives."""
+    from pe_bench.encoders.losses import info_nce
+
+    q1, q2 = model.head(model.backbone(v1)), model.head(model.backbone(v2))
+    k1, k2 = model._keys(v1), model._keys(v2)
+    return (info_nce(q1, k2, queue, model.temperature) + info_nce(q2, k1, queue, model.temperature)) / 2
+
+
 def test_the_loss_scores_queries_against_the_queue_of_earlier_batches_only() -> None:
     """This step's keys are positives for their own queries, never their negatives: the loss
     uses the queue as it stood before the step (they are enqueued after it)."""
-    from pe_bench.encoders.losses import info_nce
 
     model = _model(queue_size=64)
     v1, v2 = _views(16)
     queue_before = model.queue.clone()
     loss = model.training_loss(v1, v2)
-    q1, q2 = model.head(model.backbone(v1)), model.head(model.backbone(v2))
-    k1, k2 = model._keys(v1), model._keys(v2)
-    expected = (info_nce(q1, k2, queue_before, model.temperature)
-                + info_nce(q2, k1, queue_before, model.temperature)) / 2
-    assert torch.allclose(loss, expected, atol=1e-6)
+    assert torch.allclose(loss, _symmetric_loss(model, v1, v2, queue_before), atol=1e-6)
     assert not torch.equal(model.queue, queue_before)  # and they were enqueued afterwards
 
 
@@ -204,7 +208,6 @@ def test_works_with_the_vit_backbone() -> None:
 def test_the_queue_in_use_is_capped_at_what_the_other_images_can_fill() -> None:
     """40 images in batches of 16: at most 24 keys of other images per epoch, so a 64-row queue
     uses 24 rows; the loss scores against those only and keys wrap within them."""
-    from pe_bench.encoders.losses import info_nce
 
     model = _model(queue_size=64)
     assert model.before_training(40, 16) == {"queue_size": 24}
@@ -212,11 +215,7 @@ def test_the_queue_in_use_is_capped_at_what_the_other_images_can_fill() -> None:
     v1, v2 = _views(16)
     queue_before = model.queue[:24].clone()
     loss = model.training_loss(v1, v2)
-    q1, q2 = model.head(model.backbone(v1)), model.head(model.backbone(v2))
-    k1, k2 = model._keys(v1), model._keys(v2)
-    expected = (info_nce(q1, k2, queue_before, model.temperature)
-                + info_nce(q2, k1, queue_before, model.temperature)) / 2
-    assert torch.allclose(loss, expected, atol=1e-6)
+    assert torch.allclose(loss, _symmetric_loss(model, v1, v2, queue_before), atol=1e-6)
     assert int(model.queue_ptr) == 32 % 24 and torch.equal(model.queue[24:], untouched)
     assert _model(queue_size=8).before_training(40, 16) == {"queue_size": 8}  # never raised
 
