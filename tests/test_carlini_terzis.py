@@ -169,3 +169,13 @@ def test_an_image_only_encoder_drops_the_captions_of_injected_images() -> None:
         pretrain(model, images, (poison,), RECIPE, seed=0, poison_texts=poison_texts)
         weights.append(model.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
+
+
+@pytest.mark.parametrize("variant", ["targeted", "backdoor"])
+def test_a_suites_resolved_params_validate_again_in_the_trial(variant: str) -> None:
+    """The grid writes out every field (defaults included); the trial validates that dump."""
+    cls = ATTACKS.get("carlini-terzis")
+    resolved = cls.from_dict({"variant": variant}).params.model_dump(mode="json")
+    assert cls.from_dict(resolved).params.variant == variant
+    with pytest.raises(ValidationError):
+        cls.from_dict({**resolved, "patch_size" if variant == "targeted" else "shortlist": 7})

@@ -82,14 +82,19 @@ TOY_FULL = [
     " tasks: [{name: gtsrb, dataset: gtsrb, train_size: 100, test_size: 50}]}",
     *(f"encoders.{i}.params={{backbone: small-cnn, width: 8, proj_hidden_dim: 32, proj_dim: 16}}"
       for i in (0, 1)),
+    "encoders.2.params={backbone: small-cnn, width: 8, proj_dim: 16, text_dim: 16, text_depth: 1}",
+    "exclude.0.dataset=gtsrb",  # the setting that stands in for STL-10's uncaptioned one
+    "attacks.11.params={epochs: 1, batch_size: 64}",  # badencoder's fine-tuning
 ]
+NEW_ATTACKS = {"ssl-backdoor", "ctrl", "corrupt-encoder", "noisy-alignment", "badencoder", "carlini-terzis"}
 
 
 @pytest.mark.data
 def test_full_suite_at_toy_scale_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """`--set` shrinks the paper-scale grid (2 settings x 2 encoders x 6 attacks) until it runs
-    here in under a minute, every cell of it: the way to try a cluster suite before the cluster."""
+    """`--set` shrinks the paper-scale grid (2 settings x 3 encoders x 14 attacks, less the
+    excluded cells) until it runs here in minutes, every cell of it: the way to try a cluster
+    suite before the cluster."""
     data = Path(os.environ.get("PE_BENCH_DATA") or REPO.parent / "shared" / "data")
     if not all((data / name).is_dir() for name in ("cifar10", "gtsrb")):
         pytest.skip(f"CIFAR-10 and GTSRB not found in {data}")
@@ -100,12 +105,18 @@ def test_full_suite_at_toy_scale_in_process(tmp_path: Path, monkeypatch: pytest.
     assert main(["run", str(full), "--in-process", "--store", str(store), "--no-leaderboard",
                  *overrides]) == 0, capsys.readouterr().err
     rows = scan(store, "full").to_pylist()
-    assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}, [r["error"] for r in rows]
+    # image-only encoders: 14 attacks less carlini-terzis' 2; CLIP (first setting only): none,
+    # badencoder and carlini-terzis' 2 variants
+    assert len(rows) == 2 * 2 * 12 + 4 and {r["status"] for r in rows} == {"ok"}, [r["error"] for r in rows]
     assert {(r["dataset"], r["encoder"]) for r in rows} == {
-        (d, e) for d in ("cifar10", "gtsrb") for e in ("simclr", "moco")}
-    assert {r["attack"] for r in rows} == {"none", "poisoned-encoder", "duplicate", "blend"}
+        (d, e) for d in ("cifar10", "gtsrb") for e in ("simclr", "moco")} | {("cifar10", "clip")}
+    assert {r["attack"] for r in rows} == {"none", "poisoned-encoder", "duplicate", "blend"} | NEW_ATTACKS
+    assert {r["attack"] for r in rows if r["encoder"] == "clip"} == {"none", "badencoder", "carlini-terzis"}
+    assert {r["family"] for r in rows if r["attack"] in NEW_ATTACKS - {"carlini-terzis"}} == {"backdoor"}
+    assert {r["family"] for r in rows if r["attack"] == "carlini-terzis"} == {"targeted", "backdoor"}
     # each setting's attacker splits leave its 200 pre-training images, the same in every cell
     assert all(r["n_pretrain"] < 200 and r["seed"] == 0 for r in rows)
     assert len({(r["dataset"], r["n_pretrain"]) for r in rows}) == 2
     attacked = [r for r in rows if r["attack"] != "none"]
-    assert all(r["n_poisons"] > 0 and r["asr"] is not None for r in attacked)
+    assert all(r["asr"] is not None for r in attacked)
+    assert all(r["n_poisons"] > 0 for r in attacked if r["attack"] != "badencoder")  # it injects none
