@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from pe_bench.defenses.roclip import RoCLIP
+from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.caption_pool import CaptionPool, nearest
 from pe_bench.encoders.captions import tokenize
-from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.clip import CLIP
 from pe_bench.encoders.simclr import SimCLR
 from pe_bench.grid import inapplicable
