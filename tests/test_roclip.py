@@ -1,7 +1,8 @@
 """`roclip` by construction: each image is paired with its nearest pool caption, the pool is a
 FIFO of recent captions that is the same under a seed, only every K-th epoch matches, nothing
 changes without the defense (recipes, keys, weights of every encoder), and the grid excludes
-image-only encoders with the reason."""
+image-only encoders with the reason; by effect: on a toy where caption poisoning flips a
+target's zero-shot class, roclip flips it back."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import torch
 from pe_bench.defenses.roclip import RoCLIP
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.caption_pool import CaptionPool, nearest
-from pe_bench.encoders.captions import tokenize
+from pe_bench.encoders.captions import captions, tokenize
 from pe_bench.encoders.clip import CLIP
 from pe_bench.encoders.simclr import SimCLR
 from pe_bench.grid import inapplicable
 from pe_bench.spec import CaptionMatching, TrainSpec
 from pe_bench.testing import check_defense
-from pe_bench.train import pretrain
+from pe_bench.train import encode, pretrain
 from tests.helpers import solid_images
 
 CLASSES = ("red", "green", "blue", "gray")
@@ -149,3 +150,30 @@ def test_the_grid_runs_roclip_on_image_text_encoders_only() -> None:
 def test_roclip_meets_the_defense_contract() -> None:
     assert check_defense(RoCLIP)["hooks"] == ("configure_training",)
 
+
+
+def _target_probs(matching: CaptionMatching | None, seed: int) -> np.ndarray:
+    """Zero-shot class probabilities of a red target image after pre-training on 160 solid
+    images with their captions plus 12 copies of the target captioned "blue" (carlini-terzis'
+    targeted poisons on a toy)."""
+    labels = np.repeat(np.arange(4), 40)
+    target = solid_images(np.zeros(1, np.int64), 8, seed=9)
+    poisons = (np.repeat(target, 12, axis=0),)
+    poison_texts = (tokenize(captions(np.full(12, 2), CLASSES, 1)),)
+    torch.manual_seed(seed)
+    model = CLIP.from_dict({"width": 8, "proj_dim": 32, "text_dim": 32, "text_depth": 1})
+    recipe = TrainSpec(epochs=15, batch_size=32, device="cpu", optimizer="adamw", lr=2e-3,
+                       weight_decay=0.1, caption_matching=matching)
+    pretrain(model, solid_images(labels, 8, seed=1), poisons, recipe, seed=seed,
+             texts=tokenize(captions(labels, CLASSES, 0)), poison_texts=poison_texts)
+    return model.zero_shot_proba(encode(model, target), CLASSES)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_roclip_undoes_a_targeted_caption_poisoning_on_a_toy(seed: int) -> None:
+    """By effect (about 3 s a training): undefended, the target is read as the poisons' class;
+    with roclip's defaults but a pool of 64 (the toy has 172 images), as its true class."""
+    attacked = _target_probs(None, seed)
+    defended = _target_probs(CaptionMatching(pool_size=64, every=2), seed)
+    assert attacked.argmax() == 2 and defended.argmax() == 0
+    assert defended[2] < attacked[2] / 2
