@@ -105,14 +105,17 @@ class EncoderMeta(PluginMeta):
 
 
 class DefenseMeta(PluginMeta):
-    """The stage hooks a defense overrides, derived from its code (see `Defense.implements`)."""
+    """The stage hooks a defense overrides, derived from its code (see `Defense.implements`);
+    `modalities`: what an encoder must train on for the defense to apply (its class attribute;
+    empty: any encoder)."""
 
     literal: ClassVar[bool] = False
     hooks: tuple[str, ...] = ()
+    modalities: tuple[Modality, ...] = ()
 
     @classmethod
     def of(cls, plugin: Any) -> Self:
-        return cls(hooks=tuple(plugin.implements()))
+        return cls(hooks=tuple(plugin.implements()), modalities=tuple(getattr(plugin, "modalities", ())))
 
 
 class DatasetMeta(PluginMeta):

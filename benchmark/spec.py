@@ -13,7 +13,14 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from pe_bench.registry import plugin_versions
 
@@ -45,6 +52,16 @@ class PluginRef(Frozen):
         return {"name": value} if isinstance(value, str) else value
 
 
+class CaptionMatching(Frozen):
+    """RoCLIP's caption matching (pe_bench.defenses.roclip), consulted by image–text encoders:
+    a pool of the `pool_size` most recent captions' embeddings (a first-in first-out queue over
+    the seeded batch order), and in every `every`-th epoch (1-based) each image is paired with
+    its nearest pool caption instead of its own."""
+
+    pool_size: int = Field(1024, ge=1)
+    every: int = Field(2, ge=1)
+
+
 class TrainSpec(Frozen):
     """The contrastive pre-training recipe shared by every encoder method."""
 
@@ -73,6 +90,17 @@ class TrainSpec(Frozen):
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     channels_last: bool = True
     compile: bool = False
+    # in-processing defenses that change how an image–text encoder pairs images with captions
+    # (None: its own captions); image-only encoders ignore it. Left out of the dump when None,
+    # so every recipe (and key) without it is what it was before the field existed
+    caption_matching: CaptionMatching | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("caption_matching", 0) is None:
+            del data["caption_matching"]
+        return data
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes`, validated like a suite's `train` (`model_copy(update=...)`

@@ -201,6 +201,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     for epoch in range(recipe.epochs):
         batches = epoch_batches(len(data), steps, gens["order"])
         feed.new_epoch()
+        model.before_epoch(epoch, recipe)
         losses = []
         for step, idx in enumerate(batches):
             set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pe_bench.attacks.base import PoisonSet
 from pe_bench.errors import PluginError
-from pe_bench.plugin_types import Plugin, PluginParams
+from pe_bench.plugin_types import Modality, Plugin, PluginParams
 from pe_bench.spec import TrainSpec
 
 __all__ = ["BugReport", "Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
@@ -164,7 +164,11 @@ class Defense(Plugin):
       is the verdict at the defense's threshold (None: it prescribes none).
     The engine caches every encoder a defense trains, keyed by the images it saw and its
     recipe, so defenses that change nothing before training share the undefended encoder.
+    `modalities`: what the encoder must train on for the defense to apply (empty: any); the
+    grid excludes other encoders with the reason (e.g. ("image", "text") for a CLIP defense).
     """
+
+    modalities: ClassVar[tuple[Modality, ...]] = ()
 
     def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
         return data, np.zeros(0, dtype=np.int64)

@@ -66,6 +66,10 @@ class EncoderMethod(nn.Module):
     def after_step(self) -> None:
         """Hook after each optimiser step (momentum encoders update here)."""
 
+    def before_epoch(self, epoch: int, recipe: TrainSpec) -> None:
+        """Hook before each epoch (0-based) of a pre-training run with `recipe`: a method whose
+        loss follows a recipe setting per epoch reads it here (CLIP: `caption_matching`)."""
+
     def zero_shot_proba(self, features: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """Class probabilities from backbone features and class names, for methods with a
         text encoder (the grid runs `probe: zero-shot` only for those)."""

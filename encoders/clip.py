@@ -11,7 +11,8 @@ encoder is a 2-layer Transformer over hashed word tokens; one augmented view per
 (CLIP uses a random crop only; we apply the suite's augmentation recipe to every encoder so
 comparisons stay fair); optimiser AdamW, lr 5e-4, weight decay 0.2 as in CLIP, unless the suite
 sets its own. Downstream: linear probe on image features, or zero-shot from
-class-name prompts averaged over all templates.
+class-name prompts averaged over all templates. A recipe's `caption_matching` (the `roclip`
+defense) pairs images with pool captions in some epochs (pe_bench.encoders.caption_pool).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import torch
 from torch import nn
 
 from pe_bench.encoders.base import EncoderMethod
+from pe_bench.encoders.caption_pool import CaptionPool
 from pe_bench.encoders.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
 from pe_bench.encoders.losses import clip_loss
 from pe_bench.encoders.params import CLIPParams
 from pe_bench.encoders.text import TextEncoder
 from pe_bench.registry import register_encoder
+from pe_bench.spec import TrainSpec
 
 
 @register_encoder("clip", params="pe_bench.encoders.params:CLIPParams", modalities=("image", "text"),
@@ -43,6 +46,7 @@ class CLIP(EncoderMethod):
         self.image_proj = nn.Linear(self.feature_dim, params.proj_dim, bias=False)
         self.text_proj = nn.Linear(params.text_dim, params.proj_dim, bias=False)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / params.init_temperature)))
+        self.caption_pool: CaptionPool | None = None  # set per run from the recipe; not a weight
 
     def logit_scale(self) -> torch.Tensor:
         return self.log_scale.clamp(max=self.max_logit_scale).exp()
@@ -52,7 +56,20 @@ class CLIP(EncoderMethod):
         if text is None:
             raise ValueError("clip needs captions: the training loop passes `text` token ids")
         image = self.image_proj(self.backbone(view1))
-        return clip_loss(image, self.text_proj(self.text(text)), self.logit_scale())
+        captions = self.text_proj(self.text(text))
+        if self.caption_pool is not None:
+            captions = self.caption_pool.partners(image, captions)
+        return clip_loss(image, captions, self.logit_scale())
+
+    def before_epoch(self, epoch: int, recipe: TrainSpec) -> None:
+        """Follow the recipe's `caption_matching`: a fresh pool at a run's first epoch."""
+        matching = recipe.caption_matching
+        if matching is None:
+            self.caption_pool = None
+            return
+        if epoch == 0 or self.caption_pool is None:
+            self.caption_pool = CaptionPool(matching.pool_size, matching.every)
+        self.caption_pool.start_epoch(epoch)
 
     @torch.no_grad()
     def zero_shot_weights(self, classes: Sequence[str]) -> torch.Tensor:

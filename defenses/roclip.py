@@ -1,0 +1,63 @@
+"""`roclip`: pre-train the CLIP-style encoder with images paired to pool captions, not their own.
+
+Paper: Yang, Gao, Mirzasoleiman, "Robust Contrastive Language-Image Pre-training against Data
+Poisoning and Backdoor Attacks" (RoCLIP), NeurIPS 2023; facts from the authors' released
+training code (BigML-CS-UCLA/RoCLIP). A poisoned image-caption pair works because the
+contrastive loss pulls the image towards its planted caption. RoCLIP keeps a pool of captions
+(a first-in first-out memory bank of the text embeddings of recent batches, 21,845 entries by
+default) and, every K-th epoch (K = `--break_epoch`, 2 by default: epochs 2, 4, ...), pairs
+each image in the loss with the pool caption nearest to the image's embedding instead of its
+own caption; the other epochs train as plain CLIP. A poisoned image rarely has its planted
+caption as nearest neighbour, so the pair loses its pull; clean images are mostly matched to
+captions of their own kind. The pool entries are detached embeddings, so a matching epoch
+trains the image side only. The authors also augment (`--cross_aug`): images with a flip,
+random resized crop, colour jitter (0.5, 0.5, 0.5, 0.1) w.p. 0.8, grayscale w.p. 0.2 and a
+Gaussian blur; captions with EDA (WordNet synonym replacement, random insertion, swap,
+deletion).
+
+Threat model: the defender controls the training recipe and has no clean data and no
+knowledge of the attack. Applies to encoders trained on image+text only (the grid excludes
+image-only encoders with the reason).
+Deviations [ours]:
+- `pool_size` defaults to 1,024 (the authors' 21,845 is a small fraction of their web-scale
+  pre-training set; 1,024 is about 2.5% of a CIFAR-10 pre-training set, four batches of 256,
+  and holds every class's templated captions many times over); `every` is the authors' 2.
+- The pool fills in every epoch and an empty pool keeps the batch's own captions
+  (pe_bench.encoders.caption_pool says why).
+- No extra augmentation: every encoder already trains on the suite's recipe (flip, crop,
+  colour jitter, grayscale: the authors' image augmentations but the blur, which at 32x32
+  would erase the image), kept so comparisons with other defenses stay fair; EDA needs
+  WordNet and the captions here are class-name templates, whose template choice already
+  varies the wording.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from pe_bench.defenses.base import Defense, PluginParams
+from pe_bench.registry import register_defense
+from pe_bench.spec import CaptionMatching, TrainSpec
+
+
+@register_defense("roclip")
+class RoCLIP(Defense):
+    """Pair each image with its nearest pool caption every `every`-th epoch."""
+
+    modalities = ("image", "text")
+
+    class Params(PluginParams):
+        pool_size: int = Field(1024, ge=1)  # captions in the pool (a FIFO of recent batches)
+        every: int = Field(2, ge=1)  # K: epochs K, 2K, ... (1-based) match; 1: every epoch
+
+    params: Params
+
+    def configure_training(self, train: TrainSpec) -> TrainSpec:
+        return train.replace(caption_matching=CaptionMatching(pool_size=self.params.pool_size,
+                                                              every=self.params.every))
+
+    @classmethod
+    def contract_params(cls) -> dict[str, Any]:
+        return {"pool_size": 16}
