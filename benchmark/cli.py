@@ -139,6 +139,7 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
         "defenses": [d.name for d in suite.defenses],
         "seeds": [str(s) for s in suite.seeds],
     }
+    axes.update({f"seeds of {d.name}": [str(s) for s in d.seeds] for d in suite.datasets if d.seeds})
     for axis, values in axes.items():
         print(f"  {axis} ({len(values)}): {', '.join(values)}")
     counts = Counter(e.reason for e in grid.excluded)

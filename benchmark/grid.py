@@ -156,8 +156,11 @@ def optimizer_defaults(encoder: str) -> dict[str, Any]:
 def expand(suite: Suite) -> Grid:
     trials: list[tuple[tuple[bool, int], TrialSpec]] = []
     excluded: list[Excluded] = []
-    combos = itertools.product(
-        suite.datasets, suite.encoders, enumerate(suite.attacks), suite.defenses, suite.seeds
+    combos = (
+        (setting, *rest)
+        for setting in suite.datasets
+        for rest in itertools.product(suite.encoders, enumerate(suite.attacks), suite.defenses,
+                                      setting.seeds or suite.seeds)
     )
     for setting, encoder, (a_idx, attack), defense, seed in combos:
         spec = TrialSpec(

@@ -33,12 +33,22 @@ from pe_bench.spec import (
 
 class DatasetSetting(Frozen):
     """One value of the dataset axis: a pre-training set, its downstream tasks, and any
-    changes to the suite's training recipe that this setting needs."""
+    changes to the suite's training recipe that this setting needs. `seeds` replaces the
+    suite's seeds for this setting alone (a cheap setting can afford the seeds an exact test
+    over seeds needs; an expensive one fewer)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     pretrain: PretrainSpec
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
+    seeds: tuple[int, ...] | None = Field(None, min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be unique")
+        return seeds
 
 
 class ExcludeRule(Frozen):

@@ -221,6 +221,22 @@ def test_seed_changes_trial_key_but_not_cell_key(tmp_path: Path) -> None:
         assert len({t.cell_key for t in same_cell}) == 1
 
 
+def test_a_setting_may_bring_its_own_seeds(tmp_path: Path) -> None:
+    """A setting's `seeds` replace the suite's for that setting only; the trials of a seed are
+    the same (same keys) whichever list named it."""
+    def two_settings(d: dict[str, Any]) -> None:
+        d["seeds"] = [0, 1]
+        d["datasets"] = [d["datasets"][0], {**d["datasets"][0], "name": "more", "seeds": [0, 1, 2, 3]}]
+    grid = validate_suite(write_variant(tmp_path, two_settings)).grid
+    seeds: dict[str, set[int]] = {}
+    for t in grid.trials:
+        seeds.setdefault(t.dataset, set()).add(t.seed)
+    first = yaml.safe_load(MINIMAL.read_text(encoding="utf-8"))["datasets"][0]["name"]
+    assert seeds == {first: {0, 1}, "more": {0, 1, 2, 3}}
+    plain = validate_suite(write_variant(tmp_path, lambda d: d.update(seeds=[0, 1]), "plain.yaml")).grid
+    assert {t.trial_key for t in plain.trials} <= {t.trial_key for t in grid.trials}
+
+
 def test_each_encoder_brings_its_optimiser_unless_the_suite_sets_one(tmp_path: Path) -> None:
     def trains(extra: str) -> dict[str, tuple]:
         path = tmp_path / "opt.yaml"
