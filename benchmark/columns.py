@@ -198,5 +198,10 @@ def _hint(name: str, known: Sequence[str]) -> str:
 
 
 def footnote(columns: Sequence[Column]) -> str:
-    """What the shown columns mean, each note once, in column order."""
-    return "; ".join(dict.fromkeys([PREAMBLE, *(c.note for c in columns if c.note)]))
+    """What the shown columns mean, each note once, in column order (a note already said as
+    part of an earlier, longer one is not said again)."""
+    notes: list[str] = []
+    for note in dict.fromkeys([PREAMBLE, *(c.note for c in columns if c.note)]):
+        if not any(note in said.split("; ") for said in notes):
+            notes.append(note)
+    return "; ".join(notes)

@@ -269,3 +269,10 @@ def test_a_line_without_an_attack_is_no_test(lines: list[Line]) -> None:
     raw = sorted(ln.intervals["delta_pa"].p for ln in attacked)
     smallest = min(attacked, key=lambda ln: ln.intervals["delta_pa"].p).intervals["delta_pa"]
     assert smallest.p_adjusted == pytest.approx(min(1.0, len(attacked) * raw[0]))
+
+
+def test_footnote_says_each_note_once_even_inside_a_longer_one() -> None:
+    """ΔASR's note holds Δp's (plus the backdoor sentence): the legend says it once."""
+    text = footnote([BY_KEY["delta_asr"], BY_KEY["delta_p"], BY_KEY["delta_pa"]])
+    assert text.count("Δ = vs the paired clean twin per target pair") == 1
+    assert "backdoor lines" in text and "ΔPA = PA - CA" in text
