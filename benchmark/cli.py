@@ -129,9 +129,11 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
     suite, grid = plan.suite, plan.grid
     runs = grid.pretraining()
     print(f"suite {suite.name}: {len(grid.trials)} trials, {grid.pretrain_runs()} clean pre-training runs")
-    print(f"  unique pre-training runs: {sum(runs.values())} ({runs['clean']} clean twins, "
-          f"{runs['poisoned']} poisoned, {runs['defense']} trained by defenses, "
-          f"{runs['repair']} post-processing repairs); every other cell reuses them from the cache")
+    pretrainings = runs["clean"] + runs["poisoned"] + runs["defense"]
+    print(f"  unique pre-training runs: {pretrainings} ({runs['clean']} clean twins, "
+          f"{runs['poisoned']} poisoned, {runs['defense']} trained by defenses), plus "
+          f"{runs['encoder_stage']} encoder-stage fine-tunes and {runs['repair']} post-processing "
+          "repairs; every other cell reuses them from the cache")
     axes = {
         "datasets": [d.name for d in suite.datasets],
         "encoders": [e.name for e in suite.encoders],

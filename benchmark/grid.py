@@ -46,11 +46,15 @@ class Grid:
         return len({t.pretrain_key(None) for t in self.trials})
 
     def pretraining(self) -> dict[str, int]:
-        """Unique pre-training runs by kind: clean twins, undefended poisoned encoders (shared
+        """Unique training runs by kind: clean twins, undefended poisoned encoders (shared
         by every defense of a cell), and the encoders defenses train themselves (one per
         cell and seed whose defense filters, changes the recipe or partitions; a partition
-        ensemble counts once here though it trains k) plus post-processing repairs."""
-        poisoned = {t.pretrain_key(t.poison_id()) for t in self.trials if t.poison_id() is not None}
+        ensemble counts once here though it trains k) are pre-trainings; an encoder-stage
+        attack's fine-tune of the clean twin (it injects no data) and post-processing repairs
+        are not."""
+        attacked = {t.pretrain_key(t.poison_id()): ATTACKS.metadata(t.attack.name).stage
+                    for t in self.trials if t.poison_id() is not None}
+        stages = list(attacked.values())
         own, repairs = set(), set()
         for t in self.trials:
             hooks = DEFENSES.metadata(t.defense.name).hooks
@@ -59,8 +63,8 @@ class Grid:
                 own.add(ident)
             if "repair" in hooks:
                 repairs.add(ident)
-        return {"clean": self.pretrain_runs(), "poisoned": len(poisoned), "defense": len(own),
-                "repair": len(repairs)}
+        return {"clean": self.pretrain_runs(), "poisoned": stages.count("data"),
+                "encoder_stage": stages.count("encoder"), "defense": len(own), "repair": len(repairs)}
 
 
 def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:

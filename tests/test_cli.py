@@ -145,8 +145,27 @@ def test_validate_counts_unique_pre_training_runs(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out.splitlines()
     # trained by defenses: dedup, conservative-crop, early-stop, partition-ensemble, knn-density's
     # retraining, random-drop; decree trains nothing (it scores the encoders it is given)
-    assert out[1].startswith("  unique pre-training runs: 9 (1 clean twins, 1 poisoned, "
-                             "6 trained by defenses, 1 post-processing repairs)")
+    assert out[1].startswith("  unique pre-training runs: 8 (1 clean twins, 1 poisoned, "
+                             "6 trained by defenses), plus 0 encoder-stage fine-tunes and "
+                             "1 post-processing repairs;")
+
+
+def test_validate_counts_encoder_stage_attacks_as_fine_tunes(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    """`badencoder` (stage encoder) fine-tunes the clean twin and injects no data: it is no
+    poisoned pre-training; the data-stage attack is one per seed."""
+    raw = yaml.safe_load((FIXTURES / "minimal.yaml").read_text(encoding="utf-8"))
+    raw["seeds"] = [0, 1]
+    raw["attacks"] += [{"name": "badencoder", "params": {"epochs": 1}},
+                       {"name": "badencoder", "params": {"epochs": 2}}]
+    suite = tmp_path / "stages.yaml"
+    suite.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert main(["validate", str(suite)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "suite minimal: 8 trials, 2 clean pre-training runs"
+    assert out[1] == ("  unique pre-training runs: 4 (2 clean twins, 2 poisoned, 0 trained by defenses), "
+                      "plus 4 encoder-stage fine-tunes and 0 post-processing repairs; every other cell "
+                      "reuses them from the cache")
 
 
 def test_leaderboard_sort_by_unknown_metric_is_one_line(capsys: pytest.CaptureFixture[str],

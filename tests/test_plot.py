@@ -1,17 +1,19 @@
-"""The ASR-vs-PA figure: files written, valid SVG, one point per eligible leaderboard line.
+"""The ASR-vs-PA figure: files written, valid SVG, one point per eligible leaderboard line; one
+panel per attack setting when a suite has several attack and several defense settings.
 
 Rows are synthetic (tests/rows.py `make_store`, shared with test_publish.py): no Ray, no training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from pe_bench.cli import main
-from pe_bench.plot import Point, figure, points, short_params
+from pe_bench.plot import TWIN_LABEL, Point, figure, panel_columns, points, short_params
 from pe_bench.results import latest_ok, scan
 from tests.rows import CELLS, make_store
 
@@ -42,11 +44,46 @@ def test_points_are_the_attacked_cells_in_their_all_or_only_task_view(plotted: t
 
 
 def test_one_errorbar_per_eligible_line(plotted: tuple) -> None:
-    fig = figure(plotted[0], "unit")
-    ax = fig.axes[0]
-    assert len(ax.containers) == ELIGIBLE  # one ErrorbarContainer per point
-    assert len(fig.legends[0].get_texts()) == ELIGIBLE
-    assert ax.get_xlabel().startswith("PA") and ax.get_ylabel().startswith("ASR")
+    fig = figure(plotted[0], "unit")  # 4 attack settings x 3 defense settings: panels
+    assert sum(len(ax.containers) for ax in fig.axes) == ELIGIBLE  # one ErrorbarContainer per point
+    assert fig.axes[-1].get_xlabel().startswith("PA") and fig.axes[0].get_ylabel().startswith("ASR")
+
+
+def test_one_attack_setting_gives_one_panel_with_an_entry_per_point(plotted: tuple) -> None:
+    """The single-panel figure (one attack setting, or one defense setting) is kept: one axes,
+    colour = attack, one legend entry per point."""
+    pts = plotted[0]
+    one_attack = [p for p in pts if p.group == pts[0].group]
+    undefended = [p for p in pts if p.reference]
+    for subset in (one_attack, undefended):
+        fig = figure(subset, "unit")
+        assert len(fig.axes) == 1 and len(fig.axes[0].containers) == len(subset)
+        texts = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert texts == [f"{p.group}: {p.setting}" for p in subset]
+        assert fig.axes[0].get_xlabel().startswith("PA") and fig.axes[0].get_ylabel().startswith("ASR")
+
+
+def test_panels_one_per_attack_setting_titled_with_its_family(plotted: tuple) -> None:
+    pts = [dataclasses.replace(p, line=dataclasses.replace(p.line, family="backdoor"))
+           if "duplicate" in p.group else p for p in plotted[0]]
+    fig = figure(pts, "unit")
+    groups = sorted({p.group for p in pts})
+    assert len(groups) == 4 and len(fig.axes) == 4  # an empty slot of the 2x3 grid is removed
+    titles = sorted(ax.get_title().replace("\n", " ") for ax in fig.axes)
+    assert titles == sorted(f"{g} [{'backdoor' if 'duplicate' in g else 'targeted'}]" for g in groups)
+    for ax in fig.axes:  # each panel: its attack setting's star and its points only
+        group = next(g for g in groups if ax.get_title().replace("\n", " ").startswith(g + " ["))
+        mine = [p for p in pts if p.group == group]
+        assert len(ax.containers) == len(mine) and sum(p.reference for p in mine) == 1
+        first = fig.axes[0]
+        assert ax.get_shared_x_axes().joined(ax, first) and ax.get_shared_y_axes().joined(ax, first)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]  # one shared legend: the defenses
+    assert len(fig.legends) == 1
+    assert texts == ["no defense", "prune (threshold=0.5)", "prune (threshold=0.9)", TWIN_LABEL]
+
+
+def test_panel_columns() -> None:
+    assert [panel_columns(n) for n in (2, 3, 4, 9, 10, 16)] == [2, 3, 3, 3, 4, 4]
 
 
 def test_cli_writes_png_and_svg(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,11 +120,11 @@ def test_every_point_shows_its_paired_clean_twin_baseline(plotted: tuple) -> Non
     pts = plotted[0]
     for p in pts:
         assert p.twin == (p.line.stats["ca"][0], p.line.stats["baseline_asr"][0])
-    ax = figure(pts, "unit").axes[0]
-    hollow = {(float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in ax.lines
+    lines = [ln for ax in figure(pts, "unit").axes for ln in ax.lines]  # every panel's
+    hollow = {(float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in lines
               if ln.get_gid() == "clean-twin"}
     assert hollow == {p.twin for p in pts}
-    dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    dashed = [ln for ln in lines if ln.get_linestyle() == "--"]
     assert len(dashed) == len(pts)
     for p in pts:  # each point's connector runs from its twin to the point
         assert any(tuple(ln.get_xdata()) == (p.twin[0], p.pa[0]) and
