@@ -29,5 +29,6 @@ def test_readme_suite_example_validates(tmp_path: Path) -> None:
 
 def test_running_doc_suite_example_validates(tmp_path: Path) -> None:
     plan = validate_suite(_example("docs/running.md", tmp_path))
-    assert len(plan.grid.trials) == 3 * 3
-    assert [e.reason for e in plan.grid.excluded] == ["not needed here"] * 3
+    # the setting's own 6 seeds replace the suite's 3: 3 attacks (blend excluded) x 6 seeds
+    assert len(plan.grid.trials) == 3 * 6 and {t.seed for t in plan.grid.trials} == set(range(6))
+    assert [e.reason for e in plan.grid.excluded] == ["not needed here"] * 6
