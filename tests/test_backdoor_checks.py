@@ -156,3 +156,27 @@ def test_corrupt_encoder_test_triggers_lie_within_the_test_range() -> None:
     (trig,) = attack.triggered_tests(_ctx((_task("toy"),)))
     corners = _corners(trig.images, trigger(attack.params, 3, 0))
     assert all(8 <= c <= 12 for corner in corners for c in corner)  # the bottom-right quarter
+
+
+def test_badencoder_is_fine_tuned_on_the_trigger_it_is_tested_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a seeded random pattern (not only the default white square), the triggered shadow
+    images the encoder is fine-tuned on carry exactly the test inputs' patch."""
+    import pe_bench.attacks.badencoder as badencoder
+    from pe_bench.testing import tiny_context
+
+    seen: dict[str, np.ndarray] = {}
+
+    def record(model: object, p: object, shadow: np.ndarray, triggered: np.ndarray, refs: np.ndarray,
+               seed: int) -> object:
+        seen["triggered"] = triggered
+        return model
+
+    monkeypatch.setattr(badencoder, "_finetune", record)
+    attack = badencoder.BadEncoder.from_dict({"patch_size": 3, "pattern": "random", "target_class": 2})
+    for seed in (0, 1):
+        ctx = tiny_context(seed)
+        attack.backdoor_encoder(None, ctx)  # type: ignore[arg-type]
+        (trig,) = attack.triggered_tests(ctx)
+        patches = np.concatenate([seen["triggered"], trig.images])[:, :, 4:7, 4:7]  # 8x8 images
+        assert (patches == patches[0]).all()
+        assert not (patches[0] == 255).all()  # the random pattern, not a white square

@@ -150,3 +150,15 @@ def test_the_generalizability_term_keeps_stamped_inputs_of_other_classes_where_t
         return float((mj.embed(patched, mj.stamp(others)) * clean).sum(1).mean())
 
     assert kept(1.0) > kept(0.0) + 0.05
+
+
+def test_k_dist_is_the_distance_to_the_kth_other_row() -> None:
+    """A row is not its own neighbour: with k = 1 each score is the distance to the nearest
+    other row (rows on the unit circle, at angles 0, 0.1 and pi/2)."""
+    angles = np.array([0.0, 0.1, np.pi / 2])
+    features = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    def chord(gaps: list[float]) -> np.ndarray:
+        return 2 * np.sin(np.array(gaps) / 2)
+
+    assert np.allclose(density_scores(features, 1, "k-dist"), chord([0.1, 0.1, np.pi / 2 - 0.1]))
+    assert np.allclose(density_scores(features, 2, "k-dist"), chord([np.pi / 2, np.pi / 2 - 0.1, np.pi / 2]))
