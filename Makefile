@@ -10,11 +10,11 @@ STORE  ?= results
 # every suite whose tables live in docs/results, shortest first; one store and one encoder cache
 # for all of them (settings they share train once). Resumable: re-run `make results` after an
 # interruption and finished trials are skipped.
-MEASURED      ?= quick defenses encoders multitask paper
+MEASURED      ?= quick defenses encoders multitask paper attacks
 RESULTS_STORE ?= results-measured
-FIGURES       := paper defenses
+FIGURES       := paper defenses attacks
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
-VERSUS        := quick=duplicate paper=duplicate
+VERSUS        := quick=duplicate paper=duplicate attacks=duplicate
 
 .PHONY: install demo test leaderboard results clean
 
