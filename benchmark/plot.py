@@ -8,11 +8,9 @@ of several attack and several defense settings gets one panel per attack setting
 Beside every attacked point sits its baseline: the paired clean twins' mean (CA, clean ASR) on
 the same targets, a hollow circle joined to the point by a dashed line. Both attack families
 share the axes (a backdoor's ASR is over its triggered inputs, its PA is its BA); backdoor
-points have a red rim and `[backdoor]` in their legend entry. A point that sits high
-only because its targets were easy (the clean twins hit them too) then reads as such: the
-attack's effect is the vertical gap, not the height.
-matplotlib is imported inside the functions (the Agg canvas, no pyplot): the CLI stays fast
-and nothing needs a display.
+points have a red rim and `[backdoor]` in their legend entry. A point high only because its
+targets were easy (the twins hit them too) reads as such: the effect is the vertical gap.
+matplotlib is imported inside the functions (Agg canvas, no pyplot): the CLI stays fast.
 """
 
 from __future__ import annotations
@@ -26,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pe_bench.leaderboard import Line, aggregate
+from pe_bench.leaderboard import SHORT, Line, aggregate
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
 BACKDOOR_EDGE = "crimson"  # the rim that marks a backdoor attack's points
-PARAMS_WIDTH = 32
-LABEL_WIDTH = 56  # a legend entry; longer names would squeeze the axes
+PARAMS_WIDTH = 44
+LABEL_WIDTH = 64  # a legend entry; longer names would squeeze the axes
 REFERENCE_COLOUR = "black"  # the undefended star in the panels (colour = defense there)
 TWIN_COLOUR = "0.4"  # the clean-twin baselines in the panels
 TWIN_LABEL = "paired clean twins (baseline)"
@@ -54,9 +52,10 @@ class Point:
 
 
 def short_params(params_json: str | None, keys: Sequence[str] | None = None) -> str:
-    """`k=v, ...` of a plugin's JSON params (only `keys` when given), cut to fit a legend."""
+    """`k=v, ...` of a plugin's JSON params (only `keys` when given; the leaderboard's short
+    names, e.g. `rate`), cut to fit a legend."""
     params = json.loads(params_json or "{}")
-    shown = [(k, v) for k, v in sorted(params.items()) if keys is None or k in keys]
+    shown = [(SHORT.get(k, k), v) for k, v in sorted(params.items()) if keys is None or k in keys]
     text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
     return _cut(text, PARAMS_WIDTH)
 
@@ -72,16 +71,17 @@ def _view(lines: Sequence[Line]) -> Line | None:
 
 
 def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """Colour label per cell: attack name, plus only what tells same-named settings apart."""
+    """Colour label per cell: attack name, plus only what tells same-named settings apart,
+    after a setup prefix naming only what varies (`moco ...` when only the encoder does)."""
     firsts = {key: rows[0] for key, rows in cells.items()}
-    several_setups = len({(r["dataset"], r["encoder"], r["encoder_params"]) for r in firsts.values()}) > 1
+    varying = [f for f in ("dataset", "encoder") if len({r[f] for r in firsts.values()}) > 1]
     labels = {}
     for key, row in firsts.items():
         same = [json.loads(r["attack_params"] or "{}") for r in firsts.values()
                 if r["attack"] == row["attack"]]
         differing = sorted({k for p in same for k in p if any(q.get(k) != p.get(k) for q in same)})
         label = row["attack"] + (f" ({short_params(row['attack_params'], differing)})" if differing else "")
-        labels[key] = f"{row['dataset']}/{row['encoder']} {label}" if several_setups else label
+        labels[key] = " ".join(["/".join(row[f] for f in varying), label]).strip()
     return labels
 
 

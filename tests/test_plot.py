@@ -38,7 +38,8 @@ def test_points_are_the_attacked_cells_in_their_all_or_only_task_view(plotted: t
     assert {p.line.task for p in pts} == {"digits", "all"}
     assert sum(p.reference for p in pts) == 4  # undefended: 2 attacks x 2 dataset settings
     assert {p.setting for p in pts} == {"no defense", "prune (threshold=0.5)", "prune (threshold=0.9)"}
-    assert all(p.group.startswith(("digits/", "mix/")) for p in pts)  # two setups: prefixed
+    # two setups that differ in dataset only: prefixed with the dataset, not the encoder too
+    assert all(p.group.startswith(("digits ", "mix ")) for p in pts)
     for p in pts:  # the error bars are the std over seeds
         assert p.line.seeds == 3 and p.asr == p.line.stats["asr"] and p.pa[1] >= 0
 
@@ -105,13 +106,14 @@ def test_a_line_without_asr_is_skipped_with_a_note(tmp_path: Path) -> None:
             row["tasks"] = [{**t, "asr": None} for t in row["tasks"]]
     pts, skipped = points(rows)
     assert len(pts) == ELIGIBLE - 1
-    assert skipped == ["digits/simclr duplicate: prune (threshold=0.5): no asr, not plotted"]
+    assert skipped == ["digits duplicate: prune (threshold=0.5): no asr, not plotted"]
 
 
 def test_short_params_fit_a_legend() -> None:
     assert short_params('{"b": 0.25, "a": "x"}') == "a=x, b=0.25"
     assert short_params(None) == ""
-    assert len(short_params('{"a_very_long_name": "with a very long value indeed"}')) == 32
+    assert short_params('{"poison_rate": 0.1, "references": 5}') == "rate=0.1, refs=5"  # the board's names
+    assert len(short_params('{"a_very_long_name": "with a very long value indeed"}')) == 44
 
 
 def test_every_point_shows_its_paired_clean_twin_baseline(plotted: tuple) -> None:
