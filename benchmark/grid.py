@@ -104,7 +104,8 @@ APPLICABILITY_HEAD = (
     "A suite's grid excludes a `no` cell with the footnote's reason, and `pe-bench validate` lists "
     "the excluded cells. An `off-target` cell runs: the defense was not designed against the "
     "attack's family (footnote), so its row measures it outside its design; `validate` lists "
-    "these cells and the leaderboard's `designed for` column labels their lines. An attack injecting image+text pairs also runs on an image-only encoder, which "
+    "these cells and the leaderboard's `designed for` column labels their lines. "
+    "An attack injecting image+text pairs also runs on an image-only encoder, which "
     "trains on its images with the captions dropped. Any dataset; zero-shot evaluation further needs "
     "an encoder with text.", "")
 # hooks acting before or in training (a `score_trained` filter retrains without what it flags)
