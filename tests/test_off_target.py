@@ -62,7 +62,8 @@ def test_applicability_table_marks_off_target_cells_with_their_reason() -> None:
     table = applicability()
     head = next(ln for ln in table.splitlines() if ln.startswith("| attack |"))
     defenses = [c.strip() for c in head.strip("|").split("|")][5:]
-    row = next(ln for ln in table.splitlines() if ln.startswith("| poisoned-encoder |") and "| simclr |" in ln)
+    row = next(ln for ln in table.splitlines()
+               if ln.startswith("| poisoned-encoder |") and "| simclr |" in ln)
     cells = dict(zip(defenses, [c.strip() for c in row.strip("|").split("|")][5:], strict=True))
     assert cells["dedup"] == "yes" and cells["none"] == "yes"
     mark = cells["decree"]
