@@ -144,12 +144,18 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
     axes.update({f"seeds of {d.name}": [str(s) for s in d.seeds] for d in suite.datasets if d.seeds})
     for axis, values in axes.items():
         print(f"  {axis} ({len(values)}): {', '.join(values)}")
-    counts = Counter(e.reason for e in grid.excluded)
-    for reason, cells in grid.excluded_cells().items():
-        print(f"  excluded: {counts[reason]} cells: {reason}")
+    _print_cells("excluded", Counter(e.reason for e in grid.excluded), grid.excluded_cells())
+    _print_cells("off-target (run, labelled)", Counter(o.reason for o in grid.off_target()),
+                 grid.off_target_cells())
+    return 0
+
+
+def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, list[str]]) -> None:
+    """Per reason: how many trials it covers, then its first cells (every axis but the seed)."""
+    for reason, cells in cells_by_reason.items():
+        print(f"  {label}: {counts[reason]} cells: {reason}")
         more = f"; and {len(cells) - SHOWN_CELLS} more" if len(cells) > SHOWN_CELLS else ""
         print(f"    dataset × encoder × attack × defense: {'; '.join(cells[:SHOWN_CELLS])}{more}")
-    return 0
 
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,

@@ -9,6 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pe_bench.errors import PeBenchError
+from pe_bench.grid import off_target
+
 if TYPE_CHECKING:
     from pe_bench.leaderboard import Line
     from pe_bench.stats import Interval
@@ -73,6 +76,18 @@ def defense_label(line: Line) -> str:
     if not params:
         return line.defense
     return f"{line.defense}(" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def designed_for(line: Line) -> str:
+    """Whether the line's defense was designed against its attack's family (`yes`), or the
+    line measures it outside its design (`off-target`, `pe_bench.grid.off_target`); `-` without
+    an attack or a defense, `?` where the defense's plugin is not installed here."""
+    if line.defense == "none" or line.attack == "none":
+        return "-"
+    try:
+        return "yes" if off_target(line.attack, line.defense, line.family) is None else "off-target"
+    except PeBenchError:
+        return "?"
 
 
 def _defended(line: Line, text: str) -> str:

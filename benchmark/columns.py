@@ -21,6 +21,7 @@ from pe_bench.column_kinds import (
     Column,
     View,
     defense_label,
+    designed_for,
     fmt,
     fmt_ci,
     mean_of,
@@ -83,6 +84,9 @@ VERSUS = ("vs other = minus the --versus attack's line of the same setting, matc
 VS_NONE = "vs none = vs the undefended poisoned encoder of the same seed, per target pair"
 VS_NONE_PA = ("ΔPA vs none = PA - PA of the undefended poisoned encoder of the same seed (same test "
               "images), 95% CI resampling seeds, sign-flip test over seeds")
+DESIGNED = ("designed for = yes where the defense was designed against the attack's family, off-target "
+            "where it runs outside its design (its plugin's declared families; docs/applicability.md), "
+            "? where the defense is not installed here")
 UNDEFENDED = "undefended = the poisoned encoder of the same seed without the defense"
 FILTER = ("poison recall (TPR) / precision / FPR / F1, clean removed = what a pre-processing filter "
           "caught and lost at its own threshold")
@@ -106,6 +110,8 @@ COLUMNS: tuple[Column, ...] = (
     named("defense", defense_label, lambda ln: {
         "defense": (str, ln.defense), "defense_label": (str, ln.defense_label),
         "defense_params": (str, ln.defense_params)}, compact=True, filter=True),
+    Column("designed_for", "designed for", designed_for, lambda ln: {"designed_for": (str, designed_for(ln))},
+           note=DESIGNED, numeric=False, defense_only=True, compact=True, filter=True, lift=True),
     Column("seeds", "seeds", lambda ln: f"{ln.seeds}" + ("" if ln.published else "*"),
            lambda ln: {"seeds": (int, ln.seeds), "published": (bool, ln.published)},
            lambda ln: ln.seeds, "* = fewer than 3 seeds (not publishable)", compact=True, lift=True),

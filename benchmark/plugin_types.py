@@ -83,6 +83,7 @@ def _shown(value: Any) -> str:
 
 
 Modality = Literal["image", "text"]
+Family = Literal["targeted", "backdoor"]  # an attack's family, and what a defense is designed against
 
 
 class AttackMeta(PluginMeta):
@@ -90,7 +91,7 @@ class AttackMeta(PluginMeta):
     `stage`: it injects data (`data`) or hands over an encoder (`encoder`); `modalities`: what
     it injects (an encoder training on a modality the attack cannot supply is excluded)."""
 
-    family: Literal["targeted", "backdoor"] = "targeted"
+    family: Family = "targeted"
     stage: Literal["data", "encoder"] = "data"
     modalities: tuple[Modality, ...] = ("image",)
 
@@ -107,15 +108,18 @@ class EncoderMeta(PluginMeta):
 class DefenseMeta(PluginMeta):
     """The stage hooks a defense overrides, derived from its code (see `Defense.implements`);
     `modalities`: what an encoder must train on for the defense to apply (its class attribute;
-    empty: any encoder)."""
+    empty: any encoder); `families`: the attack families it was designed against (its class
+    attribute; empty: either). Cells of another family still run, labelled off-target."""
 
     literal: ClassVar[bool] = False
     hooks: tuple[str, ...] = ()
     modalities: tuple[Modality, ...] = ()
+    families: tuple[Family, ...] = ()
 
     @classmethod
     def of(cls, plugin: Any) -> Self:
-        return cls(hooks=tuple(plugin.implements()), modalities=tuple(getattr(plugin, "modalities", ())))
+        return cls(hooks=tuple(plugin.implements()), modalities=tuple(getattr(plugin, "modalities", ())),
+                   families=tuple(getattr(plugin, "families", ())))
 
 
 class DatasetMeta(PluginMeta):

@@ -17,7 +17,7 @@ import numpy as np
 
 from pe_bench.attacks.base import PoisonSet
 from pe_bench.errors import PluginError
-from pe_bench.plugin_types import Modality, Plugin, PluginParams
+from pe_bench.plugin_types import Family, Modality, Plugin, PluginParams
 from pe_bench.spec import TrainSpec
 
 __all__ = ["BugReport", "Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
@@ -166,9 +166,13 @@ class Defense(Plugin):
     recipe, so defenses that change nothing before training share the undefended encoder.
     `modalities`: what the encoder must train on for the defense to apply (empty: any); the
     grid excludes other encoders with the reason (e.g. ("image", "text") for a CLIP defense).
+    `families`: the attack families the defense was designed against, as its paper evaluates it
+    (empty: either); cells of another family still run and are labelled off-target
+    (`pe_bench.grid.off_target`), so a defense is never judged silently outside its design.
     """
 
     modalities: ClassVar[tuple[Modality, ...]] = ()
+    families: ClassVar[tuple[Family, ...]] = ()
 
     def sanitize(self, data: PretrainData, seed: int) -> tuple[PretrainData, np.ndarray]:
         return data, np.zeros(0, dtype=np.int64)

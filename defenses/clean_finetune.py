@@ -30,6 +30,9 @@ from pe_bench.registry import register_defense
 class CleanFinetune(Defense):
     """Fine-tune (or distil) the trained encoder on `clean_images` trusted clean images."""
 
+    # PoisonedEncoder's paper evaluates fine-tuning; SSL-Backdoor's distillation is a backdoor defense
+    families = ("targeted", "backdoor")
+
     class Params(PluginParams):
         mode: Literal["finetune", "distill"] = "finetune"
         clean_images: int = Field(500, ge=2)

@@ -33,6 +33,9 @@ INDEPENDENT_MIN_SCALE = 0.5  # `independent` mode's remedy when `min_scale` is u
 class ConservativeCrop(Defense):
     """Raise the minimum crop scale and/or localize the second view's crop."""
 
+    # PoisonedEncoder's paper evaluates larger crops; CorruptEncoder's localized crop is a backdoor defense
+    families = ("targeted", "backdoor")
+
     class Params(PluginParams):
         # None: 0.5 in `independent` mode, the suite's scale in `localized` mode
         min_scale: float | None = Field(None, gt=0, le=1)

@@ -100,6 +100,8 @@ def invert(encoder: Any, images: np.ndarray, p: DecreeParams, seed: int) -> floa
 class Decree(Defense):
     """Scores an encoder by how small a trigger collapses its embeddings of clean images."""
 
+    families = ("backdoor",)  # DECREE detects backdoored encoders by trigger inversion
+
     Params = DecreeParams
     params: DecreeParams
 

@@ -174,6 +174,9 @@ class DuplicateRegionFilter(Defense):
     when no region is hashed), so the row gets AUROC / AUPRC over the poisons besides the
     operating point at `min_count`."""
 
+    # repeated target regions are PoisonedEncoder's poisons; its paper evaluates pre-processing against it
+    families = ("targeted",)
+
     Params = DedupParams
     params: DedupParams
 

@@ -21,6 +21,8 @@ from pe_bench.spec import TrainSpec
 class EarlyStop(Defense):
     """Train for `fraction` of the suite's epochs (at least one)."""
 
+    families = ("targeted",)  # PoisonedEncoder's paper evaluates fewer epochs against its targeted poisons
+
     class Params(PluginParams):
         fraction: float = Field(0.5, gt=0, le=1)
 

@@ -85,6 +85,8 @@ class KnnDensity(Defense):
     """Scores every pre-training image by the local density of its embedding under the encoder
     trained on the untrusted set, removes the most suspicious `remove_fraction`, retrains."""
 
+    families = ("backdoor",)  # Huang et al. detect backdoor samples (triggered pairs) in CLIP data
+
     Params = KnnDensityParams
     params: KnnDensityParams
 

@@ -129,6 +129,8 @@ def patch(encoder: Any, report: BugReport, clean: np.ndarray, p: MudjackingParam
 class Mudjacking(Defense):
     """Patches the encoder from the trial's one bug report; without a report, changes nothing."""
 
+    families = ("backdoor",)  # Mudjacking patches backdoor vulnerabilities from a bug report
+
     Params = MudjackingParams
     params: MudjackingParams
 

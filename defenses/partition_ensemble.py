@@ -33,6 +33,9 @@ def partition_of(image: np.ndarray, k: int) -> int:
 class PartitionEnsemble(Defense):
     """Train `k` encoders on the hash partitions of the pre-training set; vote downstream."""
 
+    # PoisonedEncoder's paper evaluates the ensemble against it (DPA: poisons of chosen test inputs)
+    families = ("targeted",)
+
     class Params(PluginParams):
         k: int = Field(3, ge=2, le=1000)
 

@@ -173,6 +173,8 @@ class PatchSearch(Defense):
     """Scores every pre-training image by how strongly a patch cut from it (or from its cluster)
     pulls other images into its cluster; removes the top `remove_fraction`, retrains."""
 
+    families = ("backdoor",)  # PatchSearch defends against patch-based backdoors in SSL
+
     Params = PatchSearchParams
     params: PatchSearchParams
 

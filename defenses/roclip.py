@@ -47,6 +47,7 @@ class RoCLIP(Defense):
     """Pair each image with its nearest pool caption every `every`-th epoch."""
 
     modalities = ("image", "text")
+    families = ("targeted", "backdoor")  # RoCLIP is evaluated against both data poisoning and backdoors
 
     class Params(PluginParams):
         pool_size: int = Field(1024, ge=1)  # captions in the pool (a FIFO of recent batches)

@@ -75,7 +75,7 @@ def test_leaderboard_aggregates_over_seeds() -> None:
     assert delta_p.mean == pytest.approx(0.3) and delta_p.excludes_zero
     assert delta_asr.mean == pytest.approx(0.5) and delta_asr.low >= 0
     md = to_markdown([line], "t")
-    assert "| digits | simclr | digits | poisoned-encoder | targeted | random | none | 3 | 0 |" in md
+    assert "| digits | simclr | digits | poisoned-encoder | targeted | random | none | - | 3 | 0 |" in md
     assert "0.900 ± 0.100" in md and "3/6" in md
     assert to_csv([line]).splitlines()[0].startswith("dataset,encoder,task")
 
