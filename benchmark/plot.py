@@ -70,31 +70,31 @@ def _view(lines: Sequence[Line]) -> Line | None:
     return pooled[0] if pooled else lines[0] if len(lines) == 1 else None
 
 
+def _named(row: dict[str, Any], rows: Sequence[dict[str, Any]], kind: str) -> str:
+    """`row`'s `kind` plugin (attack, encoder, defense) with the params that tell it apart from
+    the other settings of the same plugin among `rows` (defaults filled in are noise)."""
+    same = [json.loads(r[f"{kind}_params"] or "{}") for r in rows if r[kind] == row[kind]]
+    mine = json.loads(row[f"{kind}_params"] or "{}")
+    keys = [k for k in mine if len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1]
+    params = short_params(row[f"{kind}_params"], keys)
+    return f"{row[kind]} ({params})" if params else row[kind]
+
+
 def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """Colour label per cell: attack name, plus only what tells same-named settings apart,
-    after a setup prefix naming only what varies (`moco ...` when only the encoder does)."""
-    firsts = {key: rows[0] for key, rows in cells.items()}
-    varying = [f for f in ("dataset", "encoder") if len({r[f] for r in firsts.values()}) > 1]
+    """Colour label per cell: the attack setting, after a setup prefix naming only what varies
+    (`moco ...` when only the encoder does)."""
+    rows = [cell[0] for cell in cells.values()]
+    varying = [f for f in ("dataset", "encoder") if len({(r[f], r.get(f"{f}_params")) for r in rows}) > 1]
     labels = {}
-    for key, row in firsts.items():
-        same = [json.loads(r["attack_params"] or "{}") for r in firsts.values()
-                if r["attack"] == row["attack"]]
-        differing = sorted({k for p in same for k in p if any(q.get(k) != p.get(k) for q in same)})
-        label = row["attack"] + (f" ({short_params(row['attack_params'], differing)})" if differing else "")
-        labels[key] = " ".join(["/".join(row[f] for f in varying), label]).strip()
+    for key, cell in cells.items():
+        setup = "/".join(_named(cell[0], rows, f) if f == "encoder" else cell[0][f] for f in varying)
+        labels[key] = f"{setup} {_named(cell[0], rows, 'attack')}".strip()
     return labels
 
 
 def _setting(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
-    """Legend text of a defense setting: its name and the params that tell it apart from the
-    other settings of the same defense (defaults filled in by validation are noise)."""
-    if row["defense"] == "none":
-        return "no defense"
-    same = [json.loads(r["defense_params"] or "{}") for r in rows if r["defense"] == row["defense"]]
-    mine = json.loads(row["defense_params"] or "{}")
-    keys = [k for k in mine if len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1]
-    params = short_params(row["defense_params"], keys)
-    return f"{row['defense']} ({params})" if params else row["defense"]
+    """Legend text of a defense setting (see `_named`)."""
+    return "no defense" if row["defense"] == "none" else _named(row, rows, "defense")
 
 
 def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:

@@ -131,3 +131,17 @@ def test_every_point_shows_its_paired_clean_twin_baseline(plotted: tuple) -> Non
     for p in pts:  # each point's connector runs from its twin to the point
         assert any(tuple(ln.get_xdata()) == (p.twin[0], p.pa[0]) and
                    tuple(ln.get_ydata()) == (p.twin[1], p.asr[0]) for ln in dashed)
+
+
+def test_legend_names_only_what_tells_setups_and_settings_apart() -> None:
+    """Two widths of one encoder are told apart by their params; the dataset, the same for
+    every cell, is not repeated; an attack's label shows its differing params by short name."""
+    from pe_bench.plot import _group_labels
+
+    def row(width: int, rate: float) -> dict[str, object]:
+        return {"dataset": "digits", "encoder": "simclr", "encoder_params": f'{{"width": {width}}}',
+                "attack": "poisoned-encoder", "attack_params": f'{{"poison_rate": {rate}, "references": 5}}'}
+
+    cells = {f"{w}-{r}": [row(w, r)] for w in (8, 16) for r in (0.05, 0.1)}
+    assert _group_labels(cells) == {
+        f"{w}-{r}": f"simclr (width={w}) poisoned-encoder (rate={r:g})" for w in (8, 16) for r in (0.05, 0.1)}
