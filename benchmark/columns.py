@@ -204,10 +204,7 @@ def _hint(name: str, known: Sequence[str]) -> str:
 
 
 def footnote(columns: Sequence[Column]) -> str:
-    """What the shown columns mean, each note once, in column order (a note already said as
-    part of an earlier, longer one is not said again)."""
-    notes: list[str] = []
-    for note in dict.fromkeys([PREAMBLE, *(c.note for c in columns if c.note)]):
-        if not any(note in said.split("; ") for said in notes):
-            notes.append(note)
-    return "; ".join(notes)
+    """What the shown columns mean, in column order, each sentence once: a note joins its
+    sentences with "; " as the footnote does (ΔASR's holds Δp's), so it is deduplicated by them."""
+    notes = [PREAMBLE, *(c.note for c in columns if c.note)]
+    return "; ".join(dict.fromkeys(part for note in notes for part in note.split("; ")))
