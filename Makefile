@@ -15,6 +15,8 @@ RESULTS_STORE ?= results-measured
 FIGURES       := paper defenses attacks
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
 VERSUS        := quick=duplicate paper=duplicate attacks=duplicate
+# suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
+BY_SEED       := attacks
 
 .PHONY: install demo test leaderboard results clean
 
@@ -43,6 +45,7 @@ results: $(STAMP)
 	  v=$$(for p in $(VERSUS); do [ "$${p%%=*}" = "$$s" ] && echo "--versus $${p#*=}"; done; true); \
 	  $(BIN)/pe-bench leaderboard --store $(RESULTS_STORE) --suite $$s $$v --format md --out docs/results/$$s.md; \
 	  case " $(FIGURES) " in *" $$s "*) $(BIN)/pe-bench plot --store $(RESULTS_STORE) --suite $$s --out docs/results/$$s;; esac; \
+	  case " $(BY_SEED) " in *" $$s "*) $(BIN)/pe-bench leaderboard --by-seed --store $(RESULTS_STORE) --suite $$s --format md --out docs/results/$$s-seeds.md;; esac; \
 	done
 
 clean:

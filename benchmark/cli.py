@@ -55,6 +55,9 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lb.add_argument("--list-columns", action="store_true", help="list the columns --columns and --sort take")
     lb.add_argument("--versus", metavar="ATTACK", help="compare every other attack with ATTACK at the "
                                                        "same setting, seeds and target pairs")
+    lb.add_argument("--by-seed", action="store_true",
+                    help="one line per trial and task: what each line aggregates "
+                         "(target class, hits, ΔASR, ΔPA)")
     plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
     plot.add_argument("--store", default="results")
     plot.add_argument("--suite", help="only this suite")
@@ -181,6 +184,32 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         text = to_markdown(lines, title, chosen, _source(store, suite, run))
     else:
         text = to_csv(lines, chosen)
+    return _emit(text, out)
+
+
+def print_seed_table(args: argparse.Namespace) -> int:
+    """`leaderboard --by-seed`: one line per trial and task (pe_bench.per_seed)."""
+    from pe_bench import per_seed
+    from pe_bench.results import latest_ok, scan, source_note
+
+    mixed = [f"--{name}" for name in ("sort", "columns", "versus") if getattr(args, name)]
+    if mixed:
+        raise PeBenchError(f"--by-seed: does not take {', '.join(mixed)} (it shows every trial as stored)")
+    rows = latest_ok(scan(Path(args.store), args.suite, args.run))
+    if not rows:
+        where = f" for suite {args.suite!r}" if args.suite else ""
+        raise PeBenchError(f"no ok rows in store {args.store!r}{where}")
+    lines = per_seed.seed_lines(rows)
+    title = f"pe-bench per-seed table: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
+    if args.format == "terminal":
+        _console().print(per_seed.to_rich(lines, title))
+        return 0
+    source = source_note(rows, "pe-bench leaderboard --by-seed --format md")
+    text = per_seed.to_markdown(lines, title, source) if args.format == "md" else per_seed.to_csv(lines)
+    return _emit(text, args.out)
+
+
+def _emit(text: str, out: str | None) -> int:
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
@@ -266,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_publish(args)
         if args.list_columns:
             return list_columns()
+        if args.by_seed:
+            return print_seed_table(args)
         return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort,
                                  args.columns, args.versus)
     except StoreWriteError as exc:  # the run stopped; what it wrote before stays

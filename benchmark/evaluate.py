@@ -196,6 +196,7 @@ def task_metrics(task: Task, clean: ProbeOutput, poisoned: ProbeOutput,
         n_targets=len(pairs),
         successes=int(q["hit"].sum()),
         targets=targets,
+        trigger_target=None if triggered is None else triggered.test.target_class,
         **counts,
         **{**pair_means(TaskMetrics, targets), **trigger_rates(counts)},
     )

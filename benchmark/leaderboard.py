@@ -83,7 +83,7 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
     return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
-def _task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
+def task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
     """The row's per-task metrics, plus an `all` view when there are several tasks."""
     costs = {m: row.get(m) for m in COSTS}
     tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"]),
@@ -150,7 +150,7 @@ def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]]
     groups: dict[tuple[str, str], list[Member]] = {}
     firsts: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
-        for view in _task_views(row):
+        for view in task_views(row):
             groups.setdefault((row["cell_key"], view["task"]), []).append((row, view))
             firsts.setdefault((row["cell_key"], view["task"]), row)
     failed = Counter(r["cell_key"] for r in failures)
@@ -180,7 +180,7 @@ def from_store(store: str | Path, suite: str | None = None, run: str | None = No
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
 
 
-def _varying(lines: list[Line], kind: str) -> dict[int, str]:
+def varying(lines: Sequence[Any], kind: str) -> dict[int, str]:
     """Each line's `kind` plugin named with the params that tell its lines apart (e.g. a
     poison-rate sweep: `poisoned-encoder(rate=0.05)`); the selection rule has its own column."""
     params = {id(ln): json.loads(getattr(ln, f"{kind}_params")) for ln in lines}
@@ -196,7 +196,7 @@ def _varying(lines: list[Line], kind: str) -> dict[int, str]:
 
 
 def _label_lines(lines: list[Line]) -> list[Line]:
-    attack, defense = _varying(lines, "attack"), _varying(lines, "defense")
+    attack, defense = varying(lines, "attack"), varying(lines, "defense")
     return [dataclasses.replace(ln, attack_label=attack[id(ln)], defense_label=defense[id(ln)])
             for ln in lines]
 

@@ -112,6 +112,8 @@ class TaskMetrics(Metrics):
     n_classes: int = Field(ge=1)
     n_test: Count
     targets: tuple[TargetOutcome, ...] = ()
+    trigger_target: int | None = Field(default=None, ge=0, description="a backdoor's target class "
+                                       "in this task (None: targeted, or a store from before it)")
 
     @model_validator(mode="after")
     def _targets_agree(self) -> Self:

@@ -25,7 +25,8 @@ from pe_bench.metrics import Flat, Frozen, TrialMetrics
 # 4: the attack's `family` and a backdoor's triggered-input counts (null in older stores: targeted)
 # 5: detection metrics (AUROC / AUPRC, FPR / F1, encoder scores) and CPU / step costs replacing
 #    `defense_extra_s` (null in older stores; the old wall-time column is no longer read)
-SCHEMA_VERSION = "5"
+# 6: each task's `trigger_target` (a backdoor's target class; null in older stores)
+SCHEMA_VERSION = "6"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
 

@@ -138,20 +138,22 @@ BACKDOOR = ("ssl-backdoor", {"poison_rate": 0.05, "target_class": 0}, "none", {}
 
 
 def backdoor_task(name: str, hits: int, hits_clean: int, n: int = 100, ca: float = 0.9,
-                  pa: float = 0.88) -> TaskMetrics:
+                  pa: float = 0.88, target: int | None = None) -> TaskMetrics:
     """One task of a backdoor trial: `hits` of `n` triggered inputs go to the target class
     (`hits_clean` on the clean twin); no target pairs."""
     counts = {"n_triggered": n, "triggered_hits": hits, "triggered_hits_clean": hits_clean,
               "triggered_hits_undefended": hits}
     return TaskMetrics(task=name, n_classes=10, n_test=40, ca=ca, pa=pa, pa_undefended=pa, n_targets=0,
-                       successes=0, **counts, **trigger_rates(counts))
+                       successes=0, trigger_target=target, **counts, **trigger_rates(counts))
 
 
-def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit") -> dict[str, Any]:
-    """An ok row of the one-task backdoor cell (`BACKDOOR`) at `seed`."""
+def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit",
+                 target: int | None = None) -> dict[str, Any]:
+    """An ok row of the one-task backdoor cell (`BACKDOOR`) at `seed` (`target`: the target
+    class recorded for its task; None as in stores from before it was)."""
     from pe_bench.evaluate import overall
 
-    tasks = [backdoor_task("digits", hits, hits_clean, n)]
+    tasks = [backdoor_task("digits", hits, hits_clean, n, target=target)]
     metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,
                            tasks=tuple(tasks), defense=NO_DEFENSE)
     return build_row(trial(suite=suite, seed=seed, cell=BACKDOOR), "run1", PROV,

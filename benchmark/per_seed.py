@@ -1,0 +1,161 @@
+"""The per-seed table: one line per trial and task, the numbers a leaderboard line aggregates.
+
+The seed is the unit of every backdoor test and of every ΔPA interval, so a reader judging a
+line (is the effect at every seed, or large at a few and absent at the rest?) needs each seed's
+numbers: its hits, ASR beside the paired clean twin's on the same inputs (ΔASR), CA and PA, the
+backdoor's target class for that seed, and for a defended trial the undefended poisoned
+encoder's ASR and PA. Generated from the store like the leaderboard (`pe-bench leaderboard
+--by-seed`); nothing here is a test or an interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pe_bench.leaderboard import task_views, varying
+
+NOTE = ("one line per trial and task; hits = successes / target pairs (targeted) or target-class "
+        "predictions / triggered inputs of the other classes (backdoor), on this encoder and on the "
+        "paired clean twin (same inputs); ΔASR = ASR - clean ASR; ΔPA = PA - CA (same test images); "
+        "target class = the backdoor's target class drawn for the seed (- : targeted, whose pairs have "
+        "their own; ? : a store from before it was recorded); undefended = the poisoned encoder "
+        "without the defense, same seed")
+
+
+@dataclass(frozen=True)
+class SeedLine:
+    """One trial's numbers on one task (`view`: pe_bench.leaderboard's per-task view of the row)."""
+
+    row: dict[str, Any]
+    view: dict[str, Any]
+    attack_label: str = ""
+    defense_label: str = ""
+    encoder_label: str = ""
+
+    # what `varying` reads to name a plugin by the params that tell its lines apart
+    @property
+    def attack(self) -> str:
+        return str(self.row["attack"])
+
+    @property
+    def attack_params(self) -> str:
+        return str(self.row["attack_params"] or "{}")
+
+    @property
+    def encoder(self) -> str:
+        return str(self.row["encoder"])
+
+    @property
+    def encoder_params(self) -> str:
+        return str(self.row["encoder_params"] or "{}")
+
+    @property
+    def defense(self) -> str:
+        return str(self.row["defense"])
+
+    @property
+    def defense_params(self) -> str:
+        return str(self.row["defense_params"] or "{}")
+
+
+def seed_lines(rows: Sequence[dict[str, Any]]) -> list[SeedLine]:
+    """Every (trial, task) of `rows` (the latest ok row per trial), labelled and ordered as the
+    leaderboard orders its lines, seeds ascending within a cell."""
+    bare = [SeedLine(row, view) for row in rows for view in task_views(row)]
+    attack, defense, encoder = (varying(bare, kind) for kind in ("attack", "defense", "encoder"))
+    lines = [SeedLine(s.row, s.view, attack[id(s)], defense[id(s)], encoder[id(s)]) for s in bare]
+    lines.sort(key=lambda s: (s.row["dataset"], s.encoder_label, s.view["task"] == "all", s.view["task"],
+                              s.attack != "none", s.attack_label, s.defense != "none", s.defense_label,
+                              s.row["seed"]))
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _delta(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a - b:+.3f}"
+
+
+def _hits(view: dict[str, Any], triggered: str, pairs: str) -> str:
+    if view.get("n_triggered"):
+        return f"{int(view.get(triggered) or 0)}/{int(view['n_triggered'])}"
+    return f"{int(view.get(pairs) or 0)}/{int(view['n_targets'])}" if view.get("n_targets") else "-"
+
+
+def _target(line: SeedLine) -> str:
+    if line.view.get("trigger_target") is not None:
+        return str(line.view["trigger_target"])
+    return "?" if line.row.get("family") == "backdoor" and line.view["task"] != "all" else "-"
+
+
+def _undefended_hits(view: dict[str, Any]) -> str:
+    if view.get("n_triggered"):
+        return _hits(view, "triggered_hits_undefended", "")
+    hits = sum(bool(t.get("hit_undefended")) for t in view.get("targets") or [])
+    return f"{hits}/{int(view['n_targets'])}" if view.get("n_targets") else "-"
+
+
+Cell = Callable[[SeedLine], str]
+COLUMNS: tuple[tuple[str, Cell, bool], ...] = (  # (header, cell, only for a defended table)
+    ("dataset", lambda s: str(s.row["dataset"]), False),
+    ("encoder", lambda s: s.encoder_label, False),
+    ("task", lambda s: str(s.view["task"]), False),
+    ("attack", lambda s: s.attack_label, False),
+    ("family", lambda s: "-" if s.attack == "none" else str(s.row.get("family") or "targeted"), False),
+    ("defense", lambda s: s.defense_label, True),
+    ("seed", lambda s: str(s.row["seed"]), False),
+    ("target class", _target, False),
+    ("hits", lambda s: _hits(s.view, "triggered_hits", "successes"), False),
+    ("clean hits", lambda s: _hits(s.view, "triggered_hits_clean", "hits_clean"), False),
+    ("ASR", lambda s: _rate(s.view.get("asr")), False),
+    ("clean ASR", lambda s: _rate(s.view.get("baseline_asr")), False),
+    ("ΔASR", lambda s: _delta(s.view.get("asr"), s.view.get("baseline_asr")), False),
+    ("CA", lambda s: _rate(s.view["ca"]), False),
+    ("PA", lambda s: _rate(s.view["pa"]), False),
+    ("ΔPA", lambda s: _delta(s.view["pa"], s.view["ca"]), False),
+    ("undefended hits", lambda s: _undefended_hits(s.view), True),
+    ("undefended ASR", lambda s: _rate(s.view.get("asr_undefended")), True),
+    ("undefended PA", lambda s: _rate(s.view.get("pa_undefended")), True),
+)
+
+
+def shown(lines: Sequence[SeedLine]) -> list[tuple[str, Cell]]:
+    """The columns: the defense ones only when some trial has a defense."""
+    defended = any(s.defense != "none" for s in lines)
+    return [(h, c) for h, c, defense_only in COLUMNS if defended or not defense_only]
+
+
+def to_markdown(lines: Sequence[SeedLine], title: str, source: str = "") -> str:
+    cols = shown(lines)
+    out = [f"# {title}", "", *([source, ""] if source else []),
+           "| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(c(s).replace("|", "\\|") for _, c in cols) + " |" for s in lines]
+    return "\n".join([*out, "", NOTE, ""])
+
+
+def to_csv(lines: Sequence[SeedLine]) -> str:
+    cols = shown(lines)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(h for h, _ in cols)
+    writer.writerows([c(s) for _, c in cols] for s in lines)
+    return buf.getvalue()
+
+
+def to_rich(lines: Sequence[SeedLine], title: str) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, caption=NOTE, box=box.SIMPLE_HEAD, show_edge=False, caption_justify="left")
+    cols = shown(lines)
+    for header, _ in cols:
+        table.add_column(header, overflow="fold")
+    for s in lines:
+        table.add_row(*(c(s) for _, c in cols))
+    return table
