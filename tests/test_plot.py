@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from pe_bench.cli import main
-from pe_bench.plot import TWIN_LABEL, Point, figure, panel_columns, points, short_params
+from pe_bench.plot import Point, figure, layout, points, short_params
+from pe_bench.plot_draw import TWIN_LABEL
+from pe_bench.plot_panels import panel_columns
 from pe_bench.results import latest_ok, scan
 from tests.rows import CELLS, make_store
 
@@ -51,17 +53,39 @@ def test_one_errorbar_per_eligible_line(plotted: tuple) -> None:
 
 
 def test_one_attack_setting_gives_one_panel_with_an_entry_per_point(plotted: tuple) -> None:
-    """The single-panel figure (one attack setting, or one defense setting) is kept: one axes,
-    colour = attack, one legend entry per point."""
+    """The single-panel figure (one attack setting of one setup) is kept: one axes, colour =
+    attack, one legend entry per point."""
     pts = plotted[0]
     one_attack = [p for p in pts if p.group == pts[0].group]
-    undefended = [p for p in pts if p.reference]
-    for subset in (one_attack, undefended):
+    one_setup = [p for p in pts if p.reference and p.setup == pts[0].setup]
+    for subset in (one_attack, one_setup):
+        assert layout(subset) == "single"
         fig = figure(subset, "unit")
         assert len(fig.axes) == 1 and len(fig.axes[0].containers) == len(subset)
         texts = [t.get_text() for t in fig.legends[0].get_texts()]
         assert texts == [f"{p.group}: {p.setting}" for p in subset]
         assert fig.axes[0].get_xlabel().startswith("PA") and fig.axes[0].get_ylabel().startswith("ASR")
+
+
+def test_several_setups_without_defenses_get_a_panel_each_on_their_own_accuracy_scale(plotted: tuple) -> None:
+    """digits near 0.97 and CIFAR-10 near 0.5 on one x axis would sit at its two edges: one
+    panel per setup, x not shared, colour = the attack in every panel, one legend."""
+    pts = [dataclasses.replace(p, line=dataclasses.replace(p.line, family="backdoor"))
+           if p.attack == "duplicate" else p for p in plotted[0] if p.reference]
+    assert layout(pts) == "by_setup" and {p.setup for p in pts} == {"digits", "mix"}
+    fig = figure(pts, "unit")
+    assert [ax.get_title() for ax in fig.axes] == ["digits", "mix"]
+    assert not fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    for ax in fig.axes:
+        assert len(ax.containers) == sum(p.setup == ax.get_title() for p in pts)
+        assert ax.get_xlabel().startswith("PA")
+    colours = {ax.get_title(): {c.lines[0].get_color(): c.lines[0].get_gid() for c in ax.containers}
+               for ax in fig.axes}
+    assert colours["digits"] == colours["mix"]  # the same attack, the same colour
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == ["duplicate [backdoor]: no defense", "poisoned-encoder: no defense", TWIN_LABEL]
+    rims = [h.get_markeredgecolor() for h in fig.legends[0].legend_handles]
+    assert rims[:2] == ["crimson", "black"]
 
 
 def test_panels_one_per_attack_setting_titled_with_its_family(plotted: tuple) -> None:
