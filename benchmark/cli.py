@@ -156,7 +156,8 @@ def cmd_validate(path: str, overrides: Sequence[str] = ()) -> int:
 def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, list[str]]) -> None:
     """Per reason: how many trials it covers, then its first cells (every axis but the seed)."""
     for reason, cells in cells_by_reason.items():
-        print(f"  {label}: {counts[reason]} cells: {reason}")
+        n = len(cells)
+        print(f"  {label}: {counts[reason]} trials ({n} cell{'s' * (n != 1)}): {reason}")
         more = f"; and {len(cells) - SHOWN_CELLS} more" if len(cells) > SHOWN_CELLS else ""
         print(f"    dataset × encoder × attack × defense: {'; '.join(cells[:SHOWN_CELLS])}{more}")
 

@@ -92,7 +92,7 @@ def test_validate_shows_excluded_cells(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "suite smoke: 4 trials" in out
-    assert "  excluded: 2 cells: not in this table" in out
+    assert "  excluded: 2 trials (1 cell): not in this table" in out  # one cell at both seeds
 
 
 def test_list_attacks_shows_builtins_with_origin(

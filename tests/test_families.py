@@ -159,7 +159,7 @@ def test_validate_lists_the_excluded_cells_with_their_reason(
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "cells: the attack injects image data only; encoder clip trains on image+text" in out
+    assert "): the attack injects image data only; encoder clip trains on image+text" in out
     assert "× clip × ssl-backdoor × none" in out
 
 

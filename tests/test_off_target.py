@@ -53,7 +53,7 @@ def test_validate_lists_off_target_cells_that_still_run(capsys: pytest.CaptureFi
     seeds = len(data["seeds"])
     assert f"suite smoke: {3 * 2 * seeds} trials" in out  # nothing excluded for being off-target
     reason = off_target("poisoned-encoder", "decree")
-    assert f"  off-target (run, labelled): {seeds} cells: {reason}" in out
+    assert f"  off-target (run, labelled): {seeds} trials (1 cell): {reason}" in out
     assert "digits × simclr × poisoned-encoder × decree" in out
     assert "× none × decree" not in out and "excluded:" not in out
 
