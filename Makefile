@@ -10,13 +10,13 @@ STORE  ?= results
 # every suite whose tables live in docs/results, shortest first; one store and one encoder cache
 # for all of them (settings they share train once). Resumable: re-run `make results` after an
 # interruption and finished trials are skipped.
-MEASURED      ?= quick defenses encoders multitask paper attacks attacks-zeroshot defenses-matrix
+MEASURED      ?= quick defenses encoders multitask paper attacks attacks-zeroshot defenses-matrix defenses-matrix-clip
 RESULTS_STORE ?= results-measured
-FIGURES       := paper defenses attacks defenses-matrix
+FIGURES       := paper defenses attacks defenses-matrix defenses-matrix-clip
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
 VERSUS        := quick=duplicate paper=duplicate attacks=duplicate
 # suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
-BY_SEED       := attacks attacks-zeroshot defenses-matrix
+BY_SEED       := attacks attacks-zeroshot defenses-matrix defenses-matrix-clip
 
 .PHONY: install demo test leaderboard results clean
 
