@@ -11,6 +11,7 @@ encoder's ASR and PA. Generated from the store like the leaderboard (`pe-bench l
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,46 +29,39 @@ NOTE = ("one line per trial and task; hits = successes / target pairs (targeted)
 
 @dataclass(frozen=True)
 class SeedLine:
-    """One trial's numbers on one task (`view`: pe_bench.leaderboard's per-task view of the row)."""
+    """One trial's numbers on one task (`view`: pe_bench.leaderboard's per-task view of the
+    row); the plugin names and params are what `varying` reads to name each plugin by the
+    params that tell its lines apart (`*_label`)."""
 
     row: dict[str, Any]
     view: dict[str, Any]
+    attack: str
+    attack_params: str
+    encoder: str
+    encoder_params: str
+    defense: str
+    defense_params: str
     attack_label: str = ""
     defense_label: str = ""
     encoder_label: str = ""
 
-    # what `varying` reads to name a plugin by the params that tell its lines apart
-    @property
-    def attack(self) -> str:
-        return str(self.row["attack"])
 
-    @property
-    def attack_params(self) -> str:
-        return str(self.row["attack_params"] or "{}")
+PLUGINS = ("attack", "encoder", "defense")
 
-    @property
-    def encoder(self) -> str:
-        return str(self.row["encoder"])
 
-    @property
-    def encoder_params(self) -> str:
-        return str(self.row["encoder_params"] or "{}")
-
-    @property
-    def defense(self) -> str:
-        return str(self.row["defense"])
-
-    @property
-    def defense_params(self) -> str:
-        return str(self.row["defense_params"] or "{}")
+def _bare(row: dict[str, Any], view: dict[str, Any]) -> SeedLine:
+    names = {f: str(row[f]) for f in PLUGINS}
+    params = {f"{f}_params": str(row[f"{f}_params"] or "{}") for f in PLUGINS}
+    return SeedLine(row, view, **names, **params)
 
 
 def seed_lines(rows: Sequence[dict[str, Any]]) -> list[SeedLine]:
     """Every (trial, task) of `rows` (the latest ok row per trial), labelled and ordered as the
     leaderboard orders its lines, seeds ascending within a cell."""
-    bare = [SeedLine(row, view) for row in rows for view in task_views(row)]
-    attack, defense, encoder = (varying(bare, kind) for kind in ("attack", "defense", "encoder"))
-    lines = [SeedLine(s.row, s.view, attack[id(s)], defense[id(s)], encoder[id(s)]) for s in bare]
+    bare = [_bare(row, view) for row in rows for view in task_views(row)]
+    labels = {kind: varying(bare, kind) for kind in PLUGINS}
+    lines = [dataclasses.replace(s, attack_label=labels["attack"][id(s)], defense_label=labels["defense"][id(s)],
+                                 encoder_label=labels["encoder"][id(s)]) for s in bare]
     lines.sort(key=lambda s: (s.row["dataset"], s.encoder_label, s.view["task"] == "all", s.view["task"],
                               s.attack != "none", s.attack_label, s.defense != "none", s.defense_label,
                               s.row["seed"]))
