@@ -60,7 +60,8 @@ def seed_lines(rows: Sequence[dict[str, Any]]) -> list[SeedLine]:
     leaderboard orders its lines, seeds ascending within a cell."""
     bare = [_bare(row, view) for row in rows for view in task_views(row)]
     labels = {kind: varying(bare, kind) for kind in PLUGINS}
-    lines = [dataclasses.replace(s, attack_label=labels["attack"][id(s)], defense_label=labels["defense"][id(s)],
+    lines = [dataclasses.replace(s, attack_label=labels["attack"][id(s)],
+                                 defense_label=labels["defense"][id(s)],
                                  encoder_label=labels["encoder"][id(s)]) for s in bare]
     lines.sort(key=lambda s: (s.row["dataset"], s.encoder_label, s.view["task"] == "all", s.view["task"],
                               s.attack != "none", s.attack_label, s.defense != "none", s.defense_label,
