@@ -166,6 +166,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
                       sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
     from pe_bench.columns import pick
     from pe_bench.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
+    from pe_bench.results import no_ok_rows
 
     chosen = pick(columns) if columns else None
     lines = from_store(store, suite, run, versus)
@@ -176,7 +177,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
              + (f", other = {versus}" if versus else ""))
     if not lines:
-        raise PeBenchError(f"no ok rows in store {store!r}" + (f" for suite {suite!r}" if suite else ""))
+        raise no_ok_rows(store, suite)
     if fmt == "terminal":
         console = _console()
         console.print(to_rich(lines, title, chosen, console.width))
@@ -191,15 +192,12 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
 def print_seed_table(args: argparse.Namespace) -> int:
     """`leaderboard --by-seed`: one line per trial and task (pe_bench.per_seed)."""
     from pe_bench import per_seed
-    from pe_bench.results import latest_ok, scan, source_note
+    from pe_bench.results import ok_rows, source_note
 
     mixed = [f"--{name}" for name in ("sort", "columns", "versus") if getattr(args, name)]
     if mixed:
         raise PeBenchError(f"--by-seed: does not take {', '.join(mixed)} (it shows every trial as stored)")
-    rows = latest_ok(scan(Path(args.store), args.suite, args.run))
-    if not rows:
-        where = f" for suite {args.suite!r}" if args.suite else ""
-        raise PeBenchError(f"no ok rows in store {args.store!r}{where}")
+    rows = ok_rows(args.store, args.suite, args.run)
     lines = per_seed.seed_lines(rows)
     title = f"pe-bench per-seed table: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
     if args.format == "terminal":
@@ -221,9 +219,9 @@ def _emit(text: str, out: str | None) -> int:
 
 
 def _source(store: str, suite: str | None, run: str | None) -> str:
-    from pe_bench.results import latest_ok, scan, source_note
+    from pe_bench.results import ok_rows, source_note
 
-    return source_note(latest_ok(scan(Path(store), suite, run)))
+    return source_note(ok_rows(store, suite, run))
 
 
 def list_columns() -> int:
@@ -309,6 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pe-bench: interrupted; finished trials are in the store (use --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pe-bench ... | head`: the reader left; quiet exit 1, as rich's own
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout already replaced or closed
+        pass
 
 
 if __name__ == "__main__":

@@ -88,7 +88,12 @@ def _named(row: dict[str, Any], rows: Sequence[dict[str, Any]], kind: str) -> st
 def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     """Colour label per cell: the attack setting, after a setup prefix naming only what varies
     (`moco ...` when only the encoder does)."""
-    return {key: f"{setup} {attack}".strip() for key, (setup, attack) in _group_parts(cells).items()}
+    return {key: _label(parts) for key, parts in _group_parts(cells).items()}
+
+
+def _label(parts: tuple[str, str]) -> str:
+    """`setup attack` (no leading space when the setup does not vary)."""
+    return " ".join(p for p in parts if p)
 
 
 def _group_parts(cells: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, str]]:
@@ -111,7 +116,7 @@ def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
         if row["attack"] != "none":
             cells.setdefault(row["cell_key"], []).append(row)
     parts, out, skipped = _group_parts(cells), [], []
-    groups = {key: f"{setup} {attack}".strip() for key, (setup, attack) in parts.items()}
+    groups = {key: _label(part) for key, part in parts.items()}
     for key, members in cells.items():
         first, line = members[0], _view(aggregate(members))
         pa, asr = (None, None) if line is None else (line.stats.get("pa"), line.stats.get("asr"))
@@ -188,12 +193,9 @@ def save(fig: Figure, prefix: str | Path) -> list[Path]:
 def plot_store(store: str | Path, out: str | Path, suite: str | None = None,
                run: str | None = None) -> tuple[list[Path], list[Point]]:
     """Figure of the store's latest ok rows (one suite / run when given); notes go to stderr."""
-    from pe_bench.errors import PeBenchError
-    from pe_bench.results import latest_ok, scan
+    from pe_bench.results import ok_rows
 
-    rows = latest_ok(scan(Path(store), suite, run))
-    if not rows:
-        raise PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
+    rows = ok_rows(store, suite, run)
     pts, skipped = points(rows)
     for note in skipped:
         print(f"pe-bench plot: skipped {note}", file=sys.stderr)

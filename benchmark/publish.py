@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pe_bench.columns import BOARD, COLUMNS, Column, footnote
-from pe_bench.errors import PeBenchError
 from pe_bench.leaderboard import Line, aggregate, to_markdown
 from pe_bench.schema import SCALARS, Provenance
 
@@ -141,7 +140,7 @@ class SuiteReport:
 def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
     """One report per suite in the store (or just `suite`), figures rendered in memory."""
     from pe_bench.plot import figure, png_bytes, points
-    from pe_bench.results import failed_trials, latest_ok, scan
+    from pe_bench.results import failed_trials, latest_ok, no_ok_rows, scan
 
     table = scan(Path(store))
     names = [suite] if suite else sorted(set(table.column("suite").to_pylist()))
@@ -156,7 +155,7 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
         lines = aggregate(used, failed_trials(part))
         reports.append(SuiteReport(name, part.to_pylist(), used, lines, png, notes))
     if not reports:
-        raise PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
+        raise no_ok_rows(store, suite)
     return reports
 
 

@@ -168,6 +168,19 @@ def latest_ok(table: pa.Table) -> list[dict[str, Any]]:
     return list(best.values())
 
 
+def no_ok_rows(store: str | Path, suite: str | None = None) -> PeBenchError:
+    """The one error every reader of a store raises when nothing ok matches."""
+    return PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
+
+
+def ok_rows(store: str | Path, suite: str | None = None, run: str | None = None) -> list[dict[str, Any]]:
+    """The store's latest ok rows (one suite / run when given); `no_ok_rows` when there are none."""
+    rows = latest_ok(scan(Path(store), suite, run))
+    if not rows:
+        raise no_ok_rows(store, suite)
+    return rows
+
+
 def failed_trials(table: pa.Table) -> list[dict[str, Any]]:
     """The latest error row of each trial that has no ok row: the trials a leaderboard line
     counts as failed (an error later retried successfully is history, not a failure)."""

@@ -202,3 +202,17 @@ def test_bad_override_is_exit_2_and_one_line(capsys: pytest.CaptureFixture[str],
     assert_one_line_error(err, str(SMOKE), key, fragment)
     assert_ray_not_started()
     assert not store.exists()
+
+
+@pytest.mark.parametrize("command", [["validate", str(SMOKE)], ["list"]], ids=["print", "rich"])
+def test_closed_stdout_is_a_quiet_exit(command: list[str]) -> None:
+    """`pe-bench ... | head -0`: the reader is gone before the first write; exit 1, no traceback."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-m", "pe_bench.cli", *command], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
