@@ -17,6 +17,8 @@ FIGURES       := paper defenses attacks defenses-matrix defenses-matrix-clip
 VERSUS        := quick=duplicate paper=duplicate attacks=duplicate
 # suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
 BY_SEED       := attacks attacks-zeroshot defenses-matrix defenses-matrix-clip
+# suites whose readings compare defenses with each other: NAME-pairs.md (`leaderboard --defense-pairs`)
+PAIRS         := defenses defenses-matrix defenses-matrix-clip
 
 .PHONY: install demo test leaderboard results clean
 
@@ -46,6 +48,7 @@ results: $(STAMP)
 	  $(BIN)/pe-bench leaderboard --store $(RESULTS_STORE) --suite $$s $$v --format md --out docs/results/$$s.md; \
 	  case " $(FIGURES) " in *" $$s "*) $(BIN)/pe-bench plot --store $(RESULTS_STORE) --suite $$s --out docs/results/$$s;; esac; \
 	  case " $(BY_SEED) " in *" $$s "*) $(BIN)/pe-bench leaderboard --by-seed --store $(RESULTS_STORE) --suite $$s --format md --out docs/results/$$s-seeds.md;; esac; \
+	  case " $(PAIRS) " in *" $$s "*) $(BIN)/pe-bench leaderboard --defense-pairs --store $(RESULTS_STORE) --suite $$s --format md --out docs/results/$$s-pairs.md;; esac; \
 	done
 
 clean:

@@ -58,6 +58,9 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lb.add_argument("--by-seed", action="store_true",
                     help="one line per trial and task: what each line aggregates "
                          "(target class, hits, ΔASR, ΔPA)")
+    lb.add_argument("--defense-pairs", action="store_true",
+                    help="every two defense settings of one attack compared paired by seed "
+                         "(ΔASR, ΔPA A - B; which defenses the board separates)")
     plot = sub.add_parser("plot", help="ASR-vs-PA trade-off figure (PREFIX.png, PREFIX.svg)")
     plot.add_argument("--store", default="results")
     plot.add_argument("--suite", help="only this suite")
@@ -189,22 +192,31 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     return _emit(text, out)
 
 
-def print_seed_table(args: argparse.Namespace) -> int:
-    """`leaderboard --by-seed`: one line per trial and task (pe_bench.per_seed)."""
-    from pe_bench import per_seed
+def print_trial_table(args: argparse.Namespace) -> int:
+    """`leaderboard --by-seed` (one line per trial and task, pe_bench.per_seed) or
+    `--defense-pairs` (defense settings compared paired, pe_bench.defense_pairs)."""
+    from pe_bench import defense_pairs, per_seed
     from pe_bench.results import ok_rows, source_note
 
-    mixed = [f"--{name}" for name in ("sort", "columns", "versus") if getattr(args, name)]
+    option, why = (("--by-seed", "it shows every trial as stored") if args.by_seed
+                   else ("--defense-pairs", "it compares every two defense settings"))
+    mixed = [f"--{name.replace('_', '-')}" for name in ("sort", "columns", "versus", "defense_pairs")
+             if getattr(args, name) and f"--{name.replace('_', '-')}" != option]
     if mixed:
-        raise PeBenchError(f"--by-seed: does not take {', '.join(mixed)} (it shows every trial as stored)")
+        raise PeBenchError(f"{option}: does not take {', '.join(mixed)} ({why})")
     rows = ok_rows(args.store, args.suite, args.run)
-    lines = per_seed.seed_lines(rows)
-    title = f"pe-bench per-seed table: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
+    view: Any = per_seed if args.by_seed else defense_pairs
+    lines = per_seed.seed_lines(rows) if args.by_seed else defense_pairs.pair_lines(rows)
+    if not lines:  # --by-seed has a line per ok row
+        raise PeBenchError(f"{option}: no two defense settings of one attack in store {args.store!r}"
+                           + (f" for suite {args.suite!r}" if args.suite else ""))
+    what = "per-seed table" if args.by_seed else "defense pairs"
+    title = f"pe-bench {what}: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
     if args.format == "terminal":
-        _console().print(per_seed.to_rich(lines, title))
+        _console().print(view.to_rich(lines, title))
         return 0
-    source = source_note(rows, "pe-bench leaderboard --by-seed --format md")
-    text = per_seed.to_markdown(lines, title, source) if args.format == "md" else per_seed.to_csv(lines)
+    source = source_note(rows, f"pe-bench leaderboard {option} --format md")
+    text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)
     return _emit(text, args.out)
 
 
@@ -294,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_publish(args)
         if args.list_columns:
             return list_columns()
-        if args.by_seed:
-            return print_seed_table(args)
+        if args.by_seed or args.defense_pairs:
+            return print_trial_table(args)
         return print_leaderboard(args.store, args.suite, args.run, args.format, args.out, args.sort,
                                  args.columns, args.versus)
     except StoreWriteError as exc:  # the run stopped; what it wrote before stays

@@ -148,13 +148,14 @@ def backdoor_task(name: str, hits: int, hits_clean: int, n: int = 100, ca: float
 
 
 def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit",
-                 target: int | None = None) -> dict[str, Any]:
-    """An ok row of the one-task backdoor cell (`BACKDOOR`) at `seed` (`target`: the target
-    class recorded for its task; None as in stores from before it was)."""
+                 target: int | None = None, defense: tuple[str, dict[str, Any]] = ("none", {}),
+                 pa: float = 0.88) -> dict[str, Any]:
+    """An ok row of the one-task backdoor cell (`BACKDOOR`, under `defense`) at `seed`
+    (`target`: the target class recorded for its task; None as in stores from before it was)."""
     from pe_bench.evaluate import overall
 
-    tasks = [backdoor_task("digits", hits, hits_clean, n, target=target)]
+    tasks = [backdoor_task("digits", hits, hits_clean, n, pa=pa, target=target)]
     metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,
                            tasks=tuple(tasks), defense=NO_DEFENSE)
-    return build_row(trial(suite=suite, seed=seed, cell=BACKDOOR), "run1", PROV,
+    return build_row(trial(suite=suite, seed=seed, cell=(*BACKDOOR[:2], *defense)), "run1", PROV,
                      datetime.now(UTC) - timedelta(seconds=3), metrics)
