@@ -17,13 +17,12 @@ interval that its adjusted test cannot (the note under the table says how many p
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pe_bench import text_table
 from pe_bench.column_kinds import fmt_ci
 from pe_bench.pairing import target_id
 from pe_bench.per_seed import SeedLine, seed_lines
@@ -132,29 +131,17 @@ def note(lines: Sequence[PairLine]) -> str:
     return NOTE.format(m=len(lines))
 
 
+def _cells(lines: Sequence[PairLine]) -> tuple[list[str], list[list[str]]]:
+    return [h for h, _ in COLUMNS], [[c(p) for _, c in COLUMNS] for p in lines]
+
+
 def to_markdown(lines: Sequence[PairLine], title: str, source: str = "") -> str:
-    out = [f"# {title}", "", *([source, ""] if source else []),
-           "| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    out += ["| " + " | ".join(c(p).replace("|", "\\|") for _, c in COLUMNS) + " |" for p in lines]
-    return "\n".join([*out, "", note(lines), ""])
+    return text_table.markdown(title, source, *_cells(lines), note(lines))
 
 
 def to_csv(lines: Sequence[PairLine]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(h for h, _ in COLUMNS)
-    writer.writerows([c(p) for _, c in COLUMNS] for p in lines)
-    return buf.getvalue()
+    return text_table.csv_text(*_cells(lines))
 
 
 def to_rich(lines: Sequence[PairLine], title: str) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, caption=note(lines), box=box.SIMPLE_HEAD, show_edge=False,
-                  caption_justify="left")
-    for header, _ in COLUMNS:
-        table.add_column(header, overflow="fold")
-    for p in lines:
-        table.add_row(*(c(p) for _, c in COLUMNS))
-    return table
+    return text_table.rich(title, *_cells(lines), note(lines))

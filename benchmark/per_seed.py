@@ -10,13 +10,12 @@ encoder's ASR and PA. Generated from the store like the leaderboard (`pe-bench l
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pe_bench import text_table
 from pe_bench.leaderboard import task_views, varying
 
 NOTE = ("one line per trial and task; hits = successes / target pairs (targeted) or target-class "
@@ -126,31 +125,18 @@ def shown(lines: Sequence[SeedLine]) -> list[tuple[str, Cell]]:
     return [(h, c) for h, c, defense_only in COLUMNS if defended or not defense_only]
 
 
-def to_markdown(lines: Sequence[SeedLine], title: str, source: str = "") -> str:
+def _cells(lines: Sequence[SeedLine]) -> tuple[list[str], list[list[str]]]:
     cols = shown(lines)
-    out = [f"# {title}", "", *([source, ""] if source else []),
-           "| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(c(s).replace("|", "\\|") for _, c in cols) + " |" for s in lines]
-    return "\n".join([*out, "", NOTE, ""])
+    return [h for h, _ in cols], [[c(s) for _, c in cols] for s in lines]
+
+
+def to_markdown(lines: Sequence[SeedLine], title: str, source: str = "") -> str:
+    return text_table.markdown(title, source, *_cells(lines), NOTE)
 
 
 def to_csv(lines: Sequence[SeedLine]) -> str:
-    cols = shown(lines)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(h for h, _ in cols)
-    writer.writerows([c(s) for _, c in cols] for s in lines)
-    return buf.getvalue()
+    return text_table.csv_text(*_cells(lines))
 
 
 def to_rich(lines: Sequence[SeedLine], title: str) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, caption=NOTE, box=box.SIMPLE_HEAD, show_edge=False, caption_justify="left")
-    cols = shown(lines)
-    for header, _ in cols:
-        table.add_column(header, overflow="fold")
-    for s in lines:
-        table.add_row(*(c(s) for _, c in cols))
-    return table
+    return text_table.rich(title, *_cells(lines), NOTE)
