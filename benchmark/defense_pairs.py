@@ -18,6 +18,7 @@ interval that its adjusted test cannot (the note under the table says how many p
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +35,9 @@ NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A -
         "distinct targets); ΔPA (A - B) per seed, same test images; seeds = seeds both settings hold; "
         "ASR = mean over those seeds; p = exact test, Holm-adjusted over the table's {m} pairs per "
         "column; n.s. = adjusted p >= 0.05")
+
+
+DEFENSE_SIDE = ("defense", "seed", "plugins", "suite")  # spec fields two compared trials may differ in
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,28 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
     return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa)
 
 
+def _undefended_cell(row: dict[str, Any]) -> str:
+    """What two trials must share to be compared: the trial's spec (data, encoder, attack with its
+    params and target selection, training, evaluation) without its defense and seed; like the
+    board's cell key, not the suite's name (the same work in two suites is one cell)."""
+    spec = json.loads(row["spec_json"] or "{}")
+    return json.dumps({k: v for k, v in spec.items() if k not in DEFENSE_SIDE}, sort_keys=True)
+
+
 def pair_lines(rows: Sequence[dict[str, Any]]) -> list[PairLine]:
     """Every pair of defense settings (not `none`: the board's vs-none columns are that) of each
     attack and setup in `rows` (the latest ok row per trial), in the leaderboard's order, with
     p-values Holm-adjusted over the returned pairs per column."""
-    groups: dict[tuple[tuple[str, str, str], str], dict[str, dict[int, SeedLine]]] = {}
+    groups: dict[tuple[str, str], dict[str, dict[int, SeedLine]]] = {}
     for s in seed_lines(rows):
-        if s.attack == "none" or s.defense == "none":
-            continue
-        setup = (str(s.row["dataset"]), s.encoder_label, str(s.view["task"]))
-        groups.setdefault((setup, s.attack_label), {}).setdefault(s.defense_label, {})[int(s.row["seed"])] = s
+        if s.attack != "none" and s.defense != "none":
+            key = (_undefended_cell(s.row), str(s.view["task"]))
+            groups.setdefault(key, {}).setdefault(s.defense_label, {})[int(s.row["seed"])] = s
     out = []
-    for (setup, attack), settings in groups.items():  # seed_lines' order: the board's
+    for settings in groups.values():  # seed_lines' order: the board's
+        some = next(iter(next(iter(settings.values())).values()))
+        setup = (str(some.row["dataset"]), some.encoder_label, str(some.view["task"]))
+        attack = some.attack_label
         for first, second in itertools.combinations(settings, 2):
             line = _pair(setup, attack, first, second, settings[first], settings[second])
             if line is not None:

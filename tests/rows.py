@@ -149,7 +149,7 @@ def backdoor_task(name: str, hits: int, hits_clean: int, n: int = 100, ca: float
 
 def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit",
                  target: int | None = None, defense: tuple[str, dict[str, Any]] = ("none", {}),
-                 pa: float = 0.88) -> dict[str, Any]:
+                 pa: float = 0.88, attack_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """An ok row of the one-task backdoor cell (`BACKDOOR`, under `defense`) at `seed`
     (`target`: the target class recorded for its task; None as in stores from before it was)."""
     from pe_bench.evaluate import overall
@@ -157,5 +157,6 @@ def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str
     tasks = [backdoor_task("digits", hits, hits_clean, n, pa=pa, target=target)]
     metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,
                            tasks=tuple(tasks), defense=NO_DEFENSE)
-    return build_row(trial(suite=suite, seed=seed, cell=(*BACKDOOR[:2], *defense)), "run1", PROV,
+    cell = (BACKDOOR[0], BACKDOOR[1] if attack_params is None else attack_params, *defense)
+    return build_row(trial(suite=suite, seed=seed, cell=cell), "run1", PROV,
                      datetime.now(UTC) - timedelta(seconds=3), metrics)

@@ -49,6 +49,20 @@ def test_backdoor_pairs_are_per_seed_over_common_seeds_with_holm(tmp_path: Path)
     assert {ln.seeds for ln in with_other} == {9}  # OTHER lacks the last seed
 
 
+def test_only_trials_of_one_attack_setting_are_paired(tmp_path: Path) -> None:
+    """The same defenses under two settings of one attack are two groups, never mixed, even
+    where the settings differ in what no label shows (the target selection rule)."""
+    for seed in range(3):
+        for selection, hits in (("random", 10), ("outlier", 50)):
+            params = {"poison_rate": 0.05, "target_class": 0, "selection": selection}
+            for defense, n in ((FILTER, hits), (REPAIR, 30)):
+                row = backdoor_row(seed, hits=n, hits_clean=5, defense=defense, attack_params=params)
+                append(tmp_path, row)
+    lines = pair_lines(latest_ok(scan(tmp_path)))
+    assert len(lines) == 2 and all(ln.seeds == 3 for ln in lines)
+    assert sorted(ln.d_asr.mean for ln in lines if ln.d_asr) == pytest.approx([-0.2, 0.2])
+
+
 def test_a_pair_with_no_difference_is_not_separated(tmp_path: Path) -> None:
     for seed in range(4):
         append(tmp_path, backdoor_row(seed, hits=30, hits_clean=5, defense=FILTER))
