@@ -161,7 +161,7 @@ def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, li
     for reason, cells in cells_by_reason.items():
         n = len(cells)
         print(f"  {label}: {counts[reason]} trials ({n} cell{'s' * (n != 1)}): {reason}")
-        more = f"; and {len(cells) - SHOWN_CELLS} more" if len(cells) > SHOWN_CELLS else ""
+        more = f"; and {n - SHOWN_CELLS} more" if n > SHOWN_CELLS else ""
         print(f"    dataset × encoder × attack × defense: {'; '.join(cells[:SHOWN_CELLS])}{more}")
 
 
@@ -198,19 +198,22 @@ def print_trial_table(args: argparse.Namespace) -> int:
     from pe_bench import defense_pairs, per_seed
     from pe_bench.results import ok_rows, source_note
 
-    option, why = (("--by-seed", "it shows every trial as stored") if args.by_seed
-                   else ("--defense-pairs", "it compares every two defense settings"))
-    mixed = [f"--{name.replace('_', '-')}" for name in ("sort", "columns", "versus", "defense_pairs")
-             if getattr(args, name) and f"--{name.replace('_', '-')}" != option]
+    view: Any
+    if args.by_seed:
+        option, view, what, why = "--by-seed", per_seed, "per-seed table", "it shows every trial as stored"
+    else:
+        option, view, what, why = ("--defense-pairs", defense_pairs, "defense pairs",
+                                   "it compares every two defense settings")
+    given = {"--sort": args.sort, "--columns": args.columns, "--versus": args.versus,
+             "--defense-pairs": args.defense_pairs}
+    mixed = [flag for flag, value in given.items() if value and flag != option]
     if mixed:
         raise PeBenchError(f"{option}: does not take {', '.join(mixed)} ({why})")
     rows = ok_rows(args.store, args.suite, args.run)
-    view: Any = per_seed if args.by_seed else defense_pairs
     lines = per_seed.seed_lines(rows) if args.by_seed else defense_pairs.pair_lines(rows)
     if not lines:  # --by-seed has a line per ok row
         raise PeBenchError(f"{option}: no two defense settings of one attack in store {args.store!r}"
                            + (f" for suite {args.suite!r}" if args.suite else ""))
-    what = "per-seed table" if args.by_seed else "defense pairs"
     title = f"pe-bench {what}: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
     if args.format == "terminal":
         _console().print(view.to_rich(lines, title))

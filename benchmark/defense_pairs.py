@@ -25,7 +25,7 @@ from typing import Any
 
 from pe_bench import text_table
 from pe_bench.column_kinds import fmt_ci
-from pe_bench.pairing import target_id
+from pe_bench.pairing import outcomes
 from pe_bench.per_seed import SeedLine, seed_lines
 from pe_bench.stats import Interval, adjusted, paired_interval, seed_interval
 
@@ -63,14 +63,9 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def _d_asr(a: dict[int, SeedLine], b: dict[int, SeedLine], seeds: Sequence[int]) -> Interval | None:
     if all(a[s].view.get("n_triggered") for s in seeds):
         return seed_interval([(s, float(a[s].view["asr"]) - float(b[s].view["asr"])) for s in seeds])
-    cells = []
-    for s in seeds:
-        theirs = {target_id(x): x for x in b[s].view.get("targets") or []}
-        for x in a[s].view.get("targets") or []:
-            other = theirs.get(target_id(x))
-            if other is not None:
-                cells.append((s, target_id(x), float(x["hit"]) - float(other["hit"])))
-    return paired_interval(cells)
+    mine, theirs = (outcomes([(x[s].row, x[s].view) for s in seeds]) for x in (a, b))
+    hits = {(s, t): float(x["hit"]) for s, t, x in theirs}
+    return paired_interval([(s, t, float(x["hit"]) - hits[s, t]) for s, t, x in mine if (s, t) in hits])
 
 
 def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
@@ -96,17 +91,18 @@ def pair_lines(rows: Sequence[dict[str, Any]]) -> list[PairLine]:
     attack and setup in `rows` (the latest ok row per trial), in the leaderboard's order, with
     p-values Holm-adjusted over the returned pairs per column."""
     groups: dict[tuple[str, str], dict[str, dict[int, SeedLine]]] = {}
+    heads: dict[tuple[str, str], SeedLine] = {}  # a line of each group: what names its setup
     for s in seed_lines(rows):
         if s.attack != "none" and s.defense != "none":
             key = (_undefended_cell(s.row), str(s.view["task"]))
+            heads.setdefault(key, s)
             groups.setdefault(key, {}).setdefault(s.defense_label, {})[int(s.row["seed"])] = s
     out = []
-    for settings in groups.values():  # seed_lines' order: the board's
-        some = next(iter(next(iter(settings.values())).values()))
-        setup = (str(some.row["dataset"]), some.encoder_label, str(some.view["task"]))
-        attack = some.attack_label
+    for key, settings in groups.items():  # seed_lines' order: the board's
+        head = heads[key]
+        setup = (str(head.row["dataset"]), head.encoder_label, str(head.view["task"]))
         for first, second in itertools.combinations(settings, 2):
-            line = _pair(setup, attack, first, second, settings[first], settings[second])
+            line = _pair(setup, head.attack_label, first, second, settings[first], settings[second])
             if line is not None:
                 out.append(line)
     asr, pa = adjusted([ln.d_asr for ln in out]), adjusted([ln.d_pa for ln in out])
