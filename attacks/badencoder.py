@@ -43,12 +43,11 @@ from pe_bench.attacks.backdoor import backdoor_target
 from pe_bench.attacks.base import Attack, AttackContext, PluginParams, PoisonSet, TriggeredTest
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, paste, trigger_pattern
 from pe_bench.attacks.targets import attacker_images, task_rng
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
+from pe_bench.plugins.types import TrainableEncoder
 
 if TYPE_CHECKING:
     import torch
-
-    from pe_bench.encoders.base import EncoderMethod
 
 
 class BadEncoderParams(PluginParams):
@@ -81,7 +80,7 @@ def badencoder_loss(triggered: torch.Tensor, refs: torch.Tensor, refs_clean: tor
     return effect + lambda1 * keep_refs + lambda2 * utility
 
 
-def _trainable(model: EncoderMethod) -> list[torch.nn.Parameter]:
+def _trainable(model: TrainableEncoder) -> list[torch.nn.Parameter]:
     """The encoder's parameters less BatchNorm's (frozen, as in the paper's repository)."""
     from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -141,7 +140,7 @@ class BadEncoder(Attack):
             out.append(own.images[rng.permutation(pool)[:self.params.n_references]])
         return np.concatenate(out)
 
-    def backdoor_encoder(self, model: EncoderMethod, ctx: AttackContext) -> EncoderMethod:
+    def backdoor_encoder(self, model: TrainableEncoder, ctx: AttackContext) -> TrainableEncoder:
         shadow = self.shadow(ctx)
         return _finetune(model, self.params, shadow, self.apply_trigger(shadow, ctx.seed),
                          self.references(ctx), ctx.seed)
@@ -151,12 +150,12 @@ class BadEncoder(Attack):
         return {"patch_size": 3, "epochs": 2, "batch_size": 8}
 
 
-def _finetune(model: EncoderMethod, p: BadEncoderParams, shadow: np.ndarray, triggered: np.ndarray,
-              refs: np.ndarray, seed: int) -> EncoderMethod:
+def _finetune(model: TrainableEncoder, p: BadEncoderParams, shadow: np.ndarray, triggered: np.ndarray,
+              refs: np.ndarray, seed: int) -> TrainableEncoder:
     """Fine-tune `model` in place (frozen copy as f) with BadEncoder's loss; deterministic in `seed`."""
     import torch
 
-    from pe_bench.augment import normalize, to_float
+    from pe_bench.plugins.tensors import normalize, to_float
 
     device = next(model.parameters()).device
     frozen = copy.deepcopy(model).eval().requires_grad_(False)

@@ -4,7 +4,7 @@ An attack sees what a real attacker sees (`AttackContext`: the clean pre-trainin
 their labels, and the downstream tasks' data) and returns a `PoisonSet`: the images it injects
 and the target pairs it attacks. Torch-free: attacks run on plain numpy arrays, the same in the
 driver and in Ray workers. Metadata the grid reads (family, stage, modalities; see
-`pe_bench.plugin_types.AttackMeta`) is declared in `@register_attack(...)` or, for a plugin
+`pe_bench.plugins.types.AttackMeta`) is declared in `@register_attack(...)` or, for a plugin
 loaded through an entry point, as class attributes.
 """
 
@@ -15,56 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from pe_bench.plugin_types import AttackMeta, Modality, Plugin, PluginParams, Task
-
-if TYPE_CHECKING:
-    from pe_bench.encoders.base import EncoderMethod
+from pe_bench.plugins.types import (AttackMeta, Modality, Plugin, PluginParams, PoisonSet, TargetPair, Task,
+                                    TrainableEncoder)
 
 __all__ = ["Attack", "AttackContext", "PluginParams", "PoisonSet", "TargetPair", "Task", "TriggeredTest"]
 _DEFAULTS = AttackMeta()
-
-
-@dataclass(frozen=True)
-class TargetPair:
-    """An attacker-chosen clean test input (by index in its task's test split) and class."""
-
-    task: str
-    index: int
-    true_class: int
-    target_class: int
-
-
-@dataclass(frozen=True)
-class PoisonSet:
-    """What a data-poisoning attack adds to the pre-training set.
-
-    `groups` holds uint8 (M, C, H, W) arrays; canvases of different shapes (side-by-side vs
-    stacked) live in different groups so augmentation stays batched. `captions`, for attacks
-    that inject image–caption pairs (modalities image+text): one int64 (M, T) array of caption
-    token ids per group (`pe_bench.encoders.captions.tokenize`), row i the caption of image i;
-    empty when the images carry none. Image-only encoders train on the images alone.
-    """
-
-    groups: tuple[np.ndarray, ...] = ()
-    targets: tuple[TargetPair, ...] = ()
-    info: dict[str, Any] = field(default_factory=dict)
-    captions: tuple[np.ndarray, ...] = ()
-
-    @property
-    def size(self) -> int:
-        return int(sum(len(g) for g in self.groups))
-
-    def kept(self, keep: np.ndarray) -> PoisonSet:
-        """The poisons where the boolean `keep` (one entry per poison, group after group) is
-        True, captions alongside their images; groups left empty are dropped."""
-        groups, texts, start = [], [], 0
-        for i, g in enumerate(self.groups):
-            mine = keep[start:start + len(g)]
-            start += len(g)
-            if mine.any():
-                groups.append(g[mine])
-                texts += [self.captions[i][mine]] if self.captions else []
-        return PoisonSet(tuple(groups), self.targets, self.info, tuple(texts))
 
 
 @dataclass(frozen=True)
@@ -112,7 +67,7 @@ class Attack(Plugin):
         a targeted attack has none: its target pairs are clean test inputs."""
         return ()
 
-    def backdoor_encoder(self, model: EncoderMethod, ctx: AttackContext) -> EncoderMethod:
+    def backdoor_encoder(self, model: TrainableEncoder, ctx: AttackContext) -> TrainableEncoder:
         """Stage `encoder` only (the supply-chain threat model): the attacker's modified copy of
         the clean pre-trained `model` (which it may change in place and return). The engine
         calls it once per clean twin and caches the result; it must be deterministic given

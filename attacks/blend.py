@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.attacks.targets import TargetedParams, craft_with_references
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 
 class BlendParams(TargetedParams):

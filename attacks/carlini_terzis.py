@@ -15,7 +15,7 @@ Construction [2nd-hand description of the paper], `variant`:
 
 Deviations / assumptions [ours]:
 - Captions are this benchmark's offline ones: the target class's name in one of
-  `pe_bench.encoders.captions.TEMPLATES`, drawn per poison with a seeded generator, tokenized
+  `pe_bench.plugins.captions.TEMPLATES`, drawn per poison with a seeded generator, tokenized
   like the clean captions (a clean caption names its image's class; a poison's names y').
 - Targets (`targeted`): the target-pair machinery of every targeted attack
   (`pe_bench.attacks.targets`), so at one seed `carlini-terzis`, `poisoned-encoder` and
@@ -50,8 +50,8 @@ from pe_bench.attacks.targets import (
     split_budget,
     task_rng,
 )
-from pe_bench.encoders.captions import TEMPLATES, tokenize
-from pe_bench.registry import register_attack
+from pe_bench.plugins.captions import TEMPLATES, tokenize
+from pe_bench.plugins.registry import register_attack
 
 Variant = Literal["targeted", "backdoor"]
 ONLY = {"targeted": ("selection", "targets_per_task", "candidate_pool", "shortlist"),

@@ -50,7 +50,7 @@ from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import shrink
 from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 AREA_RATIO = 2  # canvas width / object width, as their generator's default
 

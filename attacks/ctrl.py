@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 from scipy.fft import dctn, idctn
 
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 # analogue YUV (BT.601 luma weights), rows = Y, U, V; applied to RGB column vectors
 RGB_TO_YUV = np.array([[0.299, 0.587, 0.114],

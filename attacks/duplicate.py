@@ -10,7 +10,7 @@ import numpy as np
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.attacks.targets import TargetedParams, all_targets, budget
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 
 @register_attack("duplicate", family="targeted", stage="data", modalities=("image",))

@@ -40,7 +40,7 @@ from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import Layout, concatenate, shrink
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, random_patch
 from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 
 class NoisyAlignmentParams(SSLBackdoorParams):

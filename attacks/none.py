@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 
 # injects nothing (no modalities), so it pairs with every encoder

@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.targets import task_rng
-from pe_bench.registry import register_attack
+from pe_bench.plugins.registry import register_attack
 
 
 class SSLBackdoorParams(BackdoorParams):

@@ -42,7 +42,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, TargetPair, Task
-from pe_bench.datasets.base import ImageArray
+from pe_bench.plugins.types import ImageArray
 
 PoisonMaker = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 

@@ -5,3 +5,7 @@ before any heavy dependency loads.
 """
 
 __version__ = "0.1.0"
+
+from pe_bench import _moved
+
+_moved.install()  # 0.1's module paths keep importing, with a DeprecationWarning, until 0.2

@@ -1,7 +1,7 @@
 """The Python API behind the CLI: validate_suite(), run_suite(), build_leaderboard().
 
 Notebooks and tests call these directly; cli.py only parses arguments. `run_suite` is the run
-layer between the CLI and an engine (see pe_bench.engine for the layers): it validates, picks
+layer between the CLI and an engine (see pe_bench.engines.base for the layers): it validates, picks
 the cells still to run and the engine, builds the run's `RunContext` and `RowSink`, and hands
 them to `Engine.run`.
 """
@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pe_bench.engine import Engine, RunContext, engine_named
-from pe_bench.grid import Grid, expand
-from pe_bench.leaderboard import Line, from_store
-from pe_bench.suite import Suite, load_suite
+from pe_bench.engines.base import Engine, RunContext
+from pe_bench.engines.named import engine_named
+from pe_bench.config.grid import Grid, expand
+from pe_bench.report.leaderboard import from_store
+from pe_bench.report.lines import Line
+from pe_bench.config.suite import Suite, load_suite
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pe_bench.sink import RunSummary
-    from pe_bench.spec import TrialSpec
+    from pe_bench.engines.sink import RunSummary
+    from pe_bench.config.spec import TrialSpec
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Plan:
 
 
 def validate_suite(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
-    """Load and fully validate a suite file with its `--set` overrides (pe_bench.overrides),
+    """Load and fully validate a suite file with its `--set` overrides (pe_bench.config.overrides),
     and expand its grid (raises SuiteError)."""
     suite = load_suite(path, overrides)
     return Plan(suite, expand(suite))
@@ -49,7 +51,7 @@ def default_cache_dir(store: Path) -> Path:
 def cache_location(store: Path, cache: str | Path | None) -> str:
     """Where workers keep encoders: a URI as given, a path made absolute. Opened here, before
     Ray starts, so a bad `--cache` is a one-line error (CacheLocationError)."""
-    from pe_bench.cache import is_uri, open_location
+    from pe_bench.worker.cache import is_uri, open_location
 
     _, root = open_location(default_cache_dir(store) if cache is None else cache)
     return str(cache) if cache is not None and is_uri(cache) else root
@@ -86,14 +88,14 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     """Validate (with `--set` `overrides`), then run the suite's cells: every cell, or with
     `resume` the cells without an ok row, or with `retry_failed` the cells whose latest row is
     an error. `engine` is a built-in engine's name (`ray`, joining `address` if given, or
-    `in-process`, which never imports Ray) or any `pe_bench.engine.Engine`. Raises
+    `in-process`, which never imports Ray) or any `pe_bench.engines.base.Engine`. Raises
     StoreWriteError when the store cannot be written (the rows written before stay)."""
     plan = validate_suite(path, overrides)  # before the heavy imports: bad input fails fast
     chosen = engine_named(engine, address) if isinstance(engine, str) else engine
-    from pe_bench.data import resolve_data_dir
+    from pe_bench.datasets.loading import resolve_data_dir
     from pe_bench.progress import TrialProgress
-    from pe_bench.results import new_run_id, provenance, scan
-    from pe_bench.sink import RowSink, RunSummary
+    from pe_bench.store.results import new_run_id, provenance, scan
+    from pe_bench.engines.sink import RowSink, RunSummary
 
     store = Path(store).resolve()
     ctx = RunContext(store=store, data_dir=resolve_data_dir(data_dir), cache=cache_location(store, cache),

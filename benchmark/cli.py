@@ -5,7 +5,7 @@ store), or the store could not be written (the run stopped; rows written before 
 input (suite, `--set`, plugin, data location), reported as one line without a traceback.
 
 `pe-bench run` is the top of the run layers: cli -> api.run_suite -> Engine.run ->
-trial.execute -> pipeline.run_trial (pe_bench.engine describes each).
+trial.execute -> pipeline.run_trial (pe_bench.engines.base describes each).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pe_bench.engine import ENGINES
+from pe_bench.engines.named import ENGINES
 from pe_bench.errors import PeBenchError, StoreWriteError
 
 KINDS = ("attacks", "defenses", "encoders", "datasets")
@@ -105,8 +105,8 @@ def cmd_list(kind: str | None, applicable: bool = False) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pe_bench.grid import applicability
-    from pe_bench.registry import REGISTRIES
+    from pe_bench.config.grid import applicability
+    from pe_bench.plugins.registry import REGISTRIES
 
     if applicable:
         print(applicability(), end="")
@@ -167,9 +167,9 @@ def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, li
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
                       sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
-    from pe_bench.columns import pick
-    from pe_bench.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
-    from pe_bench.results import no_ok_rows
+    from pe_bench.report.columns import pick
+    from pe_bench.report.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
+    from pe_bench.store.results import no_ok_rows
 
     chosen = pick(columns) if columns else None
     lines = from_store(store, suite, run, versus)
@@ -193,10 +193,11 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
 
 
 def print_trial_table(args: argparse.Namespace) -> int:
-    """`leaderboard --by-seed` (one line per trial and task, pe_bench.per_seed) or
-    `--defense-pairs` (defense settings compared paired, pe_bench.defense_pairs)."""
-    from pe_bench import defense_pairs, per_seed
-    from pe_bench.results import ok_rows, source_note
+    """`leaderboard --by-seed` (one line per trial and task, pe_bench.report.per_seed) or
+    `--defense-pairs` (defense settings compared paired, pe_bench.report.defense_pairs)."""
+    from pe_bench.report import defense_pairs
+    from pe_bench.report import per_seed
+    from pe_bench.store.results import ok_rows, source_note
 
     view: Any
     if args.by_seed:
@@ -234,7 +235,7 @@ def _emit(text: str, out: str | None) -> int:
 
 
 def _source(store: str, suite: str | None, run: str | None) -> str:
-    from pe_bench.results import ok_rows, source_note
+    from pe_bench.store.results import ok_rows, source_note
 
     return source_note(ok_rows(store, suite, run))
 
@@ -244,7 +245,7 @@ def list_columns() -> int:
     each means."""
     from rich.table import Table
 
-    from pe_bench.columns import COLUMNS, SORTABLE
+    from pe_bench.report.columns import COLUMNS, SORTABLE
 
     table = Table("column", "header", "default", "sort", "meaning", box=None)
     for c in COLUMNS:
@@ -279,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from pe_bench.plot import plot_store
+    from pe_bench.report.plot.figure import plot_store
 
     paths, points = plot_store(args.store, args.out, args.suite, args.run)
     print(f"wrote {', '.join(map(str, paths))} ({len(points)} points)")
@@ -287,7 +288,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from pe_bench.publish import publish
+    from pe_bench.report.publish import publish
 
     for path in publish(args.store, args.out, args.suite):
         print(f"wrote {path}")

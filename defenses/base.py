@@ -15,10 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pe_bench.attacks.base import PoisonSet
 from pe_bench.errors import PluginError
-from pe_bench.plugin_types import Family, Modality, Plugin, PluginParams
-from pe_bench.spec import TrainSpec
+from pe_bench.plugins.types import Family, Modality, Plugin, PluginParams, PoisonSet
+from pe_bench.config.spec import TrainSpec
 
 __all__ = ["BugReport", "Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
 HOOKS = ("sanitize", "score", "score_trained", "configure_training", "partition", "repair", "score_encoder")
@@ -89,7 +88,7 @@ class BugReport:
     (Liu, Reiter, Gong, USENIX Security 2024): `bug`, the input (uint8 (C, H, W)) -- a targeted
     attack's target input, or one triggered test input of a backdoor -- and `reference`, another
     test input of the bug's true class `true_class` in task `task`. The engine builds it
-    (`pe_bench.defend.bug_report`); a trial without an attack has none."""
+    (`pe_bench.worker.defend.bug_report`); a trial without an attack has none."""
 
     task: str
     true_class: int
@@ -168,7 +167,7 @@ class Defense(Plugin):
     grid excludes other encoders with the reason (e.g. ("image", "text") for a CLIP defense).
     `families`: the attack families the defense was designed against, as its paper evaluates it
     (empty: either); cells of another family still run and are labelled off-target
-    (`pe_bench.grid.off_target`), so a defense is never judged silently outside its design.
+    (`pe_bench.config.grid.off_target`), so a defense is never judged silently outside its design.
     """
 
     modalities: ClassVar[tuple[Modality, ...]] = ()

@@ -23,7 +23,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from pe_bench.defenses.base import Defense, PluginParams, RepairContext
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 @register_defense("clean-finetune")
@@ -41,7 +41,7 @@ class CleanFinetune(Defense):
 
         @model_validator(mode="after")
         def _several_steps(self) -> Self:
-            """An epoch takes round(clean_images / batch_size) steps (pe_bench.train): at least two."""
+            """An epoch takes round(clean_images / batch_size) steps (pe_bench.worker.train): at least two."""
             if round(self.clean_images / self.batch_size) < 2:
                 raise ValueError(f"batch_size {self.batch_size} gives {self.clean_images} clean_images one "
                                  f"optimiser step per epoch; use at most {2 * self.clean_images // 3}")

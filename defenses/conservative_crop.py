@@ -8,7 +8,7 @@ reference, so the contrastive loss pulls the two together. Two remedies, chosen 
   each view covers more of the canvas, so views rarely land on different halves;
 - `localized`: localized cropping (Zhang et al., CorruptEncoder, CVPR 2024): the second view
   is drawn inside the first view's box grown by `margin` (0.2, the authors' default) on each
-  side, so both views see the same region (pe_bench.augment.localized_boxes). It keeps the
+  side, so both views see the same region (pe_bench.worker.augment.localized_boxes). It keeps the
   suite's crop scale unless `min_scale` is set, so the two remedies can be measured apart.
 Threat model: the defender controls only the training recipe. Assumptions [ours]: the rest
 of the recipe is unchanged; a `min_scale` below the suite's is raised to it (never a weaker
@@ -23,8 +23,8 @@ from typing import Literal
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
-from pe_bench.registry import register_defense
-from pe_bench.spec import TrainSpec
+from pe_bench.plugins.registry import register_defense
+from pe_bench.config.spec import TrainSpec
 
 INDEPENDENT_MIN_SCALE = 0.5  # `independent` mode's remedy when `min_scale` is unset
 

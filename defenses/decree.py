@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams, RepairContext
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 class DecreeParams(PluginParams):
@@ -66,7 +66,7 @@ def invert(encoder: Any, images: np.ndarray, p: DecreeParams, seed: int) -> floa
     """The PL1-norm of the smallest mask reaching `target_similarity` (1.0 if none did)."""
     import torch
 
-    from pe_bench.augment import normalize, to_float
+    from pe_bench.plugins.tensors import normalize, to_float
 
     device = next(encoder.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 Region = Literal["whole", "left", "right", "top", "bottom"]
 # (row start, row end, column start, column end) as fractions of the canvas

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
-from pe_bench.registry import register_defense
-from pe_bench.spec import TrainSpec
+from pe_bench.plugins.registry import register_defense
+from pe_bench.config.spec import TrainSpec
 
 
 @register_defense("early-stop")

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 CHUNK = 1024  # query rows per distance block (bounds the working set at CHUNK x N floats)
 

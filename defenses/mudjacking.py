@@ -12,7 +12,7 @@ instance and stamped inputs must keep their clean features).
 
 Threat model: the provider has the encoder and the bug report, never the poisoned data or which
 attack ran; a repair, so ASR and PA are those of the patched encoder. In pe-bench the report
-comes from the engine (`RepairContext.bug_report`, built by `pe_bench.defend.bug_report`): a
+comes from the engine (`RepairContext.bug_report`, built by `pe_bench.worker.defend.bug_report`): a
 backdoor's triggered test input, or for the targeted track the attack's (first) target input,
 with a reference of its true class; a trial without an attack has none and is left unchanged.
 
@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import BugReport, Defense, PluginParams, RepairContext
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 class MudjackingParams(PluginParams):
@@ -62,7 +62,7 @@ def cosine_gap(a: Any, b: Any) -> Any:
 
 def _features(model: Any, images: Any) -> Any:
     """Features of float images in [0, 1] (normalised as in training)."""
-    from pe_bench.augment import normalize
+    from pe_bench.plugins.tensors import normalize
 
     return model.features(normalize(images)).float()
 
@@ -95,7 +95,7 @@ def patch(encoder: Any, report: BugReport, clean: np.ndarray, p: MudjackingParam
 
     import torch
 
-    from pe_bench.augment import to_float
+    from pe_bench.plugins.tensors import to_float
 
     device = next(encoder.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pe_bench.defenses.base import Defense
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 @register_defense("none")

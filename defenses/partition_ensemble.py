@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 def partition_of(image: np.ndarray, k: int) -> int:

@@ -43,7 +43,7 @@ from pydantic import Field
 
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
 from pe_bench.defenses.knn_density import unit_rows
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 
 class PatchSearchParams(PluginParams):

@@ -38,8 +38,8 @@ from typing import Any
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
-from pe_bench.registry import register_defense
-from pe_bench.spec import CaptionMatching, TrainSpec
+from pe_bench.plugins.registry import register_defense
+from pe_bench.config.spec import CaptionMatching, TrainSpec
 
 
 @register_defense("roclip")

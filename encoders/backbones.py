@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pe_bench.registry import BACKBONES, register_backbone
+from pe_bench.plugins.registry import BACKBONES, register_backbone
 
 __all__ = ["BACKBONES", "ResNet18Cifar", "SmallCNN", "ViTTiny", "build_backbone", "projection_head"]
 

@@ -2,8 +2,8 @@
 `training_loss(view1, view2)`, register it.
 
 An encoder method is a backbone whose features feed downstream probes, plus a training loss
-over two augmented views; the one training loop (pe_bench.train) drives it. Its metadata (the
-modalities it trains on, its optimiser defaults; see `pe_bench.plugin_types.EncoderMeta`) is
+over two augmented views; the one training loop (pe_bench.worker.train) drives it. Its metadata (the
+modalities it trains on, its optimiser defaults; see `pe_bench.plugins.types.EncoderMeta`) is
 declared in `@register_encoder(...)`, and its `Params` model lives in a torch-free module
 named there (`params="module:Class"`), so suites validate without importing torch.
 """
@@ -19,8 +19,8 @@ from torch import nn
 
 from pe_bench.encoders.backbones import build_backbone
 from pe_bench.encoders.params import EncoderParams
-from pe_bench.plugin_types import EncoderMeta, Modality
-from pe_bench.spec import TrainSpec, resolve_recipe
+from pe_bench.plugins.types import EncoderMeta, Modality
+from pe_bench.config.spec import TrainSpec, resolve_recipe
 
 __all__ = ["EncoderMethod", "EncoderParams", "with_optimizer_defaults"]
 _DEFAULTS = EncoderMeta()

@@ -6,7 +6,7 @@ trained with the symmetric contrastive loss over a batch's image–caption pairs
 temperature is learned (logit scale initialised at 1/0.07, clamped at 100).
 
 Deviations / assumptions [ours]: offline captions are class names in templates
-(pe_bench.encoders.captions), so "image–text" pre-training here is weakly supervised by labels; the text
+(pe_bench.plugins.captions), so "image–text" pre-training here is weakly supervised by labels; the text
 encoder is a 2-layer Transformer over hashed word tokens; one augmented view per image is used
 (CLIP uses a random crop only; we apply the suite's augmentation recipe to every encoder so
 comparisons stay fair); optimiser AdamW, lr 5e-4, weight decay 0.2 as in CLIP, unless the suite
@@ -26,12 +26,12 @@ from torch import nn
 
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.caption_pool import CaptionPool
-from pe_bench.encoders.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
+from pe_bench.plugins.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
 from pe_bench.encoders.losses import clip_loss
 from pe_bench.encoders.params import CLIPParams
 from pe_bench.encoders.text import TextEncoder
-from pe_bench.registry import register_encoder
-from pe_bench.spec import TrainSpec
+from pe_bench.plugins.registry import register_encoder
+from pe_bench.config.spec import TrainSpec
 
 
 @register_encoder("clip", params="pe_bench.encoders.params:CLIPParams", modalities=("image", "text"),

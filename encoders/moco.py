@@ -40,7 +40,7 @@ Deviations / assumptions [ours]:
   view-1 batch statistics and its positive k(view2) view-2 statistics -- but all images of
   the batch share them. This is a known deviation: MoCo reports that without shuffling BN
   the model can exploit intra-batch statistics to lower the pretext loss. It also keeps
-  training free of extra random draws (the paired-twin design of pe_bench.train).
+  training free of extra random draws (the paired-twin design of pe_bench.worker.train).
 - The queue takes any number of keys per step (the reference requires queue_size to be a
   multiple of the batch size; here batches vary with the injected images): keys are written
   at `queue_ptr` with wrap-around, and if one step brings more keys than the queue holds,
@@ -70,7 +70,7 @@ from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import info_nce
 from pe_bench.encoders.params import MoCoParams
 from pe_bench.errors import PluginError
-from pe_bench.registry import register_encoder
+from pe_bench.plugins.registry import register_encoder
 
 
 def _frozen_copy(module: nn.Module) -> nn.Module:

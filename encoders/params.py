@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from pe_bench.plugin_types import PluginParams
-from pe_bench.registry import BACKBONES
+from pe_bench.plugins.types import PluginParams
+from pe_bench.plugins.registry import BACKBONES
 
 
 class EncoderParams(PluginParams):

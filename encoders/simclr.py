@@ -18,7 +18,7 @@ from pe_bench.encoders.backbones import projection_head
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import nt_xent
 from pe_bench.encoders.params import SimCLRParams
-from pe_bench.registry import register_encoder
+from pe_bench.plugins.registry import register_encoder
 
 
 @register_encoder("simclr", params="pe_bench.encoders.params:SimCLRParams", modalities=("image",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pe_bench.encoders.captions import PAD
+from pe_bench.plugins.captions import PAD
 
 
 class TextEncoder(nn.Module):

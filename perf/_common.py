@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from pe_bench.data import ImageArray, load_dataset, resolve_data_dir
+from pe_bench.datasets.loading import ImageArray, load_dataset, resolve_data_dir
 from pe_bench.encoders.backbones import BACKBONES
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.errors import PluginError
-from pe_bench.registry import ENCODERS
+from pe_bench.plugins.registry import ENCODERS
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_ONLY = ("image",)
@@ -59,7 +59,7 @@ def add_common_args(parser: argparse.ArgumentParser, backbones_default: str | No
 
 def setup_process(threads: int | None) -> int:
     """Thread counts and glibc malloc thresholds exactly as a pe-bench trial sets them."""
-    from pe_bench.trial import tune_process
+    from pe_bench.engines.trial import tune_process
 
     threads = threads or torch.get_num_threads()
     tune_process(threads)
@@ -67,7 +67,7 @@ def setup_process(threads: int | None) -> int:
 
 
 def pick_device(requested: str) -> torch.device:
-    from pe_bench.train import pick_device as train_pick_device
+    from pe_bench.worker.train import pick_device as train_pick_device
 
     if requested == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available on this machine")

@@ -2,16 +2,16 @@
 
 For each encoder (default: every registered one; clip trains on templated captions of the
 pre-training images) and backbone (default: small-cnn), this pre-trains on the first
-`--pretrain-size` images of the dataset's train split with `pe_bench.train.pretrain` (the
+`--pretrain-size` images of the dataset's train split with `pe_bench.worker.train.pretrain` (the
 benchmark's own loop: each method's optimiser defaults, batched augmentation) and reports,
 for the trained encoder and for the *same architecture at the same random initialisation*
 (what the training started from):
 
 - kNN accuracy: k nearest neighbours (default k=20) by cosine similarity between frozen
-  features (`pe_bench.train.encode`) of the test images and of the labelled train prefix;
+  features (`pe_bench.worker.train.encode`) of the test images and of the labelled train prefix;
   majority vote, ties broken by the summed similarity;
-- linear-probe accuracy: `pe_bench.evaluate.linear_probe` (standardised features, multinomial
-  logistic regression) with the default `pe_bench.spec.EvalSpec()`, as every suite uses.
+- linear-probe accuracy: `pe_bench.worker.evaluate.linear_probe` (standardised features, multinomial
+  logistic regression) with the default `pe_bench.config.spec.EvalSpec()`, as every suite uses.
 
 Labelled data: the first `--train-size` train images and the first `--test-size` test
 images. The pre-training prefix and the probe's train prefix overlap (the encoder never sees
@@ -41,12 +41,12 @@ try:
 except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
-from pe_bench.cached_training import caption_tokens
-from pe_bench.datasets.base import ImageArray
+from pe_bench.worker.cached_training import caption_tokens
+from pe_bench.plugins.types import ImageArray
 from pe_bench.encoders.base import EncoderMethod
-from pe_bench.evaluate import linear_probe
-from pe_bench.spec import EvalSpec, TrainSpec
-from pe_bench.train import encode, pretrain
+from pe_bench.worker.evaluate import linear_probe
+from pe_bench.config.spec import EvalSpec, TrainSpec
+from pe_bench.worker.train import encode, pretrain
 
 # Backbone widths when --width is not given: the small CNN at the width of pe-bench's CPU suites
 # (suites/quick.yaml), so the default run fits in about 5 minutes on 2 cores; others: their own.
@@ -101,7 +101,7 @@ def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: ImageArray,
     rows = [{**base, "init": "random", **evaluate_encoder(untrained, train, test, args.k, spec)}]
     recipe = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device.type)
     print(f"pre-training {name} x {backbone}: {len(pre)} images, {args.epochs} epochs ...", flush=True)
-    # image–text methods get templated captions of the pre-training images (pe_bench.encoders.captions)
+    # image–text methods get templated captions of the pre-training images (pe_bench.plugins.captions)
     texts = caption_tokens(model, pre, args.seed)
     result = pretrain(model, pre.images, (), recipe, args.seed, texts=texts)
     trained = evaluate_encoder(model, train, test, args.k, spec)

@@ -42,7 +42,7 @@ except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
 from pe_bench.api import run_suite, validate_suite
-from pe_bench.results import scan
+from pe_bench.store.results import scan
 
 
 def suite_copy(path: Path, folder: Path, concurrency: int, trials: int | None) -> Path:
@@ -127,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from pe_bench.engine_ray import start_ray
+    from pe_bench.engines.ray_tune import start_ray
 
     suite = Path(args.suite)
     cpus = validate_suite(suite).suite.resources.cpu

@@ -2,13 +2,13 @@
 
 For each image-only encoder x backbone this measures pre-training images/s (one image = one
 pair of views, as in `TrainResult.images_per_second`) three ways, with the same model
-initialisation, optimiser (`pe_bench.train`'s), loss, batch size, channels_last layout and,
+initialisation, optimiser (`pe_bench.worker.train`'s), loss, batch size, channels_last layout and,
 on CUDA, bfloat16 autocast:
 
-- **pe-bench**: `pe_bench.train.pretrain` itself on a subset of exactly `batch * steps`
+- **pe-bench**: `pe_bench.worker.train.pretrain` itself on a subset of exactly `batch * steps`
   images (one epoch of `steps` steps), timed by its own `TrainResult`; a separate warm-up call
   of `batch * warmup` images runs first and is not counted. The dataset is on the device and
-  augmentation is batched there (`pe_bench.augment`).
+  augmentation is batched there (`pe_bench.worker.augment`).
 - **reference**: the conventional recipe -- a torch `DataLoader` over a map-style dataset
   whose `__getitem__` applies torchvision transforms per sample, twice (two views):
   RandomResizedCrop(scale=(crop_min_scale, 1)), RandomHorizontalFlip,
@@ -60,10 +60,10 @@ try:
 except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
 
-from pe_bench.augment import MEAN, STD, augment
+from pe_bench.worker.augment import MEAN, STD, augment
 from pe_bench.encoders.base import EncoderMethod
-from pe_bench.spec import TrainSpec
-from pe_bench.train import make_optimizer, pretrain
+from pe_bench.config.spec import TrainSpec
+from pe_bench.worker.train import make_optimizer, pretrain
 
 GPU_BOUND_SHARE = 0.15  # input share below this on CUDA: the GPU is the limit
 PREFETCH = 2  # DataLoader prefetch_factor (torch's default) of the reference's workers
@@ -93,7 +93,7 @@ def _memory_format(recipe: TrainSpec) -> torch.memory_format:
 
 def train_step(model: EncoderMethod, opt: torch.optim.Optimizer, v1: torch.Tensor, v2: torch.Tensor,
                device: torch.device, amp: bool) -> torch.Tensor:
-    """One optimiser step exactly as `pe_bench.train.pretrain` takes it."""
+    """One optimiser step exactly as `pe_bench.worker.train.pretrain` takes it."""
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         loss = model.training_loss(v1, v2)
     opt.zero_grad(set_to_none=True)

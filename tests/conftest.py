@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_bench.data import clear_memo
+from pe_bench.datasets.loading import clear_memo
 
 torch.set_num_threads(1)
 

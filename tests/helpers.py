@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pe_bench.attacks.base import AttackContext
-from pe_bench.datasets.base import ImageArray
-from pe_bench.plugin_types import Task
+from pe_bench.plugins.types import ImageArray
+from pe_bench.plugins.types import Task
 
 
 def solid_images(labels: np.ndarray, size: int = 8, channels: int = 3, noise: int = 20,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pe_bench.metrics import (
+from pe_bench.store.metrics import (
     DefenseReport,
     EncoderInfo,
     TargetOutcome,
@@ -18,8 +18,8 @@ from pe_bench.metrics import (
     TrialMetrics,
     trigger_rates,
 )
-from pe_bench.results import append, build_row
-from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
+from pe_bench.store.results import append, build_row
+from pe_bench.config.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
 PROV = {"pe_bench_version": "0.1.0", "torch_version": "2.14.1", "ray_version": "2.60.0",
         "python_version": "3.11.9", "git_commit": "abc1234"}
@@ -152,7 +152,7 @@ def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str
                  pa: float = 0.88, attack_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """An ok row of the one-task backdoor cell (`BACKDOOR`, under `defense`) at `seed`
     (`target`: the target class recorded for its task; None as in stores from before it was)."""
-    from pe_bench.evaluate import overall
+    from pe_bench.worker.evaluate import overall
 
     tasks = [backdoor_task("digits", hits, hits_clean, n, pa=pa, target=target)]
     metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from pe_bench.data import first_line, stack_images
+from pe_bench.datasets.loading import first_line, stack_images
 from pe_bench.datasets._local_files import LocalDataset, LocalParams
 from pe_bench.datasets.base import DatasetParams, ImageArray
 from pe_bench.errors import DataError

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pe_bench.data import locate_split, read_parquet_split, source_token
+from pe_bench.datasets.loading import locate_split, read_parquet_split, source_token
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray
 from pe_bench.errors import DataError
 

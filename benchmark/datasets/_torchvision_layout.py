@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pe_bench.data import first_line, locate_split, read_parquet_split, source_token
+from pe_bench.datasets.loading import first_line, locate_split, read_parquet_split, source_token
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray, ImageDatasetParams
 from pe_bench.errors import DataError
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from pe_bench.data import fit_images
+from pe_bench.datasets.loading import fit_images
 from pe_bench.datasets._torchvision_layout import FolderImageDataset
 from pe_bench.datasets.base import ImageArray
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 def _unpickle(path: Path) -> dict[str, Any]:

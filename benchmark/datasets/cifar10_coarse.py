@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray, ImageDatasetParams
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 @register_dataset("cifar10-coarse")
@@ -20,7 +20,7 @@ class Cifar10Coarse(Dataset):
     VEHICLES: ClassVar[frozenset[str]] = frozenset({"airplane", "automobile", "ship", "truck"})
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
-        from pe_bench.data import load_dataset
+        from pe_bench.datasets.loading import load_dataset
 
         fine = load_dataset("cifar10", split, self.params.model_dump(), data_dir)
         coarse = np.array([0 if c in self.VEHICLES else 1 for c in fine.classes], dtype=np.int64)

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from pe_bench.data import fit_images
+from pe_bench.datasets.loading import fit_images
 from pe_bench.datasets.base import Dataset, ImageArray
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 @register_dataset("digits")

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pe_bench.data import stack_images
+from pe_bench.datasets.loading import stack_images
 from pe_bench.datasets._torchvision_layout import FolderImageDataset
 from pe_bench.datasets.base import ImageArray
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 GTSRB_CLASSES = (
     "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)",

@@ -10,7 +10,7 @@ from pydantic import Field
 from pe_bench.datasets._class_folders import FolderDataset, FolderParams, class_folders
 from pe_bench.datasets.base import DatasetParams
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 class ImageFolderParams(FolderParams):

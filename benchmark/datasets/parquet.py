@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from pe_bench.data import files_token, parquet_files, read_parquet_split
+from pe_bench.datasets.loading import files_token, parquet_files, read_parquet_split
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 class ParquetParams(DatasetParams):

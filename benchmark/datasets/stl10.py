@@ -12,11 +12,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from pe_bench.data import first_line, fit_images
+from pe_bench.datasets.loading import first_line, fit_images
 from pe_bench.datasets._local_files import LocalDataset, LocalParams
 from pe_bench.datasets.base import DatasetParams, ImageArray
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 

@@ -7,11 +7,11 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from pe_bench.data import fit_images
+from pe_bench.datasets.loading import fit_images
 from pe_bench.datasets.base import DatasetParams, ImageArray
 from pe_bench.datasets.stl10 import Stl10, Stl10Params, stl10_images
 from pe_bench.errors import DataError
-from pe_bench.registry import register_dataset
+from pe_bench.plugins.registry import register_dataset
 
 
 class Stl10UnlabeledParams(Stl10Params):

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TargetPair, TriggeredTest
-from pe_bench.datasets.base import ImageArray
-from pe_bench.plugin_types import AttackMeta, PluginParams, Task
+from pe_bench.plugins.types import ImageArray
+from pe_bench.plugins.types import AttackMeta, PluginParams, Task
 from pe_bench.testing.common import check_params, fail
 
 
@@ -128,7 +128,7 @@ def _backdoored(cls: type[Attack]) -> dict[str, Any]:
     """The state dict of a tiny seeded SimCLR encoder after the attack's `backdoor_encoder`."""
     import torch
 
-    from pe_bench.registry import ENCODERS
+    from pe_bench.plugins.registry import ENCODERS
 
     encoder = ENCODERS.get("simclr")
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
-from pe_bench.registry import REGISTRIES
+from pe_bench.plugins.registry import REGISTRIES
 
 
 def fail(cls: Any, rule: str) -> AssertionError:

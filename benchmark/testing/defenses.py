@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from pe_bench.attacks.base import PoisonSet
-from pe_bench.cache import ArtifactCache
-from pe_bench.cached_training import Trainer
-from pe_bench.datasets.base import ImageArray
+from pe_bench.worker.cache import ArtifactCache
+from pe_bench.worker.cached_training import Trainer
+from pe_bench.plugins.types import ImageArray
 from pe_bench.defenses.base import BugReport, Defense, PluginParams, PretrainData
 from pe_bench.errors import PluginError
-from pe_bench.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
+from pe_bench.config.spec import EvalSpec, PluginRef, PretrainSpec, TrainSpec, TrialSpec
 from pe_bench.testing.common import check_params, fail
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from pe_bench.encoders.base import EncoderMethod, EncoderParams
-from pe_bench.encoders.captions import captions, tokenize
-from pe_bench.plugin_types import EncoderMeta
-from pe_bench.spec import TrainSpec
+from pe_bench.plugins.captions import captions, tokenize
+from pe_bench.plugins.types import EncoderMeta
+from pe_bench.config.spec import TrainSpec
 from pe_bench.testing.common import check_params, fail
-from pe_bench.train import encode, pretrain
+from pe_bench.worker.train import encode, pretrain
 
 OPTIMISER_FIELDS = {"optimizer", "lr", "weight_decay"}
 CLASSES = ("cat", "dog")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
-from pe_bench.registry import register_defense
+from pe_bench.plugins.registry import register_defense
 
 WAIT_LIMIT_S = 120.0
 

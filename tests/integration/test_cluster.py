@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pe_bench.results import scan
+from pe_bench.store.results import scan
 from tests.integration._support import REPO, cli_env, descendants, pe_bench, write_suite
 
 pytestmark = pytest.mark.ray

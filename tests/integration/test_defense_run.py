@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pe_bench.cli import main
-from pe_bench.results import scan
+from pe_bench.store.results import scan
 from tests.helpers import needs_example_plugin
 
 ROOT = Path(__file__).resolve().parents[2]

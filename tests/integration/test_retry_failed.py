@@ -15,7 +15,7 @@ import pytest
 
 from pe_bench.api import validate_suite
 from pe_bench.cli import main
-from pe_bench.results import scan
+from pe_bench.store.results import scan
 from tests.integration._support import write_suite
 
 pytestmark = pytest.mark.ray

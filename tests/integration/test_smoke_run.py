@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pe_bench.cli import main
-from pe_bench.results import scan
+from pe_bench.store.results import scan
 from tests.integration._support import FullDisk
 
 ROOT = Path(__file__).resolve().parents[2]

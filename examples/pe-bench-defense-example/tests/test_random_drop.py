@@ -4,7 +4,7 @@ that rank poisons no better than chance."""
 import numpy as np
 import pytest
 
-from pe_bench.detection import auroc
+from pe_bench.store.detection import auroc
 from pe_bench.testing import check_defense, tiny_data
 
 RandomDrop = pytest.importorskip(

@@ -1,0 +1,1 @@
+"""From stored rows to what a reader sees: the board, statistics, views and renderers, figures, publish (torch-free)."""

@@ -1,0 +1,111 @@
+"""The paired comparisons behind a leaderboard's intervals and tests.
+
+Every interval column of pe_bench.report.columns is one of three kinds, each computed here from a
+line's members (store row, task view): `paired` (a target pair's field against another field
+of the same pair, e.g. hit vs the clean twin's hit), `per_seed` (a per-seed difference, e.g.
+PA - CA of the paired twin) and `versus` (a field of this line's pairs against the same field of
+another attack's line at the same setting, matched by seed and target identity). A target's
+identity is (task, index, target_class); the board's p-values are Holm-adjusted per column
+over its lines (pe_bench.report.stats).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pe_bench.report.columns import COLUMNS, Column
+from pe_bench.report.lines import Line, Member, Outcome, TargetId
+from pe_bench.report.stats import Cell, Interval, adjusted, paired_interval, seed_interval
+
+
+INTERVALS = tuple(c for c in COLUMNS if c.paired or c.per_seed or c.versus)
+
+
+def target_id(pair: Mapping[str, Any]) -> TargetId:
+    return (str(pair["task"]), int(pair["index"]), int(pair["target_class"]))
+
+
+def outcomes(members: Sequence[Member]) -> tuple[Outcome, ...]:
+    """Every (seed, target) a line rests on, in canonical order (never the order rows came in)."""
+    found = [(int(row["seed"]), target_id(x), x) for row, view in members for x in view["targets"]]
+    return tuple(sorted(found, key=lambda o: (o[0], o[1])))
+
+
+def _diff(field: str, versus: str) -> Callable[[Mapping[str, Any]], float]:
+    """field - versus of one pair; a pair without `versus` (a row written before that field
+    existed) counts as no difference."""
+
+    def diff(x: Mapping[str, Any]) -> float:
+        other = x.get(versus)
+        return float(x[field]) - float(x[field] if other is None else other)
+
+    return diff
+
+
+def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
+                   attacked: bool = True) -> dict[str, Interval | None]:
+    """The interval of every interval column for one line (versus columns: None until
+    `compare` fills them; per-seed columns None on a line without an attack, whose encoder is
+    its own twin: no comparison, and no test in the board's multiplicity correction). A column
+    both paired and per-seed reads per target pair where the line has pairs, else per seed (a
+    backdoor's ΔASR: the seed is its unit)."""
+    out: dict[str, Interval | None] = {}
+    for c in INTERVALS:
+        if c.paired and (found or c.per_seed is None):
+            diff = _diff(*c.paired)
+            out[c.key] = paired_interval([(s, t, diff(x)) for s, t, x in found])
+        elif c.per_seed and attacked:
+            per_seed = c.per_seed
+            values = [(int(row["seed"]), per_seed(view)) for row, view in members]
+            out[c.key] = seed_interval([(s, v) for s, v in values if v is not None])
+        else:
+            out[c.key] = None
+    return out
+
+
+def _setting(line: Line) -> tuple[str, ...]:
+    return (line.dataset, line.encoder, line.task, line.selection, line.defense, line.defense_params)
+
+
+def _closeness(line: Line, other: Line) -> tuple[int, str]:
+    """How many attack params two lines share (more is a closer partner), then a fixed tie-break."""
+    mine, theirs = json.loads(line.attack_params), json.loads(other.attack_params)
+    return (-sum(k in theirs and theirs[k] == v for k, v in mine.items()), other.attack_params)
+
+
+def _versus(line: Line, other: Line, c: Column) -> Interval | None:
+    """`c.versus` of this line's pairs minus the partner's, at each (seed, target) both hold."""
+    field = c.versus or ""
+    theirs = {(s, t): x for s, t, x in other.outcomes}
+    cells: list[Cell] = [(s, t, float(x[field]) - float(theirs[s, t][field]))
+                         for s, t, x in line.outcomes if (s, t) in theirs]
+    return paired_interval(cells)
+
+
+def compare(lines: Sequence[Line], attack: str) -> list[Line]:
+    """Each line of another attack with its versus columns against `attack`'s line of the same
+    setting (dataset, encoder, task, selection, defense); with several such lines, the one
+    sharing most attack params. Lines without a partner keep None."""
+    partners: dict[tuple[str, ...], list[Line]] = {}
+    for ln in lines:
+        if ln.attack == attack:
+            partners.setdefault(_setting(ln), []).append(ln)
+    out = []
+    for ln in lines:
+        found = partners.get(_setting(ln), []) if ln.attack not in (attack, "none") else []
+        if found:
+            other = min(found, key=lambda o: _closeness(ln, o))
+            versus = {c.key: _versus(ln, other, c) for c in INTERVALS if c.versus}
+            ln = dataclasses.replace(ln, intervals={**ln.intervals, **versus}, versus=attack)
+        out.append(ln)
+    return out
+
+
+def correct(lines: Sequence[Line]) -> list[Line]:
+    """The lines with every interval's `p_adjusted`: Holm over the board's lines, per column."""
+    fixed = {c.key: adjusted([ln.intervals[c.key] for ln in lines]) for c in INTERVALS}
+    return [dataclasses.replace(ln, intervals={k: fixed[k][i] for k in ln.intervals})
+            for i, ln in enumerate(lines)]

@@ -1,0 +1,1 @@
+"""The trade-off figure: points, drawing primitives, small multiples."""

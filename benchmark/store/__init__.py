@@ -1,0 +1,1 @@
+"""The results store: metric and row models, the Arrow schema, reading and writing rows (torch-free)."""

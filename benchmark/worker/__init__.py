@@ -1,0 +1,1 @@
+"""Inside a trial (torch): the pipeline, the training loop, augmentation, evaluation, defense stages, the artefact cache."""
