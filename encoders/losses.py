@@ -2,7 +2,7 @@
 
 Each is computed in float32 whatever the input dtype (bfloat16 logits lose the small
 differences between negatives that these losses live on), and each is tested against a slow,
-loop-based reference in tests/encoders/test_losses.py.
+loop-based reference in tests/unit/encoders/test_losses.py.
 """
 
 from __future__ import annotations

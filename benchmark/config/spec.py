@@ -24,7 +24,7 @@ from pydantic import (
 
 from pe_bench.plugins.registry import plugin_versions
 
-# Part of every cached encoder's key: bump it whenever a change to train.py, augment.py or an
+# Part of every cached encoder's key: bump it whenever a change to worker/train.py, worker/augment.py or an
 # encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
 TRAINING_REVISION = 4
 

@@ -188,8 +188,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     gens = _generators(seed, device)
     data = to_device(clean, device)
     tokens, poison_tokens = _caption_tokens(model, texts, poisons, poison_texts, device)
-    size = clean.shape[-1]
-    steps = steps_per_epoch(len(data), recipe.batch_size)
+    size, steps = clean.shape[-1], steps_per_epoch(len(data), recipe.batch_size)
     feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"],
                        poison_tokens)
     fitted = model.before_training(len(data), -(-len(data) // steps))  # the largest clean batch
