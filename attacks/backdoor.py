@@ -15,7 +15,8 @@ Shared choices [ours, where the papers poison their own training set in place]:
   `pe_bench.attacks.targets`). When the budget exceeds the attacker's target-class images they
   are cycled (each is used once before any is used twice).
 - Budget: N = round(poison_rate x |clean pre-training set|), at least one per task, split evenly
-  over the tasks (each task has its own target class).
+  over the tasks (each task has its own target class): `pe_bench.attacks.targets.budget`, the
+  one budget every attack uses.
 - Target class: `target_class` for every task, or (None) one drawn per seed and task among the
   classes the attacker holds images of (the papers pick one class by hand).
 - Evaluation: every test input whose true class is not the task's target class, triggered
@@ -24,13 +25,14 @@ Shared choices [ours, where the papers poison their own training set in place]:
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import Attack, AttackContext, PluginParams, PoisonSet, Task, TriggeredTest
-from pe_bench.attacks.targets import KnowsAttackerData, attacker_images, split_budget, task_rng
+from pe_bench.attacks.targets import KnowsAttackerData, attacker_images, budget, task_rng
+from pe_bench.plugins.types import Family
 
 
 class BackdoorParams(PluginParams):
@@ -63,8 +65,11 @@ def backdoor_target(task: Task, params: KnowsTarget, seed: int) -> int:
 
 
 class BackdoorAttack(Attack):
-    """A data-poisoning backdoor: subclasses implement `apply_trigger`."""
+    """A data-poisoning backdoor: subclasses implement `apply_trigger`. Its family is
+    `backdoor` (its rows are evaluated on `triggered_tests`): a subclass that declares another
+    is refused at registration, unless its params pick the family (`family_of`)."""
 
+    family: ClassVar[Family] = "backdoor"
     Params = BackdoorParams
     params: BackdoorParams
 
@@ -80,9 +85,9 @@ class BackdoorAttack(Attack):
         return backdoor_target(task, self.params, seed)
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
-        total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
         groups, chosen = [], {}
-        for task, count in zip(ctx.tasks, split_budget(total, len(ctx.tasks)), strict=True):
+        counts = budget(len(ctx.pretrain), self.params, len(ctx.tasks))
+        for task, count in zip(ctx.tasks, counts, strict=True):
             target = self.target_class(task, ctx.seed)
             own = attacker_images(task, self.params)
             pool = np.flatnonzero(own.labels == target)

@@ -3,13 +3,14 @@
 An attack sees what a real attacker sees (`AttackContext`: the clean pre-training images, never
 their labels, and the downstream tasks' data) and returns a `PoisonSet`: the images it injects
 and the target pairs it attacks. Torch-free: attacks run on plain numpy arrays, the same in the
-driver and in Ray workers. Metadata the grid reads (family, stage, modalities; see
-`pe_bench.plugins.types.AttackMeta`) is declared in `@register_attack(...)` or, for a plugin
-loaded through an entry point, as class attributes.
+driver and in Ray workers. Metadata the grid and the store read (family, stage, modalities,
+the params that label its rows; see `pe_bench.plugins.types.AttackMeta`) is declared in
+`@register_attack(...)` or, for a plugin loaded through an entry point, as class attributes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -37,8 +38,10 @@ class TriggeredTest:
 
 @dataclass(frozen=True)
 class AttackContext:
-    """What the attacker sees: the clean pre-training images (never their labels) and the
-    downstream tasks' data, from which it draws target inputs and reference inputs."""
+    """What the attacker sees: the clean pre-training images (never their labels; uint8
+    (N, C, H, W), read-only) and the downstream tasks' data (`Task`: `ImageArray` splits of
+    uint8 images and int64 labels), from which it draws target inputs and reference inputs;
+    `seed`, the trial seed its randomness derives from."""
 
     pretrain: np.ndarray
     tasks: tuple[Task, ...]
@@ -52,6 +55,9 @@ class Attack(Plugin):
     family: ClassVar[Literal["targeted", "backdoor"]] = _DEFAULTS.family
     stage: ClassVar[Literal["data", "encoder"]] = _DEFAULTS.stage
     modalities: ClassVar[tuple[Modality, ...]] = _DEFAULTS.modalities
+    label_params: ClassVar[tuple[str, ...]] = _DEFAULTS.label_params
+    label_marks: ClassVar[Mapping[str, Mapping[str, str]]] = _DEFAULTS.label_marks
+    budget_param: ClassVar[str | None] = _DEFAULTS.budget_param
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         raise NotImplementedError

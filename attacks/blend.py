@@ -25,7 +25,9 @@ def blend(target: np.ndarray, reference: np.ndarray, alpha: float) -> np.ndarray
     return np.rint(mixed).astype(np.uint8)
 
 
-@register_attack("blend", family="targeted", stage="data", modalities=("image",))
+@register_attack("blend", family="targeted", stage="data", modalities=("image",),
+                 budget_param="poison_rate", label_params=("selection",),
+                 label_marks={"attacker_data": {"probe-train": "+probe-data"}})
 class Blend(Attack):
     Params = BlendParams
     params: BlendParams

@@ -47,7 +47,6 @@ from pe_bench.attacks.targets import (
     all_targets,
     attacker_images,
     budget,
-    split_budget,
     task_rng,
 )
 from pe_bench.plugins.captions import TEMPLATES, tokenize
@@ -82,7 +81,9 @@ def target_captions(name: str, count: int, rng: np.random.Generator) -> np.ndarr
     return tokenize([TEMPLATES[t].format(name) for t in picks])
 
 
-@register_attack("carlini-terzis", family="targeted", stage="data", modalities=("image", "text"))
+@register_attack("carlini-terzis", family="targeted", stage="data", modalities=("image", "text"),
+                 budget_param="poison_rate", label_params=("selection",),
+                 label_marks={"attacker_data": {"probe-train": "+probe-data"}})
 class CarliniTerzis(BackdoorAttack):
     Params = CarliniTerzisParams
     params: CarliniTerzisParams
@@ -119,9 +120,8 @@ class CarliniTerzis(BackdoorAttack):
     def craft(self, ctx: AttackContext) -> PoisonSet:
         if self.params.variant == "targeted":
             return self.targeted(ctx)
-        total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
-        made = [self.backdoor(t, n, ctx.seed)
-                for t, n in zip(ctx.tasks, split_budget(total, len(ctx.tasks)), strict=True)]
+        counts = budget(len(ctx.pretrain), self.params, len(ctx.tasks))
+        made = [self.backdoor(t, n, ctx.seed) for t, n in zip(ctx.tasks, counts, strict=True)]
         poisons = np.concatenate([m[0] for m in made])
         chosen = {t.name: self.target_class(t, ctx.seed) for t in ctx.tasks}
         return PoisonSet((poisons,), (), {"n_poisons": len(poisons), "target_classes": chosen},

@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import shrink
-from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
+from pe_bench.attacks.targets import attacker_images, budget, task_rng
 from pe_bench.plugins.registry import register_attack
 
 AREA_RATIO = 2  # canvas width / object width, as their generator's default
@@ -124,7 +124,8 @@ def support(first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> 
     return np.concatenate(pair, axis=2)
 
 
-@register_attack("corrupt-encoder", family="backdoor", stage="data", modalities=("image",))
+@register_attack("corrupt-encoder", family="backdoor", stage="data", modalities=("image",),
+                 budget_param="poison_rate")
 class CorruptEncoder(BackdoorAttack):
     Params = CorruptEncoderParams
     params: CorruptEncoderParams
@@ -163,8 +164,7 @@ class CorruptEncoder(BackdoorAttack):
         return np.stack([shrink(m) for m in made] if p.canvas == "resize" else made)
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
-        total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
-        counts = split_budget(total, len(ctx.tasks))
+        counts = budget(len(ctx.pretrain), self.params, len(ctx.tasks))
         poisons = np.concatenate([self.task_poisons(t, n, ctx.seed)
                                   for t, n in zip(ctx.tasks, counts, strict=True)])
         chosen = {t.name: self.target_class(t, ctx.seed) for t in ctx.tasks}

@@ -84,7 +84,8 @@ def frequency_trigger(images: np.ndarray, p: CTRLParams) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-@register_attack("ctrl", family="backdoor", stage="data", modalities=("image",))
+@register_attack("ctrl", family="backdoor", stage="data", modalities=("image",),
+                 budget_param="poison_rate")
 class CTRL(BackdoorAttack):
     Params = CTRLParams
     params: CTRLParams

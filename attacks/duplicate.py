@@ -13,7 +13,9 @@ from pe_bench.attacks.targets import TargetedParams, all_targets, budget
 from pe_bench.plugins.registry import register_attack
 
 
-@register_attack("duplicate", family="targeted", stage="data", modalities=("image",))
+@register_attack("duplicate", family="targeted", stage="data", modalities=("image",),
+                 budget_param="poison_rate", label_params=("selection",),
+                 label_marks={"attacker_data": {"probe-train": "+probe-data"}})
 class Duplicate(Attack):
     Params = TargetedParams
     params: TargetedParams

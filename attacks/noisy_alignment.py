@@ -39,7 +39,7 @@ from pe_bench.attacks.backdoor import BackdoorAttack
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import Layout, concatenate, shrink
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, random_patch
-from pe_bench.attacks.targets import attacker_images, split_budget, task_rng
+from pe_bench.attacks.targets import attacker_images, budget, task_rng
 from pe_bench.plugins.registry import register_attack
 
 
@@ -52,7 +52,8 @@ class NoisyAlignmentParams(SSLBackdoorParams):
     canvas: Literal["keep", "resize"] = "keep"
 
 
-@register_attack("noisy-alignment", family="backdoor", stage="data", modalities=("image",))
+@register_attack("noisy-alignment", family="backdoor", stage="data", modalities=("image",),
+                 budget_param="poison_rate")
 class NoisyAlignment(BackdoorAttack):
     Params = NoisyAlignmentParams
     params: NoisyAlignmentParams
@@ -75,8 +76,8 @@ class NoisyAlignment(BackdoorAttack):
         return [shrink(m) for m in made] if p.canvas == "resize" else made
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
-        total = max(len(ctx.tasks), int(round(self.params.poison_rate * len(ctx.pretrain))))
-        made = [m for t, n in zip(ctx.tasks, split_budget(total, len(ctx.tasks)), strict=True)
+        counts = budget(len(ctx.pretrain), self.params, len(ctx.tasks))
+        made = [m for t, n in zip(ctx.tasks, counts, strict=True)
                 for m in self.task_poisons(t, n, ctx.seed)]
         shapes = sorted({m.shape for m in made})
         groups = tuple(np.stack([m for m in made if m.shape == s]) for s in shapes)

@@ -56,7 +56,9 @@ def shrink(canvas: np.ndarray) -> np.ndarray:
     return np.rint(x).astype(np.uint8)
 
 
-@register_attack("poisoned-encoder", family="targeted", stage="data", modalities=("image",))
+@register_attack("poisoned-encoder", family="targeted", stage="data", modalities=("image",),
+                 budget_param="poison_rate", label_params=("selection",),
+                 label_marks={"attacker_data": {"probe-train": "+probe-data"}})
 class PoisonedEncoder(Attack):
     Params = PoisonedEncoderParams
     params: PoisonedEncoderParams

@@ -99,7 +99,8 @@ def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.ra
     return paste(images, trigger_pattern(p, channels, seed), ys, xs, alpha)
 
 
-@register_attack("ssl-backdoor", family="backdoor", stage="data", modalities=("image",))
+@register_attack("ssl-backdoor", family="backdoor", stage="data", modalities=("image",),
+                 budget_param="poison_rate")
 class SSLBackdoor(BackdoorAttack):
     Params = SSLBackdoorParams
     params: SSLBackdoorParams

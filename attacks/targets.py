@@ -44,6 +44,9 @@ from pydantic import Field
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, TargetPair, Task
 from pe_bench.plugins.types import ImageArray
 
+# `make(target, reference, rng) -> poison`, what `craft_with_references` calls for each poison:
+# the target input x_i and one reference x_r of class y_i, each uint8 (C, H, W), and the pair's
+# seeded generator -> one uint8 poison (C, H', W') (a canvas may be wider or taller than H x W).
 PoisonMaker = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -186,10 +189,18 @@ def all_targets(tasks: tuple[Task, ...], params: TargetedParams, seed: int) -> l
     return [pair for task in tasks for pair in select_targets(task, params, seed)]
 
 
-def budget(n_clean: int, params: TargetedParams, n_targets: int) -> list[int]:
-    """Poisons per target: round(poison_rate * n_clean), at least one per target."""
-    total = max(n_targets, int(round(params.poison_rate * n_clean)))
-    return split_budget(total, n_targets)
+class KnowsPoisonRate(Protocol):
+    """Params with a budget: total poisons / clean pre-training images (targeted and backdoor)."""
+
+    @property
+    def poison_rate(self) -> float: ...
+
+
+def budget(n_clean: int, params: KnowsPoisonRate, n_parts: int) -> list[int]:
+    """Poisons per part (a target pair, or a backdoor's task): N = round(poison_rate * n_clean),
+    at least one per part, split as evenly as possible. The one budget every attack uses."""
+    total = max(n_parts, int(round(params.poison_rate * n_clean)))
+    return split_budget(total, n_parts)
 
 
 def craft_with_references(ctx: AttackContext, params: TargetedParams, make: PoisonMaker) -> PoisonSet:

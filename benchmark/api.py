@@ -1,9 +1,9 @@
 """The Python API behind the CLI: validate_suite(), run_suite(), build_leaderboard().
 
 Notebooks and tests call these directly; cli.py only parses arguments. `run_suite` is the run
-layer between the CLI and an engine (see pe_bench.engines.base for the layers): it validates, picks
-the cells still to run and the engine, builds the run's `RunContext` and `RowSink`, and hands
-them to `Engine.run`.
+layer between the CLI and an engine (see pe_bench.engines.base for the layers): it validates,
+finds the data (pe_bench.datasets.locating), picks the cells still to run and the engine, builds
+the run's `RunContext` and `RowSink`, and hands them to `Engine.run`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,19 +28,45 @@ if TYPE_CHECKING:
 
     from pe_bench.engines.sink import RunSummary
     from pe_bench.config.spec import TrialSpec
+    from pe_bench.datasets.locating import DataCheck
 
 
 @dataclass(frozen=True)
 class Plan:
     suite: Suite
     grid: Grid
+    data: DataCheck | None = None  # where the grid's datasets are; None: not looked for
 
 
-def validate_suite(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
+def validate_suite(path: str | Path, overrides: Sequence[str] = (), *, data_dir: str | Path | None = None,
+                   check_data: bool = False) -> Plan:
     """Load and fully validate a suite file with its `--set` overrides (pe_bench.config.overrides),
-    and expand its grid (raises SuiteError)."""
+    and expand its grid (raises SuiteError). With `check_data`, also locate its datasets
+    (`find_data`; raises DataError for a missing one)."""
     suite = load_suite(path, overrides)
-    return Plan(suite, expand(suite))
+    grid = expand(suite)
+    return Plan(suite, grid, find_data(grid, data_dir) if check_data else None)
+
+
+def find_data(grid: Grid, data_dir: str | Path | None = None, skip: str | None = None) -> DataCheck:
+    """Where every dataset split the grid reads is, under the resolved data dir (`data_dir`,
+    else $PE_BENCH_DATA, else the user cache): files found, none read, no torch. A missing
+    split raises DataError, one line naming the dataset, the folders looked in and how to point
+    at them. `skip`: why not to look (kept as the check's `skipped`)."""
+    from pe_bench.datasets.loading import resolve_data_dir
+    from pe_bench.datasets.locating import DataCheck, locate_data
+
+    root = resolve_data_dir(data_dir)
+    return DataCheck(root, skipped=skip) if skip else locate_data(grid.trials, root)
+
+
+def remote_data_note(engine: str | Engine, address: str | None) -> str | None:
+    """Why a run's data cannot be checked on this machine, or None: through Ray Client
+    (`ray://`) the trials read the data dir on the cluster's machines, not here."""
+    if engine == "ray" and address is not None and address.startswith("ray://"):
+        return (f"data not checked before the run: its trials read the data dir on the Ray cluster "
+                f"at {address}, not on this machine")
+    return None
 
 
 def default_cache_dir(store: Path) -> Path:
@@ -85,20 +111,22 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
               engine: str | Engine = "ray", address: str | None = None, resume: bool = False,
               run_id: str | None = None, show_progress: bool = True, retry_failed: bool = False,
               cache: str | Path | None = None, overrides: Sequence[str] = ()) -> tuple[Plan, RunSummary]:
-    """Validate (with `--set` `overrides`), then run the suite's cells: every cell, or with
+    """Validate (with `--set` `overrides`) and find the data (`find_data`: a missing dataset is a
+    DataError before any engine starts), then run the suite's cells: every cell, or with
     `resume` the cells without an ok row, or with `retry_failed` the cells whose latest row is
     an error. `engine` is a built-in engine's name (`ray`, joining `address` if given, or
     `in-process`, which never imports Ray) or any `pe_bench.engines.base.Engine`. Raises
     StoreWriteError when the store cannot be written (the rows written before stay)."""
     plan = validate_suite(path, overrides)  # before the heavy imports: bad input fails fast
+    data = find_data(plan.grid, data_dir, remote_data_note(engine, address))  # missing data too
+    plan = replace(plan, data=data)
     chosen = engine_named(engine, address) if isinstance(engine, str) else engine
-    from pe_bench.datasets.loading import resolve_data_dir
     from pe_bench.progress import TrialProgress
     from pe_bench.store.results import new_run_id, provenance, scan
     from pe_bench.engines.sink import RowSink, RunSummary
 
     store = Path(store).resolve()
-    ctx = RunContext(store=store, data_dir=resolve_data_dir(data_dir), cache=cache_location(store, cache),
+    ctx = RunContext(store=store, data_dir=data.data_dir, cache=cache_location(store, cache),
                      run_id=run_id or new_run_id(), provenance=provenance(),
                      resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
                      source=str(path))

@@ -22,7 +22,12 @@ from pe_bench.config.spec import TrainSpec
 __all__ = ["BugReport", "Defense", "Embed", "PluginParams", "PoisonSet", "PretrainData", "RepairContext"]
 HOOKS = ("sanitize", "score", "score_trained", "configure_training", "partition", "repair", "score_encoder")
 FILTERS = ("sanitize", "score", "score_trained")  # the filter hooks: a defense implements one at most
-Embed = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, C, H, W) -> float features (N, D)
+# `embed(images) -> features`, what `score_trained` receives: uint8 numpy images (N, C, H, W) of
+# one canvas shape (call it once per array of `data.images()`; N may be 0) -> float32 numpy
+# features (N, D), row i those of image i, D the encoder's feature dimension. It runs the encoder
+# trained on the untrusted set, frozen, on the un-augmented images (the pixel convention of
+# pe_bench.plugins.tensors), in batches; the same images give the same features.
+Embed = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,17 @@ class BugReport:
 class RepairContext:
     """What a post-processing defense (or an encoder-level detector) may use besides the encoder.
 
-    `clean_images(n)`: n unlabeled images the defender trusts (drawn, seeded, from the clean
-    part of the pre-training distribution; the engine records how many were used).
-    `finetune(model, images, epochs, batch_size=None)`: continue the encoder's own contrastive
-    training (None: the suite's batch size).
-    `distill(student, teacher, images, epochs, batch_size=None)`: train `student` to match
-    `teacher`'s features.
+    Encoders here (the `encoder` a hook receives, `fresh_encoder()`'s) are torch modules (an
+    `EncoderMethod`) whose `features(x)` maps a normalised float32 batch (B, C, H, W)
+    (pe_bench.plugins.tensors: uint8 / 255, then (x - 0.5) / 0.25) to float features (B, D).
+    `clean_images(n)`: n unlabeled images the defender trusts, uint8 numpy (n, C, H, W) (drawn,
+    seeded, from the clean part of the pre-training distribution; the engine records how many
+    were used).
+    `finetune(model, images, epochs, batch_size=None) -> model`: continue the encoder's own
+    contrastive training in place on uint8 images (N, C, H, W), augmented as in pre-training
+    (None: the suite's batch size); image-only encoders.
+    `distill(student, teacher, images, epochs, batch_size=None) -> student`: train `student` in
+    place to match `teacher`'s features on augmented views of uint8 images (N, C, H, W).
     `fresh_encoder()`: a newly initialised encoder of the trial's architecture, initialised
     from `student_seed(seed)`, independently of the trained encoder's initialisation.
     `bug_report`: the one reported misclassified input (a `BugReport`; None without an attack),
@@ -148,16 +158,17 @@ class Defense(Plugin):
     """A defense implements any of the stage hooks; the defaults change nothing.
 
     - pre-processing, one filter at most: `sanitize(data, seed) -> (kept, removed_ids)`
-      (`data.without(ids)` builds the kept set); or `score(data, seed) -> scores`, one
-      suspicion score per image id (higher = more suspicious), of which `flag(scores)` picks
-      the ids to remove; or `score_trained(data, embed, seed) -> scores`, the same after a first
-      training: `embed(images) -> features` is the encoder trained on the untrusted set (the
+      (`data.without(ids)` builds the kept set; ids int64); or `score(data, seed) -> scores`,
+      one suspicion score per image id (float (data.size,), higher = more suspicious), of which
+      `flag(scores)` picks the ids to remove; or `score_trained(data, embed, seed) -> scores`,
+      the same after a first training: `embed(images) -> features` (see `Embed`: uint8
+      (N, C, H, W) -> float32 (N, D)) is the encoder trained on the untrusted set (the
       undefended poisoned encoder), and the defended encoder is retrained without the flagged
       images. Scores give the row AUROC / AUPRC over the poisons besides the operating point.
     - in-processing: `configure_training(train) -> train` (augmentation, epochs, ...) and/or
       `partition(data) -> parts`: one encoder is trained per part and their downstream
       classifiers vote (majority, ties to the higher mean probability)
-    - post-processing: `repair(encoder, ctx) -> encoder`
+    - post-processing: `repair(encoder, ctx) -> encoder` (a torch module; see `RepairContext`)
     - encoder-level detection: `score_encoder(encoder, ctx) -> float` (higher = more likely
       backdoored), run on the attacked encoder and on its clean twin; `flag_encoder(score)`
       is the verdict at the defense's threshold (None: it prescribes none).

@@ -51,10 +51,17 @@ class EncoderMethod(nn.Module):
         return cls(cls.Params.model_validate(dict(params or {})), in_channels=in_channels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Representation used downstream (before any projection head)."""
+        """Representation used downstream (before any projection head): a normalised float
+        batch (B, C, H, W) (pe_bench.plugins.tensors: uint8 / 255, then (x - 0.5) / 0.25; any
+        H, W the backbone pools over) -> float features (B, `feature_dim`)."""
         return self.backbone(x)
 
     def training_loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch: `view1`, `view2` are two augmented views of the same B images,
+        normalised float32 (B, C, H, W) on the training device (row i of each from image i;
+        under `amp` on CUDA the call runs in bfloat16 autocast). An image-text method also
+        gets `text=`, int64 caption token ids (B, T) (pe_bench.plugins.captions), row i the
+        caption of image i. Returns a scalar tensor to minimise."""
         raise NotImplementedError
 
     def before_training(self, n_images: int, batch_size: int) -> dict[str, Any]:
@@ -72,7 +79,8 @@ class EncoderMethod(nn.Module):
 
     def zero_shot_proba(self, features: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """Class probabilities from backbone features and class names, for methods with a
-        text encoder (the grid runs `probe: zero-shot` only for those)."""
+        text encoder (the grid runs `probe: zero-shot` only for those): float32 features
+        (N, `feature_dim`) and K class names -> float probabilities (N, K), rows summing to 1."""
         raise NotImplementedError(f"{type(self).__name__} has no text encoder for zero-shot")
 
 

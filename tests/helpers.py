@@ -75,3 +75,19 @@ def four_class_context(size: int, seed: int = 0) -> AttackContext:
                 ImageArray(solid_images(own, size, noise=0, seed=3), own, classes))
     pre = np.random.default_rng(5).integers(0, 256, (200, 3, size, size), dtype=np.uint8)
     return AttackContext(pre, (task,), seed)
+
+
+def placeholder_data(root: Path) -> Path:
+    """A data dir in which every built-in dataset is found but none can be read: empty files
+    named as each dataset folder's Parquet shards (and STL-10's unlabeled file, which has no
+    Parquet form). Enough for `validate`, whose `Dataset.locate` reads no file."""
+    from pe_bench.plugins.registry import DATASETS
+
+    builtins = [name for name, info in DATASETS.infos().items() if info.builtin]
+    for folder in {getattr(DATASETS.get(name), "folder", None) for name in builtins} - {None}:
+        (root / str(folder)).mkdir(parents=True, exist_ok=True)
+        for split in ("train", "test"):
+            (root / str(folder) / f"{split}-00000-of-00001.parquet").touch()
+    (root / "stl10" / "stl10_binary").mkdir(parents=True, exist_ok=True)
+    (root / "stl10" / "stl10_binary" / "unlabeled_X.bin").touch()
+    return root

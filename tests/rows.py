@@ -4,7 +4,7 @@ metric models with chosen hits, built without training (no torch, no Ray)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from pe_bench.store.metrics import (
     trigger_rates,
 )
 from pe_bench.store.results import append, build_row
+from pe_bench.store.schema import TrialRow
+from pe_bench.store.upgrade import read_row
 from pe_bench.config.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
 PROV = {"pe_bench_version": "0.1.0", "torch_version": "2.14.1", "ray_version": "2.60.0",
@@ -100,6 +102,12 @@ def error_row(seed: int, run_id: str = "run1", age_s: float = 3.0, message: str 
     started = datetime.now(UTC) - timedelta(seconds=age_s)
     return build_row(trial(seed=seed, cell=cell), run_id, PROV, started, None, message,
                      traceback="Traceback (most recent call last):\n  ...\nRuntimeError: boom\n")
+
+
+def typed(records: Iterable[Mapping[str, Any]]) -> list[TrialRow]:
+    """Records (as `build_row` makes them, or as a store holds them) as the store reads rows
+    back: validated models, what the report takes."""
+    return [read_row(r) for r in records]
 
 
 def _random_metrics(tasks: Sequence[str], seed: int, cell: tuple[Any, ...]) -> TrialMetrics:

@@ -150,6 +150,17 @@ def off_target(attack: str, defense: str, family: str | None = None) -> str | No
             f"{family}")
 
 
+def designed_for(attack: str, defense: str, family: str | None = None) -> str | None:
+    """The `designed for` column a row carries: `yes`, `off-target` (see `off_target`), `-`
+    without an attack or a defense, None where a plugin cannot be resolved here."""
+    if attack == "none" or defense == "none":
+        return "-"
+    try:
+        return "yes" if off_target(attack, defense, family) is None else "off-target"
+    except PeBenchError:
+        return None
+
+
 def incompatibility(spec: TrialSpec) -> str | None:
     """Why a cell cannot run (and is excluded rather than failed), or None; from the plugins'
     declared metadata, so no plugin module (or torch) is imported."""

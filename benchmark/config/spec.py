@@ -39,6 +39,17 @@ def canonical_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
+# what two trials may differ in and still be paired as defense settings of one cell
+DEFENSE_SIDE = ("suite", "seed", "defense", "plugins")
+
+
+def defense_free_key(spec: Mapping[str, Any]) -> str:
+    """Identity of a trial's cell without its defense and seed, from the spec as JSON: what
+    `leaderboard --defense-pairs` pairs two defense settings within (data, encoder, attack with
+    its params and target selection, training, evaluation; not the suite's name)."""
+    return canonical_hash({k: v for k, v in spec.items() if k not in DEFENSE_SIDE})
+
+
 class PluginRef(Frozen):
     """A plugin by name with its validated parameters (defaults filled in)."""
 
@@ -193,6 +204,11 @@ class TrialSpec(Frozen):
     def cell_key(self) -> str:
         """Identity of the cell across seeds: rows with one cell_key are aggregated."""
         return canonical_hash(self._payload(seed=False))
+
+    @property
+    def defense_free_key(self) -> str:
+        """The cell's identity without its defense (`defense_free_key`)."""
+        return defense_free_key(self.model_dump(mode="json"))
 
     def plugins_used(self, kinds: tuple[str, ...] = ("attacks", "datasets", "defenses", "encoders"),
                      *, poisoned: bool = True) -> dict[str, tuple[str, ...]]:

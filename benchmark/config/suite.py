@@ -109,12 +109,25 @@ def _from_validation(file: str, exc: ValidationError, prefix: str = "") -> Suite
     key = _key_path(tuple(first["loc"]))
     key = f"{prefix}.{key}" if prefix and key else (prefix or key)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    value = first.get("input")
-    shown = f" (got {value!r})" if first["type"] not in ("missing", "extra_forbidden") else ""
-    if isinstance(value, dict | list):
-        shown = ""
     message = first["msg"].removeprefix("Value error, ")
+    item = first["type"] == "missing" and bool(first["loc"]) and isinstance(first["loc"][-1], int)
+    if item:  # a list shorter than its type: the input is the list
+        message = "too few items"
+    shown = f" (got {_got(first.get('input'))})" if first["type"] != "missing" or item else ""
     return SuiteError(file, key, f"{message}{shown}{more}")
+
+
+def _got(value: Any, limit: int = 60) -> str:
+    """The rejected value as the suite gave it (YAML has lists, not tuples), shortened to stay
+    one readable line."""
+    text = repr(_as_lists(value))
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _as_lists(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_as_lists(v) for v in value]
+    return {k: _as_lists(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pe_bench.datasets.loading import locate_split, read_parquet_split, source_token
+from pe_bench.datasets.loading import describe_source, locate_split, read_parquet_split, source_token
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray
 from pe_bench.errors import DataError
 
@@ -47,6 +47,12 @@ class LocalDataset(Dataset):
 
     def cache_token(self, split: str, data_dir: Path) -> str | None:
         return source_token(self._locate(split, data_dir))
+
+    def locate(self, split: str, data_dir: Path) -> str:
+        found = self._locate(split, data_dir)
+        if found is None:
+            raise DataError(self.missing_message(split, data_dir))
+        return describe_source(found)
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
         found = self._locate(split, data_dir)

@@ -11,7 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pe_bench.datasets.loading import first_line, locate_split, read_parquet_split, source_token
+from pe_bench.datasets.loading import (
+    describe_source,
+    first_line,
+    locate_split,
+    read_parquet_split,
+    source_token,
+)
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray, ImageDatasetParams
 from pe_bench.errors import DataError
 
@@ -48,6 +54,14 @@ class FolderImageDataset(Dataset):
 
     def cache_token(self, split: str, data_dir: Path) -> str | None:
         return source_token(self._locate(split, data_dir))
+
+    def locate(self, split: str, data_dir: Path) -> str:
+        found = self._locate(split, data_dir)
+        if found is not None:
+            return describe_source(found)
+        if self.params.download and self.params.source != "parquet":
+            return f"{data_dir / self.folder} (absent: torchvision downloads it on first use, download: true)"
+        raise DataError(self._missing_message(split, data_dir))
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
         found = self._locate(split, data_dir)

@@ -8,7 +8,8 @@ from typing import ClassVar
 import numpy as np
 
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray, ImageDatasetParams
-from pe_bench.plugins.registry import register_dataset
+from pe_bench.errors import DataError
+from pe_bench.plugins.registry import DATASETS, register_dataset
 
 
 @register_dataset("cifar10-coarse")
@@ -18,6 +19,13 @@ class Cifar10Coarse(Dataset):
 
     Params: ClassVar[type[DatasetParams]] = ImageDatasetParams
     VEHICLES: ClassVar[frozenset[str]] = frozenset({"airplane", "automobile", "ship", "truck"})
+
+    def locate(self, split: str, data_dir: Path) -> str | None:
+        fine: Dataset = DATASETS.get("cifar10").from_dict(self.params.model_dump())
+        try:
+            return fine.locate(split, data_dir)
+        except DataError as exc:
+            raise DataError(f"dataset 'cifar10-coarse' reads cifar10's files: {exc}") from exc
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
         from pe_bench.datasets.loading import load_dataset

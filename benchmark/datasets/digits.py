@@ -22,6 +22,9 @@ class Digits(Dataset):
     TEST_FRACTION: ClassVar[float] = 0.25
     SPLIT_SEED: ClassVar[int] = 0
 
+    def locate(self, split: str, data_dir: Path) -> str:
+        return "built in (scikit-learn)"
+
     def load(self, split: str, data_dir: Path) -> ImageArray:
         from sklearn.datasets import load_digits  # lazy: scikit-learn takes seconds to import
         from sklearn.model_selection import train_test_split

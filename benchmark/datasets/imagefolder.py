@@ -36,7 +36,8 @@ class ImageFolder(FolderDataset):
         return path if path.is_absolute() else data_dir / path
 
     def hint(self, data_dir: Path) -> str:
-        return f"root {self.params.root!r}: a relative root is under the data dir {data_dir}"
+        return (f"root {self.params.root!r}: a relative root is under the data dir {data_dir} "
+                "(pass --data-dir DIR or set PE_BENCH_DATA)")
 
     def roots(self, split: str, data_dir: Path) -> tuple[Path, list[Path], bool] | None:
         base = self.base(data_dir)

@@ -129,6 +129,17 @@ def source_token(found: tuple[str, list[Path]] | None) -> str | None:
     return None if found is None else f"{found[0]}:{files_token(found[1])}"
 
 
+SOURCE_NAMES = {"parquet": "Parquet", "torchvision": "torchvision's layout", "files": "distributed files"}
+
+
+def describe_source(found: tuple[str, list[Path]]) -> str:
+    """Where a located split is, for `pe-bench validate`: the folder holding its files and
+    their kind, e.g. `/data/cifar10 (Parquet)`."""
+    kind, files = found
+    folder = Path(os.path.commonpath(files)) if len(files) > 1 else files[0].parent
+    return f"{folder} ({SOURCE_NAMES.get(kind, kind)})"
+
+
 def parquet_class_names(path: Path) -> tuple[str, ...] | None:
     """Class names of the Hugging Face ClassLabel in a file's schema metadata, if present."""
     try:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from pe_bench.datasets.loading import files_token, parquet_files, read_parquet_split
+from pe_bench.datasets.loading import describe_source, files_token, parquet_files, read_parquet_split
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray
 from pe_bench.errors import DataError
 from pe_bench.plugins.registry import register_dataset
@@ -34,12 +34,18 @@ class ParquetFolder(Dataset):
         files = parquet_files(self.directory(data_dir), split)
         return files_token(files) if files else None
 
-    def load(self, split: str, data_dir: Path) -> ImageArray:
+    def locate(self, split: str, data_dir: Path) -> str:
         directory = self.directory(data_dir)
-        if not parquet_files(directory, split):
+        files = parquet_files(directory, split)
+        if not files:
             raise DataError(
                 f"dataset 'parquet' ({split}) not found: no {split}-*.parquet files in {directory}"
-                f" (path {self.params.path!r}; a relative path is under the data dir {data_dir})"
+                f" (path {self.params.path!r}; a relative path is under the data dir {data_dir}:"
+                " pass --data-dir DIR or set PE_BENCH_DATA)"
             )
+        return describe_source(("parquet", files))
+
+    def load(self, split: str, data_dir: Path) -> ImageArray:
+        self.locate(split, data_dir)  # one message for missing files
         p = self.params
-        return read_parquet_split(directory, split, p.resolution, p.channels)
+        return read_parquet_split(self.directory(data_dir), split, p.resolution, p.channels)

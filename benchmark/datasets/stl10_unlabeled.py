@@ -30,6 +30,11 @@ class Stl10Unlabeled(Stl10):
     def stem(self, split: str) -> str:
         return "unlabeled"
 
+    def locate(self, split: str, data_dir: Path) -> str:
+        if split != "train":
+            raise DataError("dataset 'stl10-unlabeled' has no test split: use it for pre-training only")
+        return super().locate(split, data_dir)
+
     def load(self, split: str, data_dir: Path) -> ImageArray:
         if split != "train":
             raise DataError("dataset 'stl10-unlabeled' has no test split: use it for pre-training only")

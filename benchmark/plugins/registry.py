@@ -10,83 +10,31 @@ registers itself through the decorator.
 
 One name, one claim: a second claim (a built-in and an entry point, two distributions, a
 hand-imported module and either) is an error naming both, whatever the import order; a claim
-that is no plugin class of its kind is an error too. Both are one line (`PluginError`).
+that is no plugin class of its kind is an error too, and so is metadata that contradicts what
+the class inherits (a `BackdoorAttack` subclass declared `targeted`), checked when the class
+registers or loads. All are one line (`PluginError`).
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import hashlib
 import importlib
-import importlib.util
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from pe_bench import __version__
 from pe_bench.errors import PluginError
-from pe_bench.plugins.index import BUILTIN_ORIGIN, PluginInfo, build_index, import_target
+from pe_bench.plugins.claims import Claim, claim_of, describe, same_claimant
+from pe_bench.plugins.index import BUILTIN_ORIGIN, PluginInfo, build_index, import_target  # noqa: F401
 from pe_bench.plugins.types import AttackMeta, DatasetMeta, DefenseMeta, EncoderMeta, PluginMeta
 
 T = TypeVar("T")
 M = TypeVar("M", bound=PluginMeta)
 
 
-@dataclass(frozen=True)
-class _Claim:
-    obj: Any
-    origin: str
-    provenance: str
-
-
-@functools.cache
-def _distributions() -> dict[str, list[str]]:
-    return dict(metadata.packages_distributions())
-
-
-def _source_hash(module: str) -> str:
-    source = getattr(sys.modules.get(module), "__file__", None)
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else "unknown"
-    return f"sha256:{digest}"
-
-
-def _claim_of(obj: Any) -> _Claim:
-    """Who registers `obj`: pe-bench, an installed distribution, or an unpackaged module."""
-    module = getattr(obj, "__module__", "") or ""
-    top = module.split(".")[0]
-    if top == "pe_bench":
-        return _Claim(obj, BUILTIN_ORIGIN, f"{BUILTIN_ORIGIN} {__version__}")
-    dists = _distributions().get(top)
-    if dists:
-        return _Claim(obj, dists[0], f"{dists[0]} {metadata.version(dists[0])}")
-    return _Claim(obj, f"module {module}", f"module {module} {_source_hash(module)}")
-
-
-def _describe(obj: Any) -> str:
-    """What an object is, for a one-line error: a function, or a class and its pe-bench base."""
-    if not isinstance(obj, type):
-        return f"a {type(obj).__name__} ({getattr(obj, '__qualname__', obj)!s})"
-    base = next((c for c in obj.__mro__[1:] if c.__module__.startswith("pe_bench.")), None)
-    return f"class {obj.__qualname__}" + (f" (a {base.__qualname__})" if base else "")
-
-
 def _first_error(exc: ValueError) -> str:
     """A pydantic error's first problem on one line: `field: message`."""
     lines = [line.strip() for line in str(exc).splitlines()[1:3]]
     return ": ".join(lines) if lines else str(exc)
-
-
-def _same_claimant(info: PluginInfo, obj: Any) -> bool:
-    """Whether `obj` is the plugin the index knows under its name: the built-in's own module,
-    or a module of the entry point's top-level package."""
-    module = str(getattr(obj, "__module__", ""))
-    if info.builtin:
-        return module == info.target
-    return bool(info.target) and module.split(".")[0] == info.target.split(".")[0].split(":")[0]
 
 
 class Registry(Generic[T, M]):
@@ -99,41 +47,47 @@ class Registry(Generic[T, M]):
         self.group = f"pe_bench.{kind}"
         self._builtin_modules = tuple(builtin_modules)
         self._decorator, self._meta, self._base = decorator, meta, base
-        self._loaded: dict[str, _Claim] = {}
+        self._loaded: dict[str, Claim] = {}
         self._index: dict[str, PluginInfo] | None = None
 
     # -- registration -------------------------------------------------------------------
     def register(self, name: str, *, params: str | None = None, **declared: Any) -> Callable[[T], T]:
-        """Class decorator: `@register_encoder("name", params="module:Params", key=literal)`.
-        The keywords are the plugin's metadata; they are set on the class."""
+        """Class decorator registering a plugin under `name`; the keywords are its metadata
+        (literals, read from source for built-ins), set on the class:
+        `@register_attack("my-attack", family="targeted", stage="data", modalities=("image",))`,
+        `@register_defense("my-defense")` (none: its metadata is read from its code),
+        `@register_encoder("my-encoder", params="module:Params", modalities=("image",))`
+        (`params`: its torch-free Params class), `@register_dataset("my-data")`. Metadata that
+        contradicts what the class inherits (a `BackdoorAttack` declared targeted) is an error."""
 
         def deco(obj: T) -> T:
             if declared and not self._meta.literal:
                 raise PluginError(f"{self.noun} {name!r}: its metadata is read from its code; "
                                   f"@{self._decorator} takes none ({', '.join(declared)})")
-            meta, claim = self._validated_meta(name, declared), _claim_of(obj)
+            meta, claim = self._validated_meta(name, declared), claim_of(obj)
             self._check_kind(name, obj, claim.origin)
             if params is not None and import_target(params) is not getattr(obj, "Params", None):
                 raise PluginError(f"{self.noun} {name!r}: params={params!r} is not its Params class")
             meta.apply(obj, declared)
+            self._check_meta(name, obj, claim.origin, meta)
             self.add(name, obj, claim)
             return obj
 
         return deco
 
-    def add(self, name: str, obj: T, claim: _Claim | str) -> None:
-        claim = claim if isinstance(claim, _Claim) else _Claim(obj, claim, claim)
+    def add(self, name: str, obj: T, claim: Claim | str) -> None:
+        claim = claim if isinstance(claim, Claim) else Claim(obj, claim, claim)
         present = self._loaded.get(name)
         if present is not None and present.obj is not obj:
             raise PluginError(f"{self.noun} {name!r} is registered twice: by {present.origin} "
                               f"and by {claim.origin}")
         indexed = self.indexed().get(name)
         if present is None and indexed is not None:
-            if not _same_claimant(indexed, obj):
+            if not same_claimant(indexed, obj):
                 raise PluginError(f"{self.noun} {name!r} is registered twice: by {indexed.origin} "
                                   f"({indexed.target or 'entry points'}) and by {claim.origin}")
             if not indexed.builtin:  # its distribution, however its module was imported
-                claim = _Claim(obj, indexed.origin, f"{indexed.origin} {indexed.version}".strip())
+                claim = Claim(obj, indexed.origin, f"{indexed.origin} {indexed.version}".strip())
         self._loaded[name] = claim
 
     def _validated_meta(self, name: str, declared: Mapping[str, Any]) -> M:
@@ -148,8 +102,20 @@ class Registry(Generic[T, M]):
             return
         base = import_target(self._base)
         if not (isinstance(obj, type) and issubclass(obj, base)):
-            raise PluginError(f"{self.noun} {name!r} from {origin} is {_describe(obj)}, not a "
+            raise PluginError(f"{self.noun} {name!r} from {origin} is {describe(obj)}, not a "
                               f"{base.__module__}.{base.__qualname__} subclass")
+
+    def _check_meta(self, name: str, obj: Any, origin: str, meta: M) -> None:
+        problem = meta.contradiction(obj, import_target(self._base)) if self._base else None
+        if problem:
+            raise PluginError(f"{self.noun} {name!r} from {origin}: {problem}")
+
+    def _class_meta(self, name: str, plugin: Any) -> M:
+        """The metadata a loaded plugin class declares as class attributes."""
+        try:
+            return self._meta.of(plugin)
+        except ValueError as exc:
+            raise PluginError(f"{self.noun} {name!r}: bad metadata: {_first_error(exc)}") from None
 
     # -- discovery without import ----------------------------------------------------------
     def indexed(self) -> dict[str, PluginInfo]:
@@ -199,12 +165,15 @@ class Registry(Generic[T, M]):
         origin = f"{info.origin} {info.version}".strip()
         try:
             obj = import_target(info.target)
+        except PluginError:  # its module's own registration (e.g. a decorator) refused it
+            raise
         except Exception as exc:  # a broken third-party plugin: say which one
             raise PluginError(f"{self.noun} {name!r} from {info.origin} failed to import: "
                               f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from exc
         self._check_kind(name, obj, info.origin)
+        self._check_meta(name, obj, info.origin, self._class_meta(name, obj))
         self._loaded.pop(name, None)  # the decorator may have registered it by module
-        self.add(name, obj, _Claim(obj, info.origin, origin))
+        self.add(name, obj, Claim(obj, info.origin, origin))
 
     def check(self, name: str) -> str | None:
         """Why `name` cannot be used (one line), or None. A third-party plugin is imported to
@@ -222,11 +191,7 @@ class Registry(Generic[T, M]):
         declared = self.declared(name) if name not in self._loaded else None
         if declared is not None:
             return declared
-        plugin = self.get(name)
-        try:
-            return self._meta.of(plugin)
-        except ValueError as exc:
-            raise PluginError(f"{self.noun} {name!r}: bad metadata: {_first_error(exc)}") from None
+        return self._class_meta(name, self.get(name))
 
     def declared(self, name: str) -> M | None:
         """A built-in's metadata as its decorator declares it (read from source), or None

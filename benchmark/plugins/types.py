@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
+from types import UnionType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, Union, get_args, get_origin
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     import torch
@@ -92,9 +93,31 @@ class PoisonSet:
 
 
 class PluginParams(BaseModel):
-    """Parameters of a plugin: unknown keys are errors, values are immutable."""
+    """Parameters of a plugin: unknown keys are errors, values are immutable, and types are
+    strict (`false` or `"0.1"` is no number, `1` no bool), except that an int is a float and a
+    list (YAML's, JSON's) is a tuple where the field is a tuple."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {k: _as_tuples(v) if k in cls.model_fields and _holds_tuple(cls.model_fields[k].annotation)
+                else v for k, v in data.items()}
+
+
+def _holds_tuple(annotation: Any) -> bool:
+    """Whether a field's type is, or (in a union) may be, a tuple."""
+    origin = get_origin(annotation)
+    if annotation is tuple or origin is tuple:
+        return True
+    return origin in (Union, UnionType) and any(map(_holds_tuple, get_args(annotation)))
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(map(_as_tuples, value)) if isinstance(value, list) else value
 
 
 class Plugin:
@@ -140,6 +163,11 @@ class PluginMeta(BaseModel):
         for name in declared:
             setattr(plugin, name, getattr(self, name))
 
+    def contradiction(self, plugin: Any, base: type) -> str | None:
+        """Why this metadata contradicts what the class `plugin` inherits (one line), or None.
+        `base` is the kind's base class: what it sets are defaults, not constraints."""
+        return None
+
     def summary(self) -> str:
         """One short line for `pe-bench list`."""
         return ", ".join(f"{k}: {_shown(v)}" for k, v in self.model_dump().items())
@@ -160,11 +188,55 @@ Family = Literal["targeted", "backdoor"]  # an attack's family, and what a defen
 class AttackMeta(PluginMeta):
     """`family`: a targeted attack (chosen inputs -> chosen classes) or a backdoor (a trigger);
     `stage`: it injects data (`data`) or hands over an encoder (`encoder`); `modalities`: what
-    it injects (an encoder training on a modality the attack cannot supply is excluded)."""
+    it injects (an encoder training on a modality the attack cannot supply is excluded).
+    What its rows say about it (pe_bench.store.results.attack_columns), so the store and the
+    boards name none of its params: `label_params`, the params whose values label a line's
+    target selection (the `targets` column; the attack's name on the board leaves them out);
+    `label_marks`, {param: {value: mark}} appended to that label; `budget_param`, the param
+    holding its poison budget (the store's `poison_rate` column)."""
 
     family: Family = "targeted"
     stage: Literal["data", "encoder"] = "data"
     modalities: tuple[Modality, ...] = ("image",)
+    label_params: tuple[str, ...] = ()
+    label_marks: Mapping[str, Mapping[str, str]] = Field(default_factory=dict)
+    budget_param: str | None = None
+
+    def summary(self) -> str:
+        """One short line for `pe-bench list`: what labels and budgets its rows, where declared."""
+        shown = self.model_dump(exclude={"label_params", "label_marks", "budget_param"})
+        parts = [f"{k}: {_shown(v)}" for k, v in shown.items()]
+        if self.label_params:
+            parts.append(f"labelled by: {'+'.join([*self.label_params, *self.label_marks])}")
+        return ", ".join(parts + ([f"budget: {self.budget_param}"] if self.budget_param else []))
+
+    def contradiction(self, plugin: Any, base: type) -> str | None:
+        """A subclass of a class that fixes the family (`BackdoorAttack`: backdoor, whose rows
+        are evaluated on triggered inputs) declares that family, or its rows would name the
+        other one. A class whose params pick its family (`family_of` overridden) declares the
+        family of its default params instead."""
+        own, default = (getattr(getattr(c, "family_of", None), "__func__", None) for c in (plugin, base))
+        if own is not default:
+            return self._family_of_defaults(plugin)
+        fixer = next((c for c in plugin.__mro__[1:] if "family" in vars(c)), base)
+        fixed = vars(fixer).get("family")
+        if fixer is base or fixed == self.family:
+            return None
+        said = (f"family {self.family!r}" if "family" in self.model_fields_set
+                else f"no family (so {self.family!r})")
+        return (f"declares {said} but subclasses {fixer.__module__}.{fixer.__qualname__}, whose family "
+                f"is {fixed!r}: declare family={fixed!r} (a class whose params pick its family "
+                "overrides family_of)")
+
+    def _family_of_defaults(self, plugin: Any) -> str | None:
+        try:
+            defaults = plugin.Params()
+        except ValueError:  # params without defaults: nothing to compare
+            return None
+        picked = plugin.family_of(defaults)
+        if picked == self.family:
+            return None
+        return f"declares family {self.family!r} but family_of(its default params) is {picked!r}"
 
 
 class EncoderMeta(PluginMeta):

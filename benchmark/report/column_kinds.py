@@ -1,23 +1,26 @@
-"""How a leaderboard column is built: the `Column` record and its constructors (a metric
-averaged over seeds, a paired interval, its p-value, a setting's name, a value pooled over a
-line's trials). The table itself, `COLUMNS`, is in pe_bench.report.columns."""
+"""How a column is built: the `Column` record and its constructors (a metric averaged over
+seeds, a paired interval, its p-value, a setting's name, a value pooled over a line's trials, a
+column of the per-seed or pair table only). The table itself, `TABLE`, is in
+pe_bench.report.columns."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pe_bench.errors import PeBenchError
-from pe_bench.config.grid import off_target
+from pe_bench.report.lines import NUMBERS
 
 if TYPE_CHECKING:
-    from pe_bench.report.lines import Line
+    from pe_bench.report.lines import Line, PairLine, SeedLine, TaskView
     from pe_bench.report.stats import Interval
+    from pe_bench.store.metrics import TargetOutcome
 
-View = Mapping[str, Any]  # one trial's metrics for one task (or pooled over its tasks)
+T = TypeVar("T")
 Record = dict[str, tuple[type, Any]]  # Parquet column -> (Python type, value)
+PairField = Callable[["TargetOutcome"], float]  # a number of one target pair (a hit counts 1)
 PREAMBLE = "mean ± std over seeds"
 P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
           "target is seen once; over seeds for backdoor lines), Holm-adjusted over the board's lines "
@@ -25,16 +28,38 @@ P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exac
 
 
 @dataclass(frozen=True)
+class Shown(Generic[T]):
+    """How a column reads in a table of `T` (a `SeedLine` or `PairLine`): its cell, its header
+    there where that differs from the column's, and whether that table shows it only when one
+    of its trials has a defense."""
+
+    cell: Callable[[T], str]
+    header: str = ""
+    defense_only: bool = False
+
+
+def by_seed(cell: Callable[[SeedLine], str], header: str = "", defense_only: bool = False) -> Shown[SeedLine]:
+    """A column's cell in the per-seed table (typed, so the table's lambdas are checked)."""
+    return Shown(cell, header, defense_only)
+
+
+def by_pair(cell: Callable[[PairLine], str], header: str = "") -> Shown[PairLine]:
+    """A column's cell in the defense-pairs table."""
+    return Shown(cell, header)
+
+
+@dataclass(frozen=True)
 class Column:
-    """One leaderboard column. `stat`: the line holds mean ± std over seeds of `stat(view)`
-    under `key`; `paired`: the line holds an interval (pe_bench.report.stats) of field minus versus
-    per target pair under `key`; `per_seed`: likewise of a per-seed difference (with `paired`:
-    for lines without target pairs, i.e. backdoor lines); `versus`: of
-    this field minus the same field of the `--versus` attack's pair (pe_bench.report.pairing).
-    `pooled`: the line holds one value computed from all its trials' views (e.g. an AUROC over
-    seeds). `board`: shown in the Markdown/CSV/HTML boards (else only in the Parquet and on
-    request; `on_versus` ones whenever lines compare attacks); `compact`: in the terminal's
-    default set."""
+    """One column of every table that has it. On a leaderboard line (`line`; the board's
+    `COLUMNS`): `stat`: the line holds mean ± std over seeds of `stat(view)` under `key`;
+    `paired`: the line holds an interval (pe_bench.report.stats) of one field of a target pair
+    minus another under `key`; `per_seed`: likewise of a per-seed difference (with `paired`:
+    for lines without target pairs, i.e. backdoor lines); `versus`: of this field minus the
+    same field of the `--versus` attack's pair (pe_bench.report.pairing). `pooled`: the line
+    holds one value computed from all its trials' views (e.g. an AUROC over seeds). `board`:
+    shown in the Markdown/CSV/HTML boards (else only in the Parquet and on request; `on_versus`
+    ones whenever lines compare attacks); `compact`: in the terminal's default set. `seed`,
+    `pair`: how the per-seed table and the defense-pairs table show it (None: they do not)."""
 
     key: str
     header: str
@@ -42,11 +67,11 @@ class Column:
     record: Callable[[Line], Record]
     sort: Callable[[Line], float | None] | None = None
     note: str = ""
-    stat: Callable[[View], float | None] | None = None
-    paired: tuple[str, str] | None = None
-    per_seed: Callable[[View], float | None] | None = None
-    versus: str | None = None
-    pooled: Callable[[Sequence[View]], Any] | None = None
+    stat: Callable[[TaskView], float | None] | None = None
+    paired: tuple[PairField, PairField] | None = None
+    per_seed: Callable[[TaskView], float | None] | None = None
+    versus: PairField | None = None
+    pooled: Callable[[Sequence[TaskView]], Any] | None = None
     defense_only: bool = False
     numeric: bool = True
     compact: bool = False
@@ -55,6 +80,9 @@ class Column:
     identity: bool = False  # names the setting (never folded in the terminal)
     lift: bool = False  # the terminal's default view shows it once in the title when constant
     on_versus: bool = False  # every view shows it when the lines compare attacks (--versus)
+    line: bool = True  # has a value on a leaderboard line (else: a per-seed or pair column only)
+    seed: Shown[SeedLine] | None = None
+    pair: Shown[PairLine] | None = None
 
 
 def fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
@@ -80,23 +108,25 @@ def defense_label(line: Line) -> str:
 
 def designed_for(line: Line) -> str:
     """Whether the line's defense was designed against its attack's family (`yes`), or the
-    line measures it outside its design (`off-target`, `pe_bench.config.grid.off_target`); `-` without
-    an attack or a defense, `?` where the defense's plugin is not installed here."""
+    line measures it outside its design (`off-target`, `pe_bench.config.grid.off_target`): as its
+    rows carry it, written when they were; `-` without an attack or a defense, `?` where the
+    plugins could not be resolved."""
     if line.defense == "none" or line.attack == "none":
         return "-"
-    try:
-        return "yes" if off_target(line.attack, line.defense, line.family) is None else "off-target"
-    except PeBenchError:
-        return "?"
+    return line.designed_for or "?"
 
 
 def _defended(line: Line, text: str) -> str:
     return "-" if line.defense == "none" else text
 
 
-def mean_of(key: str, stat: Callable[[View], float | None] | None = None, header: str = "", note: str = "",
-            digits: int = 3, **flags: Any) -> Column:
-    """A metric averaged over seeds: `view[key]` unless `stat` computes it."""
+def mean_of(key: str, stat: Callable[[TaskView], float | None] | None = None, header: str = "",
+            note: str = "", digits: int = 3, **flags: Any) -> Column:
+    """A number averaged over seeds: the metric or defense-report field named `key`, unless
+    `stat` computes it from one trial's view (a key that is neither fails here, on import, not
+    as a column of dashes)."""
+    if stat is None and key not in NUMBERS:
+        raise ValueError(f"mean_of({key!r}): no number of the metrics or defense report, and no stat")
 
     def cell(ln: Line) -> str:
         text = fmt(ln.stats[key], digits)
@@ -108,14 +138,15 @@ def mean_of(key: str, stat: Callable[[View], float | None] | None = None, header
                 f"{key}_std": (float, None if s is None else s[1])}
 
     return Column(key, header or key, cell, record, lambda ln: _first(ln.stats[key]), note,
-                  stat=stat or (lambda view: view.get(key)), **flags)
+                  stat=stat or (lambda view: view.number(key)), **flags)
 
 
 def _first(stat: tuple[float, float] | None) -> float | None:
     return None if stat is None else stat[0]
 
 
-def paired(key: str, header: str, fields: tuple[str, str] | None, note: str, **flags: Any) -> Column:
+def paired(key: str, header: str, fields: tuple[PairField, PairField] | None, note: str,
+           **flags: Any) -> Column:
     """A paired difference with its interval and exact test: per target pair (`fields`: this
     minus that), or as `flags` say (`per_seed=...`, `versus=...`)."""
 
@@ -163,7 +194,7 @@ def named(key: str, value: Callable[[Line], str], extra: Callable[[Line], Record
                   **flags)
 
 
-def pooled(key: str, header: str, value: Callable[[Sequence[View]], Any], text: Callable[[Any], str],
+def pooled(key: str, header: str, value: Callable[[Sequence[TaskView]], Any], text: Callable[[Any], str],
            note: str, parts: tuple[str, ...] = (), **flags: Any) -> Column:
     """A defense's value computed once from all of a line's trials (`value(views)`), shown by
     `text`: a number, or with `parts` a tuple of counts (one Parquet field per part)."""
@@ -183,3 +214,18 @@ def pooled(key: str, header: str, value: Callable[[Sequence[View]], Any], text: 
 
     return Column(key, header, cell, record, None if parts else number, note, pooled=value,
                   defense_only=True, **flags)
+
+
+def _no_line(key: str) -> Callable[[Line], str]:
+    def cell(ln: Line) -> str:
+        raise ValueError(f"column {key!r} has no value on a leaderboard line")
+
+    return cell
+
+
+def listed(key: str, header: str, *, seed: Shown[SeedLine] | None = None,
+           pair: Shown[PairLine] | None = None) -> Column:
+    """A column of the per-seed or pair table only (a trial's seed, the two settings compared):
+    nothing a leaderboard line aggregates."""
+    return Column(key, header, _no_line(key), lambda ln: {}, line=False, board=False, numeric=False,
+                  seed=seed, pair=pair)

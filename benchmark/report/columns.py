@@ -1,29 +1,35 @@
-"""The leaderboard's one column table: every view of a leaderboard comes from `COLUMNS`.
+"""The one column table, `TABLE`: every table the report renders takes its columns from it.
 
-Each column says what it aggregates (a metric averaged over seeds, or a paired difference with
-a bootstrap interval and an exact test: per target pair, per seed, or against another attack),
-how its cell reads, how it sorts, what the footnote says
-about it, whether it only means something for a defense, whether the terminal shows it by
-default, and which typed fields it contributes to the published Parquet. The terminal,
-Markdown, CSV, Parquet and HTML leaderboards, `--sort` and `--columns`, and the footnote are
-all read from here: a new metric is one field in pe_bench.store.metrics and one entry below (the
-constructors, `mean_of`, `paired`, `p_value`, `named`, `pooled`, are in pe_bench.report.column_kinds).
+Each column says what it aggregates on a leaderboard line (a metric averaged over seeds, or a
+paired difference with a bootstrap interval and an exact test: per target pair, per seed, or
+against another attack), how its cell reads, how it sorts, what the footnote says about it,
+whether it only means something for a defense, whether the terminal shows it by default, which
+typed fields it contributes to the published Parquet, and how the per-seed table and the
+defense-pairs table show it, if they do (`seed=`, `pair=`). The terminal, Markdown, CSV, Parquet
+and HTML leaderboards (`COLUMNS`: the columns a line has), `--sort` and `--columns`, the
+footnote, `--by-seed` and `--defense-pairs` (`pick_view`) are all read from here: a new metric
+is one field in pe_bench.store.metrics and one entry below (the constructors, `mean_of`,
+`paired`, `p_value`, `named`, `pooled`, `listed`, are in pe_bench.report.column_kinds).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from pe_bench.report import row_cells as rc
 from pe_bench.report.column_kinds import (
     PREAMBLE,
     Column,
-    View,
+    Shown,
+    by_pair,
+    by_seed,
     defense_label,
     designed_for,
     fmt,
     fmt_ci,
+    listed,
     mean_of,
     named,
     p_value,
@@ -34,10 +40,11 @@ from pe_bench.store.detection import encoder_auroc, encoder_flags
 from pe_bench.errors import PeBenchError
 
 if TYPE_CHECKING:
-    from pe_bench.report.lines import Line
+    from pe_bench.report.lines import Line, TaskView
 
-__all__ = ["BOARD", "BY_KEY", "COLUMNS", "COMPACT", "SORTABLE", "VERSUS_SHOWN", "Column", "fmt", "fmt_ci",
-           "footnote", "pick"]
+T = TypeVar("T")
+__all__ = ["BOARD", "BY_KEY", "COLUMNS", "COMPACT", "SORTABLE", "TABLE", "VERSUS_SHOWN", "Column", "fmt",
+           "fmt_ci", "footnote", "pick", "pick_view"]
 
 
 def _flags(counts: tuple[int, int, int, int]) -> str:
@@ -54,11 +61,12 @@ def _hits(successes: Callable[[Line], int], triggered: Callable[[Line], int]) ->
     return cell
 
 
-def _triggered_delta(reference: str) -> Callable[[View], float | None]:
+def _triggered_delta(reference: Callable[[TaskView], float | None]) -> Callable[[TaskView], float | None]:
     """A backdoor trial's ASR minus `reference` (clean or undefended ASR on the same triggered
     inputs); None for a trial without triggered inputs (targeted: read per target pair)."""
-    def delta(view: View) -> float | None:
-        return float(view["asr"]) - float(view[reference]) if view.get("n_triggered") else None
+    def delta(view: TaskView) -> float | None:
+        asr, other = view.metrics.asr, reference(view)
+        return None if not view.metrics.n_triggered or asr is None or other is None else asr - other
 
     return delta
 
@@ -96,67 +104,78 @@ ENCODER = ("encoder AUROC = of encoder scores over the line's seeds, attacked en
 COST = ("CPU s = CPU seconds of the defense's hooks; extra steps / images / train CPU s = training vs "
         "the undefended encoder's (negative: saved)")
 
-COLUMNS: tuple[Column, ...] = (
-    named("dataset", lambda ln: ln.dataset, compact=True, filter=True),
-    named("encoder", lambda ln: ln.encoder, compact=True, filter=True),
-    named("task", lambda ln: ln.task, compact=True, filter=True),
+TABLE: tuple[Column, ...] = (
+    named("dataset", lambda ln: ln.dataset, compact=True, filter=True,
+          seed=by_seed(lambda s: s.row.dataset), pair=by_pair(rc.setup(0))),
+    named("encoder", lambda ln: ln.encoder, compact=True, filter=True,
+          seed=by_seed(lambda s: s.encoder_label), pair=by_pair(rc.setup(1))),
+    named("task", lambda ln: ln.task, compact=True, filter=True,
+          seed=by_seed(lambda s: s.view.task), pair=by_pair(rc.setup(2))),
     named("attack", lambda ln: ln.attack_label or ln.attack, lambda ln: {
         "attack": (str, ln.attack), "attack_label": (str, ln.attack_label),
-        "attack_params": (str, ln.attack_params)}, compact=True, filter=True),
-    named("family", lambda ln: ln.family, compact=True, filter=True, note=FAMILY),
+        "attack_params": (str, ln.attack_params)}, compact=True, filter=True,
+        seed=by_seed(lambda s: s.attack_label), pair=by_pair(lambda p: p.attack)),
+    named("family", lambda ln: ln.family, compact=True, filter=True, note=FAMILY, seed=by_seed(rc.family)),
     named("selection", lambda ln: ln.selection, header="targets",
           note="targets = how target pairs were selected, from the attacker's labelled data held "
                "out from the probe's training images (+probe-data: from the probe's own)"),
     named("defense", defense_label, lambda ln: {
         "defense": (str, ln.defense), "defense_label": (str, ln.defense_label),
-        "defense_params": (str, ln.defense_params)}, compact=True, filter=True),
+        "defense_params": (str, ln.defense_params)}, compact=True, filter=True,
+        seed=by_seed(lambda s: s.defense_label, defense_only=True)),
     Column("designed_for", "designed for", designed_for, lambda ln: {"designed_for": (str, designed_for(ln))},
            note=DESIGNED, numeric=False, defense_only=True, compact=True, filter=True, lift=True),
     Column("seeds", "seeds", lambda ln: f"{ln.seeds}" + ("" if ln.published else "*"),
            lambda ln: {"seeds": (int, ln.seeds), "published": (bool, ln.published)},
-           lambda ln: ln.seeds, "* = fewer than 3 seeds (not publishable)", compact=True, lift=True),
+           lambda ln: ln.seeds, "* = fewer than 3 seeds (not publishable)", compact=True, lift=True,
+           pair=by_pair(lambda p: str(p.seeds))),
     Column("failed", "failed", lambda ln: str(ln.failed), lambda ln: {"failed": (int, ln.failed)},
            lambda ln: ln.failed, "failed = trials with only error rows (error and traceback in the "
            "store)", compact=True, lift=True),
     Column("poisons", "poisons", lambda ln: "-" if ln.n_poisons is None else f"{ln.n_poisons:.0f}",
            lambda ln: {"n_poisons": (float, ln.n_poisons)}, lambda ln: ln.n_poisons,
            "poisons = injected images per trial"),
-    mean_of("ca", header="CA", note=ACCURACY),
-    mean_of("pa", header="PA", note=ACCURACY, compact=True),
+    mean_of("ca", header="CA", note=ACCURACY, seed=by_seed(lambda s: rc.rate(s.view.metrics.ca))),
+    mean_of("pa", header="PA", note=ACCURACY, compact=True,
+            seed=by_seed(lambda s: rc.rate(s.view.metrics.pa))),
     mean_of("asr", header="ASR", note="ASR over target pairs (backdoor: over triggered inputs)",
-            compact=True),
+            compact=True, seed=by_seed(lambda s: rc.rate(s.view.metrics.asr))),
     Column("hits", "hits", _hits(lambda ln: ln.successes, lambda ln: ln.triggered_hits), lambda ln: {
         "pairs": (int, ln.pairs), "successes": (int, ln.successes), "triggered": (int, ln.triggered),
         "triggered_hits": (int, ln.triggered_hits)},
         note="hits = successes / pairs over all seeds (backdoor: target-class predictions / triggered "
-             "inputs)"),
+             "inputs)", seed=by_seed(rc.seed_hits)),
     Column("distinct_pairs", "pairs", lambda ln: f"{ln.pairs} ({ln.distinct_pairs})" if ln.pairs else "-",
            lambda ln: {"distinct_pairs": (int, ln.distinct_pairs)}, lambda ln: ln.distinct_pairs, PAIRS,
            compact=True, lift=True),
-    mean_of("baseline_asr", header="clean ASR", note=CLEAN),
+    mean_of("baseline_asr", header="clean ASR", note=CLEAN,
+            seed=by_seed(lambda s: rc.rate(s.view.metrics.baseline_asr))),
     Column("clean_hits", "clean hits",
            _hits(lambda ln: ln.successes_clean, lambda ln: ln.triggered_hits_clean),
            lambda ln: {"successes_clean": (int, ln.successes_clean),
-                       "triggered_hits_clean": (int, ln.triggered_hits_clean)}, note=CLEAN),
+                       "triggered_hits_clean": (int, ln.triggered_hits_clean)}, note=CLEAN,
+           seed=by_seed(rc.seed_clean_hits)),
     mean_of("p_target", header="p(target)", note=P_TARGET),
     mean_of("p_target_clean", header="p(target) clean", note=P_TARGET),
     mean_of("p_target_vote", header="p(target) vote", note=P_VOTE, defense_only=True),
-    paired("delta_asr", "ΔASR [95% CI]", ("hit", "hit_clean"), f"{DELTA}; {BACKDOOR}", compact=True,
-           per_seed=_triggered_delta("baseline_asr")),
+    paired("delta_asr", "ΔASR [95% CI]", (lambda x: x.hit, lambda x: x.hit_clean), f"{DELTA}; {BACKDOOR}",
+           compact=True, per_seed=_triggered_delta(lambda v: v.metrics.baseline_asr),
+           seed=by_seed(lambda s: rc.delta(s.view.metrics.asr, s.view.metrics.baseline_asr), "ΔASR")),
     p_value("delta_asr", "p ΔASR"),
-    paired("delta_p", "Δp(target) [95% CI]", ("p", "p_clean"), DELTA),
+    paired("delta_p", "Δp(target) [95% CI]", (lambda x: x.p, lambda x: x.p_clean), DELTA),
     p_value("delta_p", "p Δp"),
-    paired("delta_pa", "ΔPA [95% CI]", None, DELTA_PA, per_seed=lambda v: v["pa"] - v["ca"]),
+    paired("delta_pa", "ΔPA [95% CI]", None, DELTA_PA, per_seed=lambda v: v.metrics.pa - v.metrics.ca,
+           seed=by_seed(lambda s: rc.delta(s.view.metrics.pa, s.view.metrics.ca), "ΔPA")),
     p_value("delta_pa", "p ΔPA"),
-    paired("delta_asr_versus", "ΔASR vs other [95% CI]", None, VERSUS, versus="hit", board=False,
+    paired("delta_asr_versus", "ΔASR vs other [95% CI]", None, VERSUS, versus=lambda x: x.hit, board=False,
            on_versus=True),
     p_value("delta_asr_versus", "p vs other", board=False, on_versus=True),
-    paired("delta_p_versus", "Δp vs other [95% CI]", None, VERSUS, versus="p", board=False),
-    paired("delta_asr_defense", "ΔASR vs none [95% CI]", ("hit", "hit_undefended"), VS_NONE,
-           defense_only=True, per_seed=_triggered_delta("asr_undefended")),
+    paired("delta_p_versus", "Δp vs other [95% CI]", None, VERSUS, versus=lambda x: x.p, board=False),
+    paired("delta_asr_defense", "ΔASR vs none [95% CI]", (lambda x: x.hit, lambda x: x.hit_undefended),
+           VS_NONE, defense_only=True, per_seed=_triggered_delta(lambda v: v.metrics.asr_undefended)),
     p_value("delta_asr_defense", "p vs none", defense_only=True),
     paired("delta_pa_defense", "ΔPA vs none [95% CI]", None, VS_NONE_PA,
-           per_seed=lambda v: v["pa"] - v["pa_undefended"], defense_only=True),
+           per_seed=lambda v: v.metrics.pa - v.metrics.pa_undefended, defense_only=True),
     p_value("delta_pa_defense", "p ΔPA vs none", defense_only=True),
     mean_of("poison_recall", header="poison recall", note=FILTER, defense_only=True),
     mean_of("poison_precision", header="poison precision", note=FILTER, defense_only=True),
@@ -165,8 +184,10 @@ COLUMNS: tuple[Column, ...] = (
     mean_of("poison_auroc", header="poison AUROC", note=RANKED, defense_only=True),
     mean_of("poison_auprc", header="poison AUPRC", note=RANKED, defense_only=True),
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),
-    pooled("encoder_auroc", "encoder AUROC", encoder_auroc, lambda v: f"{v:.3f}", ENCODER),
-    pooled("encoder_flags", "flagged attacked · clean", encoder_flags, _flags, ENCODER,
+    pooled("encoder_auroc", "encoder AUROC", lambda vs: encoder_auroc([v.defense for v in vs]),
+           lambda v: f"{v:.3f}", ENCODER),
+    pooled("encoder_flags", "flagged attacked · clean", lambda vs: encoder_flags([v.defense for v in vs]),
+           _flags, ENCODER,
            parts=("attacked", "attacked_judged", "clean", "clean_judged")),
     mean_of("clean_used", header="clean used", note="clean used = trusted clean images a repair or "
             "detector used", digits=0, defense_only=True),
@@ -177,9 +198,28 @@ COLUMNS: tuple[Column, ...] = (
     mean_of("extra_images", header="extra images", note=COST, digits=0, defense_only=True, board=False),
     mean_of("extra_train_cpu_s", header="extra train CPU s", note=COST, digits=0, defense_only=True,
             board=False),
-    mean_of("pa_undefended", header="PA undefended", note=UNDEFENDED, board=False),
-    mean_of("asr_undefended", header="ASR undefended", note=UNDEFENDED, board=False),
+    mean_of("pa_undefended", header="PA undefended", note=UNDEFENDED, board=False,
+            seed=by_seed(lambda s: rc.rate(s.view.metrics.pa_undefended), "undefended PA",
+                         defense_only=True)),
+    mean_of("asr_undefended", header="ASR undefended", note=UNDEFENDED, board=False,
+            seed=by_seed(lambda s: rc.rate(s.view.metrics.asr_undefended), "undefended ASR",
+                         defense_only=True)),
+    # the per-seed table's own: what one trial is
+    listed("seed", "seed", seed=by_seed(lambda s: str(s.row.seed))),
+    listed("target_class", "target class", seed=by_seed(rc.target_class)),
+    listed("undefended_hits", "undefended hits", seed=by_seed(rc.undefended_hits, defense_only=True)),
+    # the defense-pairs table's own: the two settings compared, and their paired differences
+    listed("first", "A", pair=by_pair(lambda p: p.first)),
+    listed("second", "B", pair=by_pair(lambda p: p.second)),
+    listed("asr_first", "ASR A", pair=by_pair(lambda p: rc.rate(p.asr_first))),
+    listed("asr_second", "ASR B", pair=by_pair(lambda p: rc.rate(p.asr_second))),
+    listed("delta_asr_pair", "ΔASR (A - B) [95% CI]", pair=by_pair(lambda p: fmt_ci(p.d_asr))),
+    listed("p_delta_asr_pair", "p ΔASR", pair=by_pair(lambda p: rc.p_pair(p.d_asr))),
+    listed("delta_pa_pair", "ΔPA (A - B) [95% CI]", pair=by_pair(lambda p: fmt_ci(p.d_pa))),
+    listed("p_delta_pa_pair", "p ΔPA", pair=by_pair(lambda p: rc.p_pair(p.d_pa))),
 )
+TABLE_KEYS = {c.key: c for c in TABLE}
+COLUMNS = tuple(c for c in TABLE if c.line)  # a leaderboard line's
 BY_KEY = {c.key: c for c in COLUMNS}
 BOARD = tuple(c for c in COLUMNS if c.board)
 COMPACT = tuple(c for c in COLUMNS if c.compact)
@@ -196,6 +236,18 @@ def pick(names: str, option: str = "--columns") -> tuple[Column, ...]:
                                "pe-bench leaderboard --list-columns lists them")
         chosen.append(BY_KEY[name])
     return tuple(chosen)
+
+
+def pick_view(keys: Sequence[str], view: Callable[[Column], Shown[T] | None]
+              ) -> tuple[tuple[Column, Shown[T]], ...]:
+    """The columns of a table other than the board (the per-seed or pair table), in its order,
+    with how that table shows each (`view`: `lambda c: c.seed`); raises on a key that table
+    cannot show, on import."""
+    chosen = tuple((TABLE_KEYS[k], view(TABLE_KEYS[k])) for k in keys)
+    missing = [c.key for c, shown in chosen if shown is None]
+    if missing:
+        raise ValueError(f"columns {missing} have no cell in this table")
+    return tuple((c, shown) for c, shown in chosen if shown is not None)
 
 
 def _hint(name: str, known: Sequence[str]) -> str:

@@ -18,16 +18,19 @@ interval that its adjusted test cannot (the note under the table says how many p
 from __future__ import annotations
 
 import itertools
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pe_bench.report import text_table
-from pe_bench.report.column_kinds import fmt_ci
+from pe_bench.report.columns import pick_view
+from pe_bench.report.lines import PairLine, SeedLine
 from pe_bench.report.pairing import outcomes
-from pe_bench.report.per_seed import SeedLine, seed_lines
+from pe_bench.report.per_seed import seed_lines
 from pe_bench.report.stats import Interval, adjusted, paired_interval, seed_interval
+from pe_bench.store.schema import TrialRow
+
+__all__ = ["PairLine", "note", "pair_lines", "to_csv", "to_markdown", "to_rich"]
 
 NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A - B): backdoor lines per "
         "seed on the same triggered inputs (95% CI resampling seeds, sign-flip test over seeds), "
@@ -35,24 +38,10 @@ NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A -
         "distinct targets); ΔPA (A - B) per seed, same test images; seeds = seeds both settings hold; "
         "ASR = mean over those seeds; p = exact test, Holm-adjusted over the table's {m} pairs per "
         "column; n.s. = adjusted p >= 0.05")
-
-
-DEFENSE_SIDE = ("defense", "seed", "plugins", "suite")  # spec fields two compared trials may differ in
-
-
-@dataclass(frozen=True)
-class PairLine:
-    """Defense settings `first` and `second` of one attack and setup, over their common seeds."""
-
-    setup: tuple[str, str, str]  # dataset, encoder label, task
-    attack: str  # the attack label
-    first: str  # defense labels
-    second: str
-    seeds: int
-    asr_first: float | None
-    asr_second: float | None
-    d_asr: Interval | None
-    d_pa: Interval | None
+# the table's columns, in its order, from the one column table (pe_bench.report.columns)
+COLUMNS = pick_view(("dataset", "encoder", "task", "attack", "first", "second", "seeds", "asr_first",
+                     "asr_second", "delta_asr_pair", "p_delta_asr_pair", "delta_pa_pair", "p_delta_pa_pair"),
+                    lambda c: c.pair)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -60,12 +49,16 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _asr(line: SeedLine) -> float:
+    return float(line.view.metrics.asr or 0.0)
+
+
 def _d_asr(a: dict[int, SeedLine], b: dict[int, SeedLine], seeds: Sequence[int]) -> Interval | None:
-    if all(a[s].view.get("n_triggered") for s in seeds):
-        return seed_interval([(s, float(a[s].view["asr"]) - float(b[s].view["asr"])) for s in seeds])
+    if all(a[s].view.metrics.n_triggered for s in seeds):
+        return seed_interval([(s, _asr(a[s]) - _asr(b[s])) for s in seeds])
     mine, theirs = (outcomes([(x[s].row, x[s].view) for s in seeds]) for x in (a, b))
-    hits = {(s, t): float(x["hit"]) for s, t, x in theirs}
-    return paired_interval([(s, t, float(x["hit"]) - hits[s, t]) for s, t, x in mine if (s, t) in hits])
+    hits = {(s, t): float(x.hit) for s, t, x in theirs}
+    return paired_interval([(s, t, float(x.hit) - hits[s, t]) for s, t, x in mine if (s, t) in hits])
 
 
 def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
@@ -73,34 +66,29 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
-    d_pa = seed_interval([(s, float(a[s].view["pa"]) - float(b[s].view["pa"])) for s in seeds])
-    asr_a, asr_b = (_mean([x[s].view.get("asr") for s in seeds]) for x in (a, b))
+    d_pa = seed_interval([(s, a[s].view.metrics.pa - b[s].view.metrics.pa) for s in seeds])
+    asr_a, asr_b = (_mean([x[s].view.metrics.asr for s in seeds]) for x in (a, b))
     return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa)
 
 
-def _undefended_cell(row: dict[str, Any]) -> str:
-    """What two trials must share to be compared: the trial's spec (data, encoder, attack with its
-    params and target selection, training, evaluation) without its defense and seed; like the
-    board's cell key, not the suite's name (the same work in two suites is one cell)."""
-    spec = json.loads(row["spec_json"] or "{}")
-    return json.dumps({k: v for k, v in spec.items() if k not in DEFENSE_SIDE}, sort_keys=True)
-
-
-def pair_lines(rows: Sequence[dict[str, Any]]) -> list[PairLine]:
+def pair_lines(rows: Sequence[TrialRow]) -> list[PairLine]:
     """Every pair of defense settings (not `none`: the board's vs-none columns are that) of each
     attack and setup in `rows` (the latest ok row per trial), in the leaderboard's order, with
-    p-values Holm-adjusted over the returned pairs per column."""
+    p-values Holm-adjusted over the returned pairs per column. Two trials are settings of one
+    cell when their rows' `defense_free_key` agree: the same spec but for the defense and seed
+    (data, encoder, attack with its params and target selection, training, evaluation), like the
+    board's cell key not the suite's name (the same work in two suites is one cell)."""
     groups: dict[tuple[str, str], dict[str, dict[int, SeedLine]]] = {}
     heads: dict[tuple[str, str], SeedLine] = {}  # a line of each group: what names its setup
     for s in seed_lines(rows):
         if s.attack != "none" and s.defense != "none":
-            key = (_undefended_cell(s.row), str(s.view["task"]))
+            key = (s.row.defense_free_key, s.view.task)
             heads.setdefault(key, s)
-            groups.setdefault(key, {}).setdefault(s.defense_label, {})[int(s.row["seed"])] = s
+            groups.setdefault(key, {}).setdefault(s.defense_label, {})[s.row.seed] = s
     out = []
     for key, settings in groups.items():  # seed_lines' order: the board's
         head = heads[key]
-        setup = (str(head.row["dataset"]), head.encoder_label, str(head.view["task"]))
+        setup = (head.row.dataset, head.encoder_label, head.view.task)
         for first, second in itertools.combinations(settings, 2):
             line = _pair(setup, head.attack_label, first, second, settings[first], settings[second])
             if line is not None:
@@ -109,40 +97,13 @@ def pair_lines(rows: Sequence[dict[str, Any]]) -> list[PairLine]:
     return [replace(ln, d_asr=x, d_pa=y) for ln, x, y in zip(out, asr, pa, strict=True)]
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _p(ci: Interval | None) -> str:
-    if ci is None or ci.p_adjusted is None:
-        return "-"
-    return "< 0.001" if ci.p_adjusted < 0.001 else f"{ci.p_adjusted:.3f}"
-
-
-Cell = Callable[[PairLine], str]
-COLUMNS: tuple[tuple[str, Cell], ...] = (
-    ("dataset", lambda p: p.setup[0]),
-    ("encoder", lambda p: p.setup[1]),
-    ("task", lambda p: p.setup[2]),
-    ("attack", lambda p: p.attack),
-    ("A", lambda p: p.first),
-    ("B", lambda p: p.second),
-    ("seeds", lambda p: str(p.seeds)),
-    ("ASR A", lambda p: _rate(p.asr_first)),
-    ("ASR B", lambda p: _rate(p.asr_second)),
-    ("ΔASR (A - B) [95% CI]", lambda p: fmt_ci(p.d_asr)),
-    ("p ΔASR", lambda p: _p(p.d_asr)),
-    ("ΔPA (A - B) [95% CI]", lambda p: fmt_ci(p.d_pa)),
-    ("p ΔPA", lambda p: _p(p.d_pa)),
-)
-
-
 def note(lines: Sequence[PairLine]) -> str:
     return NOTE.format(m=len(lines))
 
 
 def _cells(lines: Sequence[PairLine]) -> tuple[list[str], list[list[str]]]:
-    return [h for h, _ in COLUMNS], [[c(p) for _, c in COLUMNS] for p in lines]
+    return ([view.header or c.header for c, view in COLUMNS],
+            [[view.cell(p) for _, view in COLUMNS] for p in lines])
 
 
 def to_markdown(lines: Sequence[PairLine], title: str, source: str = "") -> str:

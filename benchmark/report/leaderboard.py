@@ -11,6 +11,8 @@ over the board's lines (pe_bench.report.stats, pe_bench.report.pairing); `n.s.` 
 Each line counts its distinct target pairs (task, index, target class) beside its pairs, and the
 trials of its cell that only failed; a backdoor line (no target pairs) reads its ΔASR per seed. `versus=`
 adds attack-vs-attack deltas. What a line holds and how every format shows it is in pe_bench.report.columns.
+Rows come in as the store's validated models (pe_bench.store.results), read through their
+per-task views (pe_bench.report.lines.TaskView).
 """
 
 from __future__ import annotations
@@ -22,20 +24,19 @@ import io
 import json
 import statistics
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.errors import PeBenchError
-from pe_bench.store.metrics import DefenseReport, Metrics
-from pe_bench.report.lines import MIN_SEEDS, Line, Member, Outcome
+from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
+from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
 from pe_bench.report.pairing import compare, correct, line_intervals, outcomes
+from pe_bench.store.schema import TrialRow
 
+__all__ = ["MIN_SEEDS", "Line", "aggregate", "from_store", "label_params", "sort_lines", "task_views",
+           "to_csv", "to_markdown", "to_rich", "varying"]
 GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
-ROW_METRICS = tuple(Metrics.model_fields)  # pooled over a trial's tasks: the `all` view
-COSTS = tuple(DefenseReport.model_fields)  # per trial, whatever the task
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
@@ -45,83 +46,69 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
     return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
-def task_views(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The row's per-task metrics, plus an `all` view when there are several tasks."""
-    costs = {m: row.get(m) for m in COSTS}
-    tasks = [{**t, **costs, **_undefended(t), "hits_clean": sum(x["hit_clean"] for x in t["targets"]),
-              "targets": [{**x, "task": t["task"]} for x in t["targets"]]} for t in row["tasks"] or []]
-    if len(tasks) == 1:
-        return tasks
-    hits_clean = sum(t["hits_clean"] for t in tasks)
-    whole = {m: row.get(m) for m in ROW_METRICS}
-    return [*tasks, {**whole, **costs, **_undefended(whole), "task": "all",
-                     "n_targets": row["n_targets"], "successes": row["successes"],
-                     "hits_clean": hits_clean, "targets": [x for t in tasks for x in t["targets"]]}]
+def _encoder(row: TrialRow) -> str:
+    backbone = json.loads(row.encoder_params or "{}").get("backbone")
+    return f"{row.encoder}/{backbone}" if backbone else row.encoder
 
 
-def _undefended(view: dict[str, Any]) -> dict[str, Any]:
-    """Rows written before defense metrics existed count as undefended (PA = its own)."""
-    pa_u = view.get("pa_undefended")
-    asr_u = view.get("asr_undefended")
-    return {"pa_undefended": view["pa"] if pa_u is None else pa_u,
-            "asr_undefended": view["asr"] if asr_u is None else asr_u}
-
-
-def _line(first: dict[str, Any], task: str, members: Sequence[Member], failed: int) -> Line:
+def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) -> Line:
     """The line of one cell and task from its ok rows (none: every trial of it failed)."""
     views = [v for _, v in members]
     found = outcomes(members)
-    backbone = json.loads(first["encoder_params"] or "{}").get("backbone")
     return Line(
-        dataset=first["dataset"], encoder=f"{first['encoder']}/{backbone}" if backbone else first["encoder"],
-        attack=first["attack"], selection=first["selection"] or "-", defense=first["defense"],
-        task=task, seeds=len(members), failed=failed,
-        n_poisons=statistics.fmean(r["n_poisons"] or 0 for r, _ in members) if members else None,
-        pairs=sum(v["n_targets"] or 0 for v in views),
-        successes=sum(v["successes"] or 0 for v in views),
-        successes_clean=sum(v["hits_clean"] for v in views),
+        dataset=first.dataset, encoder=_encoder(first), attack=first.attack,
+        selection=first.selection or "-", defense=first.defense, task=task, seeds=len(members),
+        failed=failed, n_poisons=statistics.fmean(_poisons(members)) if members else None,
+        pairs=sum(v.metrics.n_targets for v in views),
+        successes=sum(v.metrics.successes for v in views),
+        successes_clean=sum(v.hits_clean for v in views),
         stats={c.key: _mean_std([c.stat(v) for v in views]) for c in COLUMNS if c.stat},
         pooled={c.key: c.pooled(views) for c in COLUMNS if c.pooled},
-        intervals=line_intervals(members, found, first["attack"] != "none"),
+        intervals=line_intervals(members, found, first.attack != "none"),
         distinct_pairs=len({t for _, t, _ in found}), outcomes=found,
-        family=first.get("family") or "targeted", triggered=_total(views, "n_triggered"),
-        triggered_hits=_total(views, "triggered_hits"),
-        triggered_hits_clean=_total(views, "triggered_hits_clean"),
-        defense_params=first["defense_params"] or "{}",
-        attack_params=first["attack_params"] or "{}",
+        family=first.family or "targeted", triggered=_total(v.metrics.n_triggered for v in views),
+        triggered_hits=_total(v.metrics.triggered_hits for v in views),
+        triggered_hits_clean=_total(v.metrics.triggered_hits_clean for v in views),
+        defense_params=first.defense_params or "{}",
+        attack_params=first.attack_params or "{}",
+        label_params=first.label_params, designed_for=first.designed_for,
     )
 
 
-def _total(views: Sequence[dict[str, Any]], field: str) -> int:
+def _total(counts: Iterable[int | None]) -> int:
     """A count summed over a line's trials (a backdoor's triggered inputs; 0 where absent)."""
-    return sum(int(v.get(field) or 0) for v in views)
+    return sum(count or 0 for count in counts)
 
 
-def _task_names(row: dict[str, Any]) -> list[str]:
-    """The tasks of a trial that left no metrics, from its spec (`all` when several)."""
-    names = [t.get("name", "?") for t in json.loads(row["spec_json"] or "{}").get("tasks", [])]
+def _poisons(members: Sequence[Member]) -> list[int]:
+    return [row.metrics.n_poisons if row.metrics else 0 for row, _ in members]
+
+
+def _task_names(row: TrialRow) -> list[str]:
+    """The tasks of a trial that left no metrics, as its row names them (`all` when several)."""
+    names = list(row.task_names)
     return names + ["all"] if len(names) > 1 else names or ["-"]
 
 
-def aggregate(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = (),
+def aggregate(rows: Sequence[TrialRow], failures: Sequence[TrialRow] = (),
               versus: str | None = None) -> list[Line]:
     """Leaderboard lines of `rows` (the latest ok row per trial), each counting the trials of
     its cell in `failures` (error rows of trials without an ok row); a cell whose every trial
     failed still gets its lines, with 0 seeds. `versus`: an attack every other attack's lines
     are compared with, pair by pair. p-values are Holm-adjusted over the returned lines."""
     groups: dict[tuple[str, str], list[Member]] = {}
-    firsts: dict[tuple[str, str], dict[str, Any]] = {}
+    firsts: dict[tuple[str, str], TrialRow] = {}
     for row in rows:
         for view in task_views(row):
-            groups.setdefault((row["cell_key"], view["task"]), []).append((row, view))
-            firsts.setdefault((row["cell_key"], view["task"]), row)
-    failed = Counter(r["cell_key"] for r in failures)
+            groups.setdefault((row.cell_key, view.task), []).append((row, view))
+            firsts.setdefault((row.cell_key, view.task), row)
+    failed = Counter(r.cell_key for r in failures)
     ok_cells = {cell for cell, _ in groups}
     for row in failures:
-        if row["cell_key"] not in ok_cells:
+        if row.cell_key not in ok_cells:
             for task in _task_names(row):
-                groups.setdefault((row["cell_key"], task), [])
-                firsts.setdefault((row["cell_key"], task), row)
+                groups.setdefault((row.cell_key, task), [])
+                firsts.setdefault((row.cell_key, task), row)
     lines = _label_lines([_line(firsts[key], key[1], members, failed[key[0]])
                           for key, members in groups.items()])
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
@@ -142,25 +129,36 @@ def from_store(store: str | Path, suite: str | None = None, run: str | None = No
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
 
 
-def varying(lines: Sequence[Any], kind: str) -> dict[int, str]:
-    """Each line's `kind` plugin named with the params that tell its lines apart (e.g. a
-    poison-rate sweep: `poisoned-encoder(rate=0.05)`); the selection rule has its own column."""
-    params = {id(ln): json.loads(getattr(ln, f"{kind}_params")) for ln in lines}
-    labels = {}
-    for ln in lines:
-        name = getattr(ln, kind)
-        same = [params[id(o)] for o in lines if getattr(o, kind) == name]
-        keys = sorted(k for k in params[id(ln)] if k != "selection"
+def label_params(declared: Iterable[tuple[str, tuple[str, ...]]]) -> Callable[[str], tuple[str, ...]]:
+    """The params each attack labels its lines' target selection by, as its rows carry them
+    (`TrialRow.label_params`, from `AttackMeta.label_params`: the `targets` column shows them,
+    so its name on the board leaves them out), from (attack, label params) pairs."""
+    found = dict(declared)
+    return lambda name: found.get(name, ())
+
+
+def varying(settings: Sequence[tuple[str, str]], hidden: Callable[[str], Collection[str]] = lambda _: ()
+            ) -> list[str]:
+    """Each setting (a plugin's name, its params as JSON) named with the params that tell it
+    apart from the other settings of the same plugin (e.g. a poison-rate sweep:
+    `poisoned-encoder(rate=0.05)`), leaving out the params `hidden(name)` shows elsewhere."""
+    params = [json.loads(p or "{}") for _, p in settings]
+    labels = []
+    for (name, _), mine in zip(settings, params, strict=True):
+        same = [p for (other, _), p in zip(settings, params, strict=True) if other == name]
+        hide = hidden(name)
+        keys = sorted(k for k in mine if k not in hide
                       and len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1)
-        shown = ", ".join(f"{SHORT.get(k, k)}={params[id(ln)][k]}" for k in keys)
-        labels[id(ln)] = f"{name}({shown})" if shown else name
+        shown = ", ".join(f"{SHORT.get(k, k)}={mine[k]}" for k in keys)
+        labels.append(f"{name}({shown})" if shown else name)
     return labels
 
 
 def _label_lines(lines: list[Line]) -> list[Line]:
-    attack, defense = varying(lines, "attack"), varying(lines, "defense")
-    return [dataclasses.replace(ln, attack_label=attack[id(ln)], defense_label=defense[id(ln)])
-            for ln in lines]
+    attack = varying([(ln.attack, ln.attack_params) for ln in lines], label_params((ln.attack, ln.label_params) for ln in lines))
+    defense = varying([(ln.defense, ln.defense_params) for ln in lines])
+    return [dataclasses.replace(ln, attack_label=a, defense_label=d)
+            for ln, a, d in zip(lines, attack, defense, strict=True)]
 
 
 def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:

@@ -13,36 +13,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
+from pe_bench.report.column_kinds import PairField
 from pe_bench.report.columns import COLUMNS, Column
-from pe_bench.report.lines import Line, Member, Outcome, TargetId
+from pe_bench.report.lines import Line, Member, Outcome
 from pe_bench.report.stats import Cell, Interval, adjusted, paired_interval, seed_interval
-
+from pe_bench.store.metrics import TargetOutcome
 
 INTERVALS = tuple(c for c in COLUMNS if c.paired or c.per_seed or c.versus)
 
 
-def target_id(pair: Mapping[str, Any]) -> TargetId:
-    return (str(pair["task"]), int(pair["index"]), int(pair["target_class"]))
-
-
 def outcomes(members: Sequence[Member]) -> tuple[Outcome, ...]:
     """Every (seed, target) a line rests on, in canonical order (never the order rows came in)."""
-    found = [(int(row["seed"]), target_id(x), x) for row, view in members for x in view["targets"]]
+    found = [(row.seed, t.identity, t.outcome) for row, view in members for t in view.targets]
     return tuple(sorted(found, key=lambda o: (o[0], o[1])))
 
 
-def _diff(field: str, versus: str) -> Callable[[Mapping[str, Any]], float]:
-    """field - versus of one pair; a pair without `versus` (a row written before that field
-    existed) counts as no difference."""
-
-    def diff(x: Mapping[str, Any]) -> float:
-        other = x.get(versus)
-        return float(x[field]) - float(x[field] if other is None else other)
-
-    return diff
+def _diff(fields: tuple[PairField, PairField], x: TargetOutcome) -> float:
+    """One field of a target pair minus another (rows written before the second existed read
+    it as the first: pe_bench.store.upgrade)."""
+    return float(fields[0](x)) - float(fields[1](x))
 
 
 def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
@@ -55,11 +46,11 @@ def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
     out: dict[str, Interval | None] = {}
     for c in INTERVALS:
         if c.paired and (found or c.per_seed is None):
-            diff = _diff(*c.paired)
-            out[c.key] = paired_interval([(s, t, diff(x)) for s, t, x in found])
+            fields = c.paired
+            out[c.key] = paired_interval([(s, t, _diff(fields, x)) for s, t, x in found])
         elif c.per_seed and attacked:
             per_seed = c.per_seed
-            values = [(int(row["seed"]), per_seed(view)) for row, view in members]
+            values = [(row.seed, per_seed(view)) for row, view in members]
             out[c.key] = seed_interval([(s, v) for s, v in values if v is not None])
         else:
             out[c.key] = None
@@ -78,9 +69,11 @@ def _closeness(line: Line, other: Line) -> tuple[int, str]:
 
 def _versus(line: Line, other: Line, c: Column) -> Interval | None:
     """`c.versus` of this line's pairs minus the partner's, at each (seed, target) both hold."""
-    field = c.versus or ""
+    field = c.versus
+    if field is None:
+        return None
     theirs = {(s, t): x for s, t, x in other.outcomes}
-    cells: list[Cell] = [(s, t, float(x[field]) - float(theirs[s, t][field]))
+    cells: list[Cell] = [(s, t, float(field(x)) - float(field(theirs[s, t])))
                          for s, t, x in line.outcomes if (s, t) in theirs]
     return paired_interval(cells)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -25,11 +25,17 @@ import pyarrow.parquet as pq
 from pe_bench.report.columns import BOARD, COLUMNS, Column, footnote
 from pe_bench.report.leaderboard import aggregate, to_markdown
 from pe_bench.report.lines import Line
-from pe_bench.store.schema import SCALARS, Provenance
+from pe_bench.store.schema import SCALARS, Provenance, TrialRow
+
+
+def _provenance(name: str) -> Callable[[TrialRow], str | None]:
+    return lambda row: getattr(row.provenance, name)
+
 
 # what produced a run's rows: the row model's provenance fields (labelled by their titles), the host
-PROVENANCE = (*((info.title or name, name) for name, info in Provenance.model_fields.items()),
-              ("host", "hostname"))
+PROVENANCE: tuple[tuple[str, Callable[[TrialRow], str | None]], ...] = (
+    *((info.title or name, _provenance(name)) for name, info in Provenance.model_fields.items()),
+    ("host", lambda row: row.hostname))
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0 auto;
  max-width:1700px;padding:1rem 2rem}
@@ -131,8 +137,8 @@ class SuiteReport:
     """What one suite's section is built from: its rows (all runs, ok and error) and lines."""
 
     name: str
-    rows: list[dict[str, Any]]
-    used: list[dict[str, Any]]  # the latest ok row per trial: what the lines aggregate
+    rows: list[TrialRow]
+    used: list[TrialRow]  # the latest ok row per trial: what the lines aggregate
     lines: list[Line]
     figure: bytes | None  # PNG
     notes: list[str]
@@ -141,7 +147,7 @@ class SuiteReport:
 def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
     """One report per suite in the store (or just `suite`), figures rendered in memory."""
     from pe_bench.report.plot.figure import figure, png_bytes, points
-    from pe_bench.store.results import failed_trials, latest_ok, no_ok_rows, scan
+    from pe_bench.store.results import all_rows, failed_trials, latest_ok, no_ok_rows, scan
 
     table = scan(Path(store))
     names = [suite] if suite else sorted(set(table.column("suite").to_pylist()))
@@ -154,7 +160,7 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
         pts, notes = points(used)
         png = png_bytes(figure(pts, f"{name}: attack success vs accuracy")) if pts else None
         lines = aggregate(used, failed_trials(part))
-        reports.append(SuiteReport(name, part.to_pylist(), used, lines, png, notes))
+        reports.append(SuiteReport(name, all_rows(part), used, lines, png, notes))
     if not reports:
         raise no_ok_rows(store, suite)
     return reports
@@ -209,17 +215,17 @@ def _when(value: Any) -> str:
 
 def _html_provenance(report: SuiteReport) -> str:
     """One line per run in the store: rows, what the board uses, versions, commit, host, end."""
-    used = {(r["trial_key"], r["run_id"]) for r in report.used}
-    runs: dict[str, list[dict[str, Any]]] = {}
+    used = {(r.trial_key, r.run_id) for r in report.used}
+    runs: dict[str, list[TrialRow]] = {}
     for row in report.rows:
-        runs.setdefault(row["run_id"], []).append(row)
+        runs.setdefault(row.run_id, []).append(row)
     head = ["run", "ok", "errors", "used", *(label for label, _ in PROVENANCE), "finished"]
     body = []
-    for run_id, rows in sorted(runs.items(), key=lambda kv: max(r["finished_at"] for r in kv[1])):
-        values = [", ".join(sorted({str(r[k]) for r in rows if r[k]})) or "-" for _, k in PROVENANCE]
-        counts = [sum(r["status"] == "ok" for r in rows), sum(r["status"] != "ok" for r in rows),
-                  sum((r["trial_key"], r["run_id"]) in used for r in rows)]
-        finished = _when(max(r["finished_at"] for r in rows))
+    for run_id, rows in sorted(runs.items(), key=lambda kv: max(r.finished_at for r in kv[1])):
+        values = [", ".join(sorted({str(get(r)) for r in rows if get(r)})) or "-" for _, get in PROVENANCE]
+        counts = [sum(r.status == "ok" for r in rows), sum(r.status != "ok" for r in rows),
+                  sum((r.trial_key, r.run_id) in used for r in rows)]
+        finished = _when(max(r.finished_at for r in rows))
         body.append(_tr([run_id, *counts, *values, finished]))
     return ('<footer class="prov"><h3>Provenance</h3><div class="scroll"><table><thead>'
             f'{_tr(head, tag="th")}</thead><tbody>{"".join(body)}</tbody></table></div></footer>')

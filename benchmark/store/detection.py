@@ -11,10 +11,11 @@ nobody, so both are reported. Torch-free and numpy-only: the leaderboard reads t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+
+from pe_bench.store.metrics import DefenseReport
 
 
 def _checked(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -87,18 +88,18 @@ def image_detection(scores: np.ndarray | None, removed: np.ndarray, n_clean: int
     return {**ranked, "poison_fpr": point["fpr"], "poison_f1": point["f1"]}
 
 
-def encoder_auroc(views: Sequence[Mapping[str, Any]]) -> float | None:
+def encoder_auroc(reports: Sequence[DefenseReport]) -> float | None:
     """AUROC of encoder scores over a line's trials: each trial's attacked encoder a positive,
     its clean twin a negative (None unless both kinds were scored)."""
-    pos = [float(v["encoder_score"]) for v in views if v.get("encoder_score") is not None]
-    neg = [float(v["encoder_score_clean"]) for v in views if v.get("encoder_score_clean") is not None]
+    pos = [r.encoder_score for r in reports if r.encoder_score is not None]
+    neg = [r.encoder_score_clean for r in reports if r.encoder_score_clean is not None]
     labels = np.r_[np.ones(len(pos), dtype=bool), np.zeros(len(neg), dtype=bool)]
     return auroc(np.array(pos + neg, dtype=np.float64), labels)
 
 
-def encoder_flags(views: Sequence[Mapping[str, Any]]) -> tuple[int, int, int, int]:
+def encoder_flags(reports: Sequence[DefenseReport]) -> tuple[int, int, int, int]:
     """(attacked flagged, attacked judged, clean flagged, clean judged) over a line's trials, at
     the threshold the defense prescribes (trials without a verdict are not counted)."""
-    att = [bool(v["encoder_flagged"]) for v in views if v.get("encoder_flagged") is not None]
-    cln = [bool(v["encoder_flagged_clean"]) for v in views if v.get("encoder_flagged_clean") is not None]
+    att = [r.encoder_flagged for r in reports if r.encoder_flagged is not None]
+    cln = [r.encoder_flagged_clean for r in reports if r.encoder_flagged_clean is not None]
     return sum(att), len(att), sum(cln), len(cln)

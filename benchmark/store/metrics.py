@@ -147,7 +147,8 @@ class DefenseReport(Frozen):
     encoder_flagged: bool | None = Field(default=None, description="the attacked encoder judged "
                                          "backdoored at the defense's threshold (None: no threshold)")
     encoder_flagged_clean: bool | None = None
-    clean_used: Count = Field(default=0, description="trusted clean images a repair or detector used")
+    clean_used: Count | None = Field(default=0, description="trusted clean images a repair or "
+                                     "detector used (None: a store from before it was recorded)")
     repair_steps: Count | None = Field(default=None, description="optimiser steps a repair took per "
                                        "encoder (None: no repair, or a store from before it was counted)")
     defense_cpu_s: Seconds | None = Field(default=None, description="CPU seconds of the defense's "

@@ -3,7 +3,9 @@
 `<store>/suite=<name>/run=<run_id>/<trial_key>-<nonce>.parquet`. Unique file names and atomic
 renames let several writers share a store; a file that cannot be read is skipped with a
 warning. The schema version is in each file's metadata; the row model and the schema derived
-from it are in pe_bench.store.schema.
+from it are in pe_bench.store.schema. Rows come back as validated, frozen `TrialRow` models
+(`latest_ok`, `failed_trials`, `all_rows`), rows of older schema versions upgraded on the way
+(pe_bench.store.upgrade); `scan` is the raw table they are read from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import subprocess
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -29,12 +31,16 @@ from pe_bench import __version__
 from pe_bench.errors import PeBenchError
 from pe_bench.store.metrics import TrialMetrics
 from pe_bench.plugins.registry import ATTACKS
+from pe_bench.plugins.types import AttackMeta
 from pe_bench.store.schema import SCHEMA, SCHEMA_VERSION, TrialRow, conform, flatten, parse_row
-from pe_bench.config.grid import attack_family
+from pe_bench.store.upgrade import read_rows
+from pe_bench.config.grid import attack_family, designed_for
 from pe_bench.config.spec import TrialSpec
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "append", "build_row", "conform", "failed_trials", "latest_ok",
-           "new_run_id", "provenance", "row_from_json", "row_to_json", "scan", "validate_row"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "all_rows", "append", "attack_columns", "build_row", "conform",
+           "failed_trials", "latest_ok", "line_label", "new_run_id", "provenance", "row_from_json",
+           "row_to_json", "scan", "validate_row"]
+
 
 def package_version(distribution: str) -> str | None:
     """The installed version of `distribution` from its metadata (the package itself is not
@@ -71,11 +77,28 @@ def provenance() -> dict[str, str | None]:
             "git_commit": commit}
 
 
-def selection_label(params: Mapping[str, Any]) -> str | None:
-    """The `targets` column: the selection rule, marked `+probe-data` when the attacker used
-    the probe's own training images rather than its held-out split (the stronger setting)."""
-    rule = params.get("selection")
-    return f"{rule}+probe-data" if rule and params.get("attacker_data") == "probe-train" else rule
+def line_label(meta: AttackMeta, params: Mapping[str, Any]) -> str | None:
+    """The `targets` label of an attack's rows with `params`: its label params' values joined
+    by `+`, then the marks of its marked params' values (None: it declares no label, or the
+    params lack the first label param)."""
+    values = [params.get(name) for name in meta.label_params]
+    if not values or not values[0]:
+        return None
+    marks = (marks.get(str(params.get(name)), "") for name, marks in meta.label_marks.items())
+    return "+".join(str(v) for v in values if v) + "".join(marks)
+
+
+def attack_columns(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's columns about its attack that the attack itself declares (`AttackMeta`): its
+    target-selection label and poison budget (None where it declares none, or where it cannot
+    be resolved, e.g. an error row of a plugin that failed to load)."""
+    try:
+        meta = ATTACKS.metadata(name)
+    except PeBenchError:
+        return {"selection": None, "poison_rate": None, "label_params": ()}
+    budget = params.get(meta.budget_param) if meta.budget_param else None
+    return {"selection": line_label(meta, params), "label_params": meta.label_params,
+            "poison_rate": float(budget) if isinstance(budget, int | float) else None}
 
 
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
@@ -91,13 +114,15 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         metrics.model_dump() if isinstance(metrics, TrialMetrics) else dict(metrics))
     row = TrialRow.model_validate({
         "suite": spec.suite, "run_id": run_id, "trial_key": spec.trial_key, "cell_key": spec.cell_key,
-        "status": "ok" if error is None else "error", "error": error, "traceback": traceback,
-        "dataset": spec.dataset, "seed": spec.seed,
+        "defense_free_key": spec.defense_free_key, "status": "ok" if error is None else "error",
+        "error": error, "traceback": traceback,
+        "dataset": spec.dataset, "task_names": [t.name for t in spec.tasks], "seed": spec.seed,
         "encoder": spec.encoder.name, "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
-        "family": attack_family(spec.attack.name, params),
+        "family": (family := attack_family(spec.attack.name, params)),
+        "designed_for": designed_for(spec.attack.name, spec.defense.name, family),
         "defense": spec.defense.name, "defense_params": json.dumps(spec.defense.params, sort_keys=True),
-        "selection": selection_label(params), "poison_rate": params.get("poison_rate"),
+        **attack_columns(spec.attack.name, params),
         "spec_json": spec.model_dump_json(), "plugin_versions": plugin_versions, "metrics": values,
         "time_total_s": (finished - started).total_seconds(), "provenance": dict(prov),
         "hostname": socket.gethostname(), "node_id": node_id,
@@ -141,16 +166,26 @@ def scan(store: Path, suite: str | None = None, run: str | None = None) -> pa.Ta
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
-def latest_ok(table: pa.Table) -> list[dict[str, Any]]:
+def all_rows(table: pa.Table) -> list[TrialRow]:
+    """Every row of a scanned table, ok and error, as validated models (older schema versions
+    upgraded: pe_bench.store.upgrade)."""
+    return list(read_rows(table))
+
+
+def _latest(table: pa.Table, status: str, skip: Collection[str] = ()) -> pa.Table:
+    """The latest row of `status` of each trial (not in `skip`), in the order the trials first
+    appear."""
+    best: dict[str, tuple[int, datetime]] = {}
+    keys, states, ends = (table.column(name).to_pylist() for name in ("trial_key", "status", "finished_at"))
+    for i, (key, state, end) in enumerate(zip(keys, states, ends, strict=True)):
+        if state == status and key not in skip and (key not in best or end > best[key][1]):
+            best[key] = (i, end)
+    return table.take(pa.array([i for i, _ in best.values()], type=pa.int64()))
+
+
+def latest_ok(table: pa.Table) -> list[TrialRow]:
     """One row per trial_key: its latest `ok` row (resumed and repeated runs collapse)."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in table.to_pylist():
-        if row["status"] != "ok":
-            continue
-        key = row["trial_key"]
-        if key not in best or row["finished_at"] > best[key]["finished_at"]:
-            best[key] = row
-    return list(best.values())
+    return list(read_rows(_latest(table, "ok")))
 
 
 def no_ok_rows(store: str | Path, suite: str | None = None) -> PeBenchError:
@@ -158,7 +193,7 @@ def no_ok_rows(store: str | Path, suite: str | None = None) -> PeBenchError:
     return PeBenchError(f"no ok rows in store {str(store)!r}" + (f" for suite {suite!r}" if suite else ""))
 
 
-def ok_rows(store: str | Path, suite: str | None = None, run: str | None = None) -> list[dict[str, Any]]:
+def ok_rows(store: str | Path, suite: str | None = None, run: str | None = None) -> list[TrialRow]:
     """The store's latest ok rows (one suite / run when given); `no_ok_rows` when there are none."""
     rows = latest_ok(scan(Path(store), suite, run))
     if not rows:
@@ -166,16 +201,11 @@ def ok_rows(store: str | Path, suite: str | None = None, run: str | None = None)
     return rows
 
 
-def failed_trials(table: pa.Table) -> list[dict[str, Any]]:
+def failed_trials(table: pa.Table) -> list[TrialRow]:
     """The latest error row of each trial that has no ok row: the trials a leaderboard line
     counts as failed (an error later retried successfully is history, not a failure)."""
-    ok = {r["trial_key"] for r in table.select(["trial_key", "status"]).to_pylist() if r["status"] == "ok"}
-    latest: dict[str, dict[str, Any]] = {}
-    for row in table.filter(pc.equal(table["status"], "error")).to_pylist():
-        key = row["trial_key"]
-        if key not in ok and (key not in latest or row["finished_at"] > latest[key]["finished_at"]):
-            latest[key] = row
-    return list(latest.values())
+    ok = set(table.filter(pc.equal(table["status"], "ok")).column("trial_key").to_pylist())
+    return list(read_rows(_latest(table, "error", ok)))
 
 
 def new_run_id() -> str:
@@ -195,15 +225,15 @@ def row_from_json(text: str) -> dict[str, Any]:
     return row
 
 
-def source_note(rows: Sequence[Mapping[str, Any]], command: str = "pe-bench leaderboard --format md") -> str:
+def source_note(rows: Sequence[TrialRow], command: str = "pe-bench leaderboard --format md") -> str:
     """Which runs and code the rows came from, for the head of a generated table: every run id
     with its trial count and the git commit(s) its rows record."""
-    runs: dict[str, list[Mapping[str, Any]]] = {}
+    runs: dict[str, list[TrialRow]] = {}
     for row in rows:
-        runs.setdefault(str(row["run_id"]), []).append(row)
+        runs.setdefault(row.run_id, []).append(row)
     parts = []
     for run_id, members in sorted(runs.items()):
-        full = {str(r.get("git_commit") or "unknown") for r in members}
+        full = {r.provenance.git_commit or "unknown" for r in members}
         commits = sorted(c.split("+")[0][:12] + ("+dirty" if c.endswith("+dirty") else "") for c in full)
         parts.append(f"run {run_id} ({len(members)} trials, commit {', '.join(commits)})")
     return f"Generated by `{command}` from " + "; ".join(parts) + "."

@@ -5,7 +5,8 @@ fields; a field holding a model marked `Flat` (the metrics, the defense report, 
 provenance) contributes that model's fields as columns of their own, and a tuple of models
 (the tasks, their target pairs) is a list of structs. `arrow_type` maps annotations to Arrow
 types, so no column is written down twice. Files written by earlier schema versions read
-with the columns they lack set to null (`conform`).
+with the columns they lack set to null (`conform`), and their rows as current models
+(pe_bench.store.upgrade).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from pe_bench.store.metrics import Flat, Frozen, TrialMetrics
 # 5: detection metrics (AUROC / AUPRC, FPR / F1, encoder scores) and CPU / step costs replacing
 #    `defense_extra_s` (null in older stores; the old wall-time column is no longer read)
 # 6: each task's `trigger_target` (a backdoor's target class; null in older stores)
-SCHEMA_VERSION = "6"
+# 7: `defense_free_key` (the cell without its defense) and `task_names` (computed from `spec_json`
+#    on reading older stores), `selection` and `poison_rate` from what the attack declares, and
+#    what the report needs of the plugins (`label_params`, `designed_for`) written with the row
+SCHEMA_VERSION = "7"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
 
@@ -50,10 +54,14 @@ class TrialRow(Frozen):
     run_id: str
     trial_key: str
     cell_key: str
+    defense_free_key: str = Field(description="the cell without its defense and seed: what two "
+                                  "defense settings are paired within (config.spec.defense_free_key)")
     status: Literal["ok", "error"]
     error: str | None = None
     traceback: str | None = None
     dataset: str
+    task_names: tuple[str, ...] = Field(description="the downstream tasks, as the spec names them (what "
+                                        "a trial that left no metrics has lines for)")
     seed: int
     encoder: str
     encoder_params: str = Field(description="the encoder's params as canonical JSON")
@@ -63,8 +71,15 @@ class TrialRow(Frozen):
         default=None, description="the attack's family (None: a store from before families, all targeted)")
     defense: str
     defense_params: str
-    selection: str | None = None
-    poison_rate: float | None = None
+    selection: str | None = Field(default=None, description="the line's target-selection label, "
+                                  "from the params the attack declares (AttackMeta.label_params)")
+    poison_rate: float | None = Field(default=None, description="the poison budget, from the param "
+                                      "the attack declares (AttackMeta.budget_param)")
+    label_params: tuple[str, ...] = Field(default=(), description="the attack params its `selection` "
+                                          "label shows (AttackMeta.label_params), left out of its name")
+    designed_for: Literal["yes", "off-target", "-"] | None = Field(
+        default=None, description="whether the defense was designed against the attack's family "
+        "(config.grid.off_target); '-' without an attack or a defense; None: not resolvable")
     spec_json: str
     plugin_versions: str | None = Field(
         default=None, description='JSON {kind: {name: "distribution version"}} of the plugins the trial used')

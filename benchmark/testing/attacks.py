@@ -73,6 +73,16 @@ def _check_budget(cls: type[Attack], params: PluginParams, poisons: PoisonSet, n
                         "(at least one per target)")
 
 
+def _check_declared(cls: type[Attack], meta: AttackMeta) -> None:
+    """The params its rows are labelled and budgeted by are its own (a typo would leave every
+    row's `targets` or `poison_rate` column empty)."""
+    named = {*meta.label_params, *meta.label_marks, *([meta.budget_param] if meta.budget_param else [])}
+    unknown = sorted(named - set(cls.Params.model_fields))
+    if unknown:
+        raise fail(cls, f"label_params, label_marks and budget_param name {unknown}: no params of "
+                        f"{cls.Params.__name__}")
+
+
 def _triggered(cls: type[Attack]) -> tuple[TriggeredTest, ...]:
     return tuple(cls.from_dict(cls.contract_params()).triggered_tests(tiny_context()))
 
@@ -160,6 +170,7 @@ def check_attack(cls: type[Attack]) -> dict[str, Any]:
     """Every contract an attack plugin must meet; returns what it crafted on the tiny task."""
     check_params(cls, Attack, PluginParams, {}, cls.contract_params())
     meta = AttackMeta.of(cls)
+    _check_declared(cls, meta)
     ctx, poisons = tiny_context(), _craft(cls)
     if meta.stage == "encoder":
         _check_encoder_stage(cls, poisons)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pe_bench.datasets.base import Dataset, DatasetParams, ImageArray
+from pe_bench.errors import DataError
 from pe_bench.testing.common import check_params, fail
 
 SMALL = {"resolution": 16, "channels": 1}
@@ -27,6 +28,16 @@ def _check_split(cls: type[Dataset], data: ImageArray, params: DatasetParams, sp
         raise fail(cls, f"{split}: class names are missing")
 
 
+def _check_locate(cls: type[Dataset], plugin: Dataset, split: str, data_dir: Path) -> None:
+    """`locate` finds what `load` just read: a str (or None, not checked), never DataError."""
+    try:
+        where = plugin.locate(split, data_dir)
+    except DataError as exc:
+        raise fail(cls, f"{split}: locate raised DataError although load read the split: {exc}") from exc
+    if where is not None and not isinstance(where, str):
+        raise fail(cls, f"{split}: locate must return a str or None, not {type(where).__name__}")
+
+
 def _same(a: ImageArray, b: ImageArray) -> bool:
     return (a.classes == b.classes and np.array_equal(a.images, b.images)
             and np.array_equal(a.labels, b.labels))
@@ -35,7 +46,7 @@ def _same(a: ImageArray, b: ImageArray) -> bool:
 def check_dataset(cls: type[Dataset], data_dir: str | Path, params: dict[str, Any] | None = None,
                   splits: tuple[str, ...] = ("train", "test")) -> dict[str, Any]:
     """Load each split twice with `params` (default: the defaults) and once more at 16x16
-    grey; returns the splits' sizes. A DataError (missing files) propagates unchanged."""
+    grey, and `locate` it; returns the splits' sizes. A DataError (missing files) propagates unchanged."""
     params = dict(params or {})
     check_params(cls, Dataset, DatasetParams, params, {**params, **SMALL})
     data_dir = Path(data_dir)
@@ -45,6 +56,7 @@ def check_dataset(cls: type[Dataset], data_dir: str | Path, params: dict[str, An
             plugin = cls.from_dict(options)
             first = plugin.load(split, data_dir)
             _check_split(cls, first, plugin.params, split)
+            _check_locate(cls, plugin, split, data_dir)
             if options is params:
                 if not _same(first, cls.from_dict(options).load(split, data_dir)):
                     raise fail(cls, f"{split}: load must be deterministic (same files, same arrays)")

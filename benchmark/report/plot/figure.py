@@ -23,7 +23,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pe_bench.report.leaderboard import SHORT, aggregate
 from pe_bench.report.lines import Line
@@ -43,6 +43,8 @@ from pe_bench.report.plot.draw import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pe_bench.store.schema import TrialRow
+
 PARAMS_WIDTH = 44
 
 
@@ -61,17 +63,21 @@ def _view(lines: Sequence[Line]) -> Line | None:
     return pooled[0] if pooled else lines[0] if len(lines) == 1 else None
 
 
-def _named(row: dict[str, Any], rows: Sequence[dict[str, Any]], kind: str) -> str:
-    """`row`'s `kind` plugin (attack, encoder, defense) with the params that tell it apart from
-    the other settings of the same plugin among `rows` (defaults filled in are noise)."""
-    same = [json.loads(r[f"{kind}_params"] or "{}") for r in rows if r[kind] == row[kind]]
-    mine = json.loads(row[f"{kind}_params"] or "{}")
+Setting = tuple[str, str]  # a plugin's name and its params as JSON
+
+
+def _named(setting: Setting, settings: Sequence[Setting]) -> str:
+    """A plugin setting (attack, encoder, defense) with the params that tell it apart from the
+    other settings of the same plugin among `settings` (defaults filled in are noise)."""
+    name, params_json = setting
+    same = [json.loads(p or "{}") for n, p in settings if n == name]
+    mine = json.loads(params_json or "{}")
     keys = [k for k in mine if len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1]
-    params = short_params(row[f"{kind}_params"], keys)
-    return f"{row[kind]} ({params})" if params else row[kind]
+    params = short_params(params_json, keys)
+    return f"{name} ({params})" if params else name
 
 
-def _group_labels(cells: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+def _group_labels(cells: dict[str, list[TrialRow]]) -> dict[str, str]:
     """Colour label per cell: the attack setting, after a setup prefix naming only what varies
     (`moco ...` when only the encoder does)."""
     return {key: _label(parts) for key, parts in _group_parts(cells).items()}
@@ -82,25 +88,34 @@ def _label(parts: tuple[str, str]) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _group_parts(cells: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, str]]:
+def _setup(row: TrialRow, rows: Sequence[TrialRow]) -> str:
+    """What varies of the dataset and the encoder setting among `rows`, as `row` has it."""
+    encoders = [(r.encoder, r.encoder_params) for r in rows]
+    parts = [row.dataset] if len({r.dataset for r in rows}) > 1 else []
+    parts += [_named((row.encoder, row.encoder_params), encoders)] if len(set(encoders)) > 1 else []
+    return "/".join(parts)
+
+
+def _group_parts(cells: dict[str, list[TrialRow]]) -> dict[str, tuple[str, str]]:
     """(setup, attack setting) per cell: the setup names only what varies of dataset/encoder."""
     rows = [cell[0] for cell in cells.values()]
-    varying = [f for f in ("dataset", "encoder") if len({(r[f], r.get(f"{f}_params")) for r in rows}) > 1]
-    return {key: ("/".join(_named(cell[0], rows, f) if f == "encoder" else cell[0][f] for f in varying),
-                  _named(cell[0], rows, "attack")) for key, cell in cells.items()}
+    attacks = [(r.attack, r.attack_params) for r in rows]
+    return {key: (_setup(cell[0], rows), _named((cell[0].attack, cell[0].attack_params), attacks))
+            for key, cell in cells.items()}
 
 
-def _setting(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+def _setting(row: TrialRow, rows: Sequence[TrialRow]) -> str:
     """Legend text of a defense setting (see `_named`)."""
-    return "no defense" if row["defense"] == "none" else _named(row, rows, "defense")
+    defenses = [(r.defense, r.defense_params) for r in rows]
+    return "no defense" if row.defense == "none" else _named((row.defense, row.defense_params), defenses)
 
 
-def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
+def points(rows: Sequence[TrialRow]) -> tuple[list[Point], list[str]]:
     """Plottable points of latest-ok store rows, and a note for each attacked cell left out."""
-    cells: dict[str, list[dict[str, Any]]] = {}
+    cells: dict[str, list[TrialRow]] = {}
     for row in rows:
-        if row["attack"] != "none":
-            cells.setdefault(row["cell_key"], []).append(row)
+        if row.attack != "none":
+            cells.setdefault(row.cell_key, []).append(row)
     parts, out, skipped = _group_parts(cells), [], []
     groups = {key: _label(part) for key, part in parts.items()}
     for key, members in cells.items():
@@ -113,7 +128,7 @@ def points(rows: Sequence[dict[str, Any]]) -> tuple[list[Point], list[str]]:
             continue
         ca, clean_asr = line.stats.get("ca"), line.stats.get("baseline_asr")
         twin = None if ca is None or clean_asr is None else (ca[0], clean_asr[0])
-        out.append(Point(groups[key], _setting(first, rows), first["defense"] == "none", pa, asr, line, twin,
+        out.append(Point(groups[key], _setting(first, rows), first.defense == "none", pa, asr, line, twin,
                          *parts[key]))
     out.sort(key=lambda p: (p.group, not p.reference, p.setting))
     return out, skipped
@@ -185,6 +200,6 @@ def plot_store(store: str | Path, out: str | Path, suite: str | None = None,
     pts, skipped = points(rows)
     for note in skipped:
         print(f"pe-bench plot: skipped {note}", file=sys.stderr)
-    name = suite or ", ".join(sorted({r["suite"] for r in rows}))
+    name = suite or ", ".join(sorted({r.suite for r in rows}))
     title = f"{name}: attack success vs accuracy" + (f" (run {run})" if run else "")
     return save(figure(pts, title), out), pts

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pe_bench.cli import main
+from tests.helpers import placeholder_data
 
 REPO = Path(__file__).resolve().parents[3]
 SUITES = sorted((REPO / "suites").glob("*.yaml"))
@@ -66,9 +67,10 @@ def test_the_blocker_blocks() -> None:
     assert proc.returncode != 0 and "torch is blocked in this test" in proc.stderr
 
 
-def test_list_and_validate_every_suite() -> None:
+def test_list_and_validate_every_suite(tmp_path: Path) -> None:
     assert len(SUITES) >= 5
-    proc = blocked(["list"], *(["validate", suite] for suite in SUITES))
+    data = placeholder_data(tmp_path / "data")  # validate locates the data (reading none of it)
+    proc = blocked(["list"], *(["validate", suite, "--data-dir", data] for suite in SUITES))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "poisoned-encoder" in proc.stdout and "dedup" in proc.stdout
     assert proc.stdout.count("unique pre-training runs") == len(SUITES)

@@ -14,7 +14,7 @@ from pe_bench.datasets.loading import image_digests
 from pe_bench.plugins.types import ImageArray
 from pe_bench.worker.pipeline import attacker_split, load_inputs
 from pe_bench.plugins.registry import ATTACKS
-from pe_bench.store.results import selection_label
+from pe_bench.store.results import line_label
 from pe_bench.config.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
 DIGITS = PluginRef(name="digits", params={"resolution": 16})
@@ -83,8 +83,9 @@ def test_the_setting_decides_which_images_rank_and_give_references(knows: str, g
 
 def test_the_stronger_setting_is_reachable_by_param_and_labelled_in_the_row() -> None:
     held, strong = ({"selection": "outlier", "attacker_data": k} for k in ("held-out", "probe-train"))
-    assert selection_label(held) == "outlier" and selection_label(strong) == "outlier+probe-data"
-    assert selection_label({}) is None
+    meta = ATTACKS.metadata("duplicate")  # what the row's `selection` column holds
+    assert line_label(meta, held) == "outlier" and line_label(meta, strong) == "outlier+probe-data"
+    assert line_label(meta, {}) is None
     task = _trap()
     ctx = AttackContext(np.zeros((200, 1, 8, 8), np.uint8), (task,), 0)
     crafts = [ATTACKS.get("duplicate").from_dict({**p, "targets_per_task": 1, "shortlist": 1}).craft(ctx)

@@ -27,7 +27,7 @@ from pe_bench.plugins.registry import ATTACKS
 from pe_bench.store.results import append, latest_ok, scan
 from pe_bench.store.schema import SCHEMA
 from pe_bench.report.stats import sign_flip_p
-from tests.rows import backdoor_row, row
+from tests.rows import backdoor_row, row, typed
 
 ROOT = Path(__file__).resolve().parents[3]
 SMOKE = ROOT / "suites" / "smoke.yaml"
@@ -57,7 +57,7 @@ def test_a_store_written_before_families_reads_as_targeted(tmp_path: Path) -> No
     (got,) = scan(tmp_path).to_pylist()
     assert got["family"] is None and got["n_triggered"] is None
     assert got["tasks"][0]["triggered_hits"] is None and got["asr"] == 0.5
-    (line,) = aggregate([got])
+    (line,) = aggregate(typed([got]))
     assert line.family == "targeted" and line.intervals["delta_asr"] is not None
 
 

@@ -1,5 +1,5 @@
 """STL-10, SVHN, EuroSAT and imagefolder read from tiny files written here in each real format;
-and suites/full.yaml validates through the CLI without any data present."""
+and suites/full.yaml validates through the CLI with its data found but never read."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pe_bench.datasets.loading import clear_memo, load_dataset
 from pe_bench.errors import DataError
 from pe_bench.plugins.registry import DATASETS
 from pe_bench.testing import check_dataset
+from tests.helpers import placeholder_data
 
 pytestmark = pytest.mark.usefixtures("isolated")
 REPO = Path(__file__).resolve().parents[3]
@@ -249,11 +250,14 @@ def test_decoded_split_is_cached_and_invalidated(tmp_path: Path, isolated: Path)
 
 
 # -- the paper-scale suite ---------------------------------------------------------------------
-def test_full_suite_validates_without_data(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PE_BENCH_DATA", str(tmp_path / "empty"))  # validation reads no data
+def test_full_suite_validates_without_reading_data(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PE_BENCH_DATA", str(placeholder_data(tmp_path)))  # empty files: found, unread
     assert main(["validate", str(FULL)]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    out = capsys.readouterr().out
+    for name in ("cifar10", "gtsrb", "stl10", "svhn", "eurosat"):
+        assert f"    {name}: {tmp_path / name} (Parquet)" in out.splitlines()
+    first = out.splitlines()[0]
     match = re.fullmatch(r"suite full: (\d+) trials, (\d+) clean pre-training runs", first)
     assert match, first
     raw = yaml.safe_load(FULL.read_text(encoding="utf-8"))

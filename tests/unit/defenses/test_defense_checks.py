@@ -14,6 +14,7 @@ from pe_bench.attacks.base import PoisonSet
 from pe_bench.defenses.base import BugReport, PretrainData, RepairContext
 from pe_bench.defenses.knn_density import density_scores
 from pe_bench.store.detection import encoder_auroc, encoder_flags, operating_point
+from pe_bench.store.metrics import DefenseReport
 from pe_bench.plugins.registry import DEFENSES
 from tests.unit.defenses import test_mudjacking as mj
 from tests.unit.defenses import test_patchsearch as ps
@@ -30,12 +31,13 @@ def test_f1_is_the_harmonic_mean_of_precision_and_recall() -> None:
 
 
 def test_encoder_auroc_takes_attacked_encoders_as_the_positives() -> None:
-    views = [{"encoder_score": 0.9, "encoder_score_clean": 0.1, "encoder_flagged": True,
-              "encoder_flagged_clean": False},
-             {"encoder_score": 0.8, "encoder_score_clean": 0.3, "encoder_flagged": False,
-              "encoder_flagged_clean": False},
-             {"encoder_score": 0.2, "encoder_score_clean": None, "encoder_flagged": None,
-              "encoder_flagged_clean": None}]
+    scored = [{"encoder_score": 0.9, "encoder_score_clean": 0.1, "encoder_flagged": True,
+               "encoder_flagged_clean": False},
+              {"encoder_score": 0.8, "encoder_score_clean": 0.3, "encoder_flagged": False,
+               "encoder_flagged_clean": False},
+              {"encoder_score": 0.2, "encoder_score_clean": None, "encoder_flagged": None,
+               "encoder_flagged_clean": None}]
+    views = [DefenseReport(defense_hooks="score_encoder", n_encoders=1, **s) for s in scored]
     assert encoder_auroc(views) == pytest.approx(5 / 6)  # of 6 pairs, only 0.2 < 0.3 is lost
     assert encoder_auroc(views[:2]) == 1.0
     assert encoder_flags(views) == (1, 2, 0, 2)

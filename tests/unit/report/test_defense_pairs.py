@@ -81,10 +81,10 @@ def test_targeted_pairs_are_per_target_pair(tmp_path: Path) -> None:
     (line,) = pe
     hits: dict[float, dict[tuple[int, int], bool]] = {}
     for r in rows:
-        if r["dataset"] == "digits" and r["attack"] == "poisoned-encoder" and r["defense"] == "prune":
-            threshold = 0.5 if "0.5" in r["defense_params"] else 0.9
-            for t in r["tasks"][0]["targets"]:
-                hits.setdefault(threshold, {})[r["seed"], t["index"]] = bool(t["hit"])
+        if r.dataset == "digits" and r.attack == "poisoned-encoder" and r.defense == "prune" and r.metrics:
+            threshold = 0.5 if "0.5" in r.defense_params else 0.9
+            for t in r.metrics.tasks[0].targets:
+                hits.setdefault(threshold, {})[r.seed, t.index] = bool(t.hit)
     diffs = [hits[0.5][k] - hits[0.9][k] for k in hits[0.5]]
     assert line.d_asr is not None and line.d_asr.mean == pytest.approx(sum(diffs) / len(diffs))
     assert line.d_asr.units == 4  # distinct targets (task, index, target class) are the tested unit

@@ -16,7 +16,7 @@ from pe_bench.cli import main
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, footnote
 from pe_bench.report.leaderboard import Line, aggregate, from_store, sort_lines, to_markdown, to_rich
 from pe_bench.store.results import append, build_row, latest_ok, scan
-from tests.rows import CELLS, PROV, error_row, make_store, metrics, row, trial
+from tests.rows import CELLS, PROV, error_row, make_store, metrics, row, trial, typed
 
 WIDTH = 120
 
@@ -107,6 +107,22 @@ def test_every_format_reads_the_column_table(lines: list[Line]) -> None:
     for line in lines:  # every aggregated value a column declares is on the line
         assert set(line.stats) == {c.key for c in COLUMNS if c.stat}
         assert set(line.intervals) == {c.key for c in COLUMNS if c.paired or c.per_seed or c.versus}
+
+
+def test_the_per_seed_and_pair_tables_pick_from_the_one_column_table() -> None:
+    """One record per column: the per-seed and defense-pairs tables show columns of `TABLE`
+    (shared ones, like the setting's names and ASR, are the board's own entries), and the
+    leaderboard's columns are the table's that a line has."""
+    from pe_bench.report import defense_pairs, per_seed
+    from pe_bench.report.columns import TABLE
+
+    for view in (per_seed.COLUMNS, defense_pairs.COLUMNS):
+        assert all(any(c is t for t in TABLE) for c, _ in view)
+    seed_keys = [c.key for c, _ in per_seed.COLUMNS]
+    assert {"dataset", "attack", "asr", "ca", "delta_asr"} <= set(seed_keys) & set(BY_KEY)
+    assert {c.key for c, _ in defense_pairs.COLUMNS} & set(BY_KEY) == {"dataset", "encoder", "task",
+                                                                        "attack", "seeds"}
+    assert COLUMNS == tuple(c for c in TABLE if c.line)
 
 
 def test_sort_keys_are_the_columns(lines: list[Line]) -> None:
@@ -220,8 +236,8 @@ def test_no_order_of_the_rows_changes_the_board(store: Path) -> None:
 
 
 def test_each_line_counts_its_distinct_target_pairs() -> None:
-    (same,) = aggregate([row(s, [True, False]) for s in range(3)])
-    (fresh,) = aggregate([redrawn(row(s, [True, False]), s) for s in range(3)])
+    (same,) = aggregate(typed(row(s, [True, False]) for s in range(3)))
+    (fresh,) = aggregate(typed(redrawn(row(s, [True, False]), s) for s in range(3)))
     assert (same.pairs, same.distinct_pairs, fresh.distinct_pairs) == (6, 2, 6)
     assert "| 6 (2) |" in to_markdown([same], "t") and "| 6 (6) |" in to_markdown([fresh], "t")
     assert same.intervals["delta_asr"].units == 2 and fresh.intervals["delta_asr"].units == 6
@@ -231,11 +247,11 @@ def test_the_flag_reads_the_holm_adjusted_exact_test() -> None:
     """6 fresh targets, each hit and missed by the twin: exact p = 2/2^6 (flagged alone); two such
     lines on one board: Holm doubles both to 1/16 (n.s.)."""
     one = [redrawn(row(s, [True, True]), s) for s in range(3)]
-    (alone,) = aggregate(one)
+    (alone,) = aggregate(typed(one))
     ci = alone.intervals["delta_asr"]
     assert ci.p == pytest.approx(1 / 32) and ci.p_adjusted == pytest.approx(1 / 32) and ci.significant
     assert "n.s." not in BY_KEY["delta_asr"].cell(alone) and BY_KEY["p_delta_asr"].cell(alone) == "0.031"
-    two = aggregate([*one, *(redrawn(attacked(s, [True, True], "duplicate"), s) for s in range(3))])
+    two = aggregate(typed([*one, *(redrawn(attacked(s, [True, True], "duplicate"), s) for s in range(3))]))
     for line in two:
         assert line.intervals["delta_asr"].p_adjusted == pytest.approx(1 / 16)
         assert BY_KEY["delta_asr"].cell(line).endswith(" n.s.")

@@ -25,7 +25,7 @@ def test_a_backdoor_trial_shows_its_target_class_hits_and_delta(tmp_path: Path) 
     append(tmp_path, backdoor_row(1, hits=30, hits_clean=5, target=7))
     append(tmp_path, backdoor_row(0, hits=2, hits_clean=4))  # a store from before the field
     lines = seed_lines(latest_ok(scan(tmp_path)))
-    assert [s.row["seed"] for s in lines] == [0, 1]  # seeds ascending within the cell
+    assert [s.row.seed for s in lines] == [0, 1]  # seeds ascending within the cell
     old, new = (_cells(s, lines) for s in lines)
     assert (new["target class"], new["hits"], new["clean hits"]) == ("7", "30/100", "5/100")
     assert (new["ASR"], new["clean ASR"], new["ΔASR"], new["ΔPA"]) == ("0.300", "0.050", "+0.250", "-0.020")
@@ -38,14 +38,14 @@ def test_every_trial_and_task_gets_a_line_with_its_undefended_numbers(tmp_path: 
     rows = latest_ok(scan(store))
     lines = seed_lines(rows)
     # digits: one task; mix: two tasks and the pooled `all` view
-    assert len(lines) == sum(1 if r["dataset"] == "digits" else 3 for r in rows)
+    assert len(lines) == sum(1 if r.dataset == "digits" else 3 for r in rows)
     cells = [_cells(s, lines) for s in lines]
     defended = [c for c in cells if c["defense"] != "none"]
     assert defended and all(c["undefended hits"] != "" for c in defended)
     assert {c["target class"] for c in cells} == {"-"}  # targeted: each pair has its own
-    pe = next(s for s in lines if s.attack == "poisoned-encoder" and s.view["task"] == "digits")
+    pe = next(s for s in lines if s.attack == "poisoned-encoder" and s.view.task == "digits")
     hits = _cells(pe, lines)["hits"]
-    assert hits == f"{pe.view['successes']}/{pe.view['n_targets']}"
+    assert hits == f"{pe.view.metrics.successes}/{pe.view.metrics.n_targets}"
     csv_text = to_csv(lines)
     assert csv_text.splitlines()[0].startswith("dataset,encoder,task,attack,family,defense,seed")
     assert len(csv_text.splitlines()) == len(lines) + 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from pe_bench.cli import main
 from pe_bench.report.plot.figure import Point, figure, layout, points, short_params
 from pe_bench.report.plot.draw import TWIN_LABEL
 from pe_bench.report.plot.panels import panel_columns
-from pe_bench.store.results import latest_ok, scan
-from tests.rows import CELLS, make_store
+from pe_bench.config.spec import PluginRef
+from pe_bench.store.results import build_row, latest_ok, scan
+from pe_bench.store.schema import TrialRow
+from tests.rows import CELLS, PROV, make_store, metrics, trial, typed
 
 # the plot's points: every attacked cell of `digits` plus of the two-task `mix` setting
 ELIGIBLE = 2 * sum(attack != "none" for attack, *_ in CELLS)
@@ -123,11 +126,15 @@ def test_cli_writes_png_and_svg(store: Path, tmp_path: Path, capsys: pytest.Capt
 
 
 def test_a_line_without_asr_is_skipped_with_a_note(tmp_path: Path) -> None:
+    def without_asr(row: TrialRow) -> TrialRow:  # copies without validation: no asr, pairs kept
+        assert row.metrics is not None
+        tasks = tuple(t.model_copy(update={"asr": None}) for t in row.metrics.tasks)
+        metrics = row.metrics.model_copy(update={"asr": None, "tasks": tasks})
+        return row.model_copy(update={"metrics": metrics})
+
     rows = latest_ok(scan(make_store(tmp_path, seeds=1)))
-    for row in rows:  # a duplicate cell that measured no target pairs
-        if row["attack"] == "duplicate" and row["defense"] == "prune" and row["dataset"] == "digits":
-            row["asr"] = None
-            row["tasks"] = [{**t, "asr": None} for t in row["tasks"]]
+    rows = [without_asr(r) if (r.attack, r.defense, r.dataset) == ("duplicate", "prune", "digits") else r
+            for r in rows]  # a duplicate cell that measured no target pairs
     pts, skipped = points(rows)
     assert len(pts) == ELIGIBLE - 1
     assert skipped == ["digits duplicate: prune (threshold=0.5): no asr, not plotted"]
@@ -162,9 +169,11 @@ def test_legend_names_only_what_tells_setups_and_settings_apart() -> None:
     every cell, is not repeated; an attack's label shows its differing params by short name."""
     from pe_bench.report.plot.figure import _group_labels
 
-    def row(width: int, rate: float) -> dict[str, object]:
-        return {"dataset": "digits", "encoder": "simclr", "encoder_params": f'{{"width": {width}}}',
-                "attack": "poisoned-encoder", "attack_params": f'{{"poison_rate": {rate}, "references": 5}}'}
+    def row(width: int, rate: float) -> TrialRow:
+        spec = trial(encoder=PluginRef(name="simclr", params={"width": width}),
+                     cell=("poisoned-encoder", {"poison_rate": rate, "references": 5}, "none", {}))
+        (made,) = typed([build_row(spec, "run1", PROV, datetime.now(UTC), metrics([True]))])
+        return made
 
     cells = {f"{w}-{r}": [row(w, r)] for w in (8, 16) for r in (0.05, 0.1)}
     assert _group_labels(cells) == {

@@ -13,7 +13,7 @@ from pe_bench.report.leaderboard import aggregate, sort_lines, to_csv, to_markdo
 from pe_bench.store.metrics import DefenseReport
 from pe_bench.store.results import append, build_row, latest_ok, row_from_json, row_to_json, scan, validate_row
 from pe_bench.config.spec import PluginRef, TrialSpec
-from tests.rows import PROV, error_row, metrics, row, task, trial, trial_metrics
+from tests.rows import PROV, error_row, metrics, row, task, trial, trial_metrics, typed
 
 
 def spec(seed: int = 0) -> TrialSpec:
@@ -60,12 +60,12 @@ def test_latest_ok_keeps_one_row_per_trial(tmp_path: Path) -> None:
     append(tmp_path, row(0, [True]))  # a later rerun of the same cell
     append(tmp_path, error_row(1))
     rows = latest_ok(scan(tmp_path))
-    assert len(rows) == 1 and rows[0]["asr"] == 1.0
+    assert len(rows) == 1 and rows[0].metrics and rows[0].metrics.asr == 1.0
 
 
 def test_leaderboard_aggregates_over_seeds() -> None:
     rows = [row(0, [True, False], pa=0.8), row(1, [True, True], pa=0.9), row(2, [False, False], pa=1.0)]
-    (line,) = aggregate(rows)
+    (line,) = aggregate(typed(rows))
     assert line.seeds == 3 and line.published
     assert (line.successes, line.pairs) == (3, 6)
     mean, std = line.stats["pa"]
@@ -81,7 +81,7 @@ def test_leaderboard_aggregates_over_seeds() -> None:
 
 
 def test_leaderboard_marks_too_few_seeds() -> None:
-    (line,) = aggregate([row(0, [True])])
+    (line,) = aggregate(typed([row(0, [True])]))
     assert not line.published and "1*" in to_markdown([line], "t")
 
 
@@ -120,7 +120,7 @@ def test_defense_metrics_reach_the_leaderboard_and_sort(tmp_path: Path) -> None:
     cells_md = to_markdown([line], "t")
     assert "| dedup |" in cells_md and "-1.000 [-1.000, -1.000]" in cells_md
     assert f"| {sum(pairs) / len(pairs):.3f} |" in cells_md and "| 2/3 · 0/3 |" in cells_md
-    plain = aggregate([row(s, [True]) for s in range(3)])
+    plain = aggregate(typed(row(s, [True]) for s in range(3)))
     both = sort_lines([*plain, line], "-poison_recall")
     assert both[0] is line and both[1] is plain[0]  # undefended lines have no recall: last
     assert sort_lines([line, *plain], "pa")[0] is line
@@ -134,17 +134,44 @@ def test_attack_lines_are_labelled_by_the_params_that_differ() -> None:
         s = spec(0).model_copy(update={"attack": PluginRef(
             name="poisoned-encoder", params={"selection": "random", "poison_rate": rate, "references": 5})})
         rows.append(build_row(s, "run1", PROV, datetime.now(UTC), metrics([True])))
-    labels = [ln.attack_label for ln in aggregate(rows)]
+    labels = [ln.attack_label for ln in aggregate(typed(rows))]
     assert labels == ["poisoned-encoder(rate=0.05)", "poisoned-encoder(rate=0.1)"]
-    (single,) = aggregate(rows[:1])
+    (single,) = aggregate(typed(rows[:1]))
     assert single.attack_label == "poisoned-encoder"
+
+
+@pytest.mark.parametrize(("attack", "params", "selection", "rate"), [
+    ("duplicate", {"selection": "outlier", "poison_rate": 0.05}, "outlier", 0.05),
+    ("duplicate", {"selection": "outlier", "attacker_data": "probe-train"}, "outlier+probe-data", None),
+    ("ssl-backdoor", {"poison_rate": 0.02, "attacker_data": "probe-train"}, None, 0.02),
+    ("none", {}, None, None),
+    ("no-such-attack", {"selection": "outlier", "poison_rate": 0.05}, None, None),
+])
+def test_a_row_labels_and_budgets_its_attack_as_the_attack_declares(
+        attack: str, params: dict, selection: str | None, rate: float | None) -> None:
+    """`selection` and `poison_rate` come from the params the attack declares (label_params,
+    label_marks, budget_param); an attack that cannot be resolved (an error row) has neither."""
+    s = spec(0).model_copy(update={"attack": PluginRef(name=attack, params=params)})
+    got = build_row(s, "run1", PROV, datetime.now(UTC), None, "boom")
+    assert (got["selection"], got["poison_rate"]) == (selection, rate)
+    assert got["defense_free_key"] == s.defense_free_key and got["task_names"] == ["digits"]
+
+
+def test_the_defense_free_key_is_the_cell_but_for_its_defense() -> None:
+    base = spec(0)
+    other_defense = spec(1).model_copy(update={"defense": PluginRef(name="prune", params={"threshold": 0.5})})
+    assert base.defense_free_key == other_defense.defense_free_key != base.cell_key
+    duplicate = PluginRef(name="duplicate", params={"selection": "random"})
+    other_attack = base.model_copy(update={"attack": duplicate})
+    assert other_attack.defense_free_key != base.defense_free_key
 
 
 def test_source_note_names_each_run_with_its_trials_and_commits() -> None:
     from pe_bench.store.results import source_note
 
-    rows = [{"run_id": "r2", "git_commit": "a" * 40}, {"run_id": "r1", "git_commit": "b" * 40 + "+dirty"},
-            {"run_id": "r2", "git_commit": "a" * 40}, {"run_id": "r1", "git_commit": None}]
+    made = [("r2", "a" * 40), ("r1", "b" * 40 + "+dirty"), ("r2", "a" * 40), ("r1", None)]
+    rows = typed({**row(seed, [True], run_id=run), "git_commit": commit}
+                 for seed, (run, commit) in enumerate(made))
     assert source_note(rows) == ("Generated by `pe-bench leaderboard --format md` from run r1 (2 trials, "
                                  f"commit {'b' * 12}+dirty, unknown); run r2 (2 trials, commit {'a' * 12}).")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from pe_bench.worker import pipeline
 from pe_bench.report.leaderboard import aggregate, to_markdown
 from pe_bench.store.metrics import Metrics, TaskMetrics, TrialMetrics
-from pe_bench.store.results import append, latest_ok, scan
+from pe_bench.store.results import append, build_row, latest_ok, scan
 from pe_bench.store.schema import SCHEMA, arrow_type, parse_row
 from pe_bench.engines.trial import execute
-from tests.rows import PROV, metrics, row, task, trial, trial_metrics
+from tests.rows import PROV, metrics, row, task, trial, trial_metrics, typed
 
 # The hand-written schema of version 2 (and, without the defense fields, version 1), frozen here
 # as it was before the schema was derived from the models: old stores must keep reading.
@@ -122,7 +122,7 @@ def test_stores_of_earlier_schema_versions_still_read(tmp_path: Path, version: i
         assert got[name] is None, name
     assert "defense_extra_s" not in got
     assert got["tasks"][0]["targets"][0]["p_vote"] is None
-    (line,) = aggregate([got])
+    (line,) = aggregate(typed([got]))
     assert line.stats["pa"] == (0.8, 0.0) and line.intervals["delta_pa_defense"].mean == 0.0
     assert line.stats["poison_auroc"] is None and line.pooled["encoder_auroc"] is None
 
@@ -134,6 +134,34 @@ def test_a_v2_store_gives_the_leaderboard_of_the_same_rows(tmp_path: Path) -> No
         append(tmp_path / "new", r)
     old, new = (aggregate(latest_ok(scan(tmp_path / k))) for k in ("old", "new"))
     assert to_markdown(old, "t") == to_markdown(new, "t")
+
+
+def test_rows_come_back_as_frozen_models_with_what_older_versions_lack(tmp_path: Path) -> None:
+    """A schema-6 file (before `defense_free_key` and `task_names`) reads with both computed
+    from its spec as `build_row` writes them; a schema-1 row's undefended numbers are its own."""
+    spec = trial(seed=1, tasks=("digits", "digits-16"))
+    record = build_row(spec, "run1", PROV, datetime.now(UTC),
+                       trial_metrics([task("digits", [True]), task("digits-16", [False])]))
+    v6 = pa.schema([f for f in SCHEMA if f.name not in ("defense_free_key", "task_names")])
+    values = {k: record[k] for k in v6.names}
+    values.update({k: datetime.fromisoformat(values[k]) for k in ("started_at", "finished_at")})
+    (tmp_path / "suite=unit" / "run=v6").mkdir(parents=True)
+    table = pa.Table.from_pylist([values], schema=v6).replace_schema_metadata({"pe_bench_schema": "6"})
+    pq.write_table(table, tmp_path / "suite=unit" / "run=v6" / "old.parquet")
+    (got,) = latest_ok(scan(tmp_path))
+    assert got == parse_row(record) and got.defense_free_key == spec.defense_free_key
+    assert got.task_names == ("digits", "digits-16")
+    with pytest.raises(ValidationError, match="frozen"):
+        got.seed = 2  # type: ignore[misc]
+    bad = {**values, "defense_free_key": "k", "task_names": ["digits"], "ca": 1.5}  # no fraction
+    (tmp_path / "suite=unit" / "run=bad").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([bad], schema=SCHEMA), tmp_path / "suite=unit/run=bad/b.parquet")
+    with pytest.warns(UserWarning, match=f"skipping stored row {spec.trial_key} of run run1: .*metrics.ca"):
+        assert latest_ok(scan(tmp_path, run="bad")) == []
+    write_old(tmp_path / "v1", row(0, [True, False], pa=0.8), 1)
+    (old,) = latest_ok(scan(tmp_path / "v1"))
+    assert old.metrics is not None and old.metrics.pa_undefended == 0.8 and old.metrics.asr_undefended == 0.5
+    assert [x.hit_undefended for x in old.metrics.tasks[0].targets] == [True, False]
 
 
 # -- validation: a malformed trial is an error row, built in the worker ---------------------------------

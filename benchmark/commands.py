@@ -1,0 +1,210 @@
+"""What each `pe-bench` command does once its arguments are parsed (cli.py): list plugins,
+validate and run suites (through api.py), print leaderboards and the per-seed and defense-pair
+tables (the report package renders them; the flag rules between them live here), plot, publish.
+Output goes to stdout (tables) and stderr (run summaries); errors are `PeBenchError`s, which the
+CLI prints as one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pe_bench.errors import PeBenchError
+
+KINDS = ("attacks", "defenses", "encoders", "datasets")
+SHOWN_CELLS = 8  # excluded cells `validate` names per reason
+
+
+def cmd_list(kind: str | None, applicable: bool = False, params: str | None = None) -> int:
+    """Every plugin with the code it comes from and its metadata; third-party plugins are
+    imported to check them, and any that cannot be used is flagged with the reason.
+    `applicable`: the applicability table of pe-bench's own plugins instead (Markdown);
+    `params`: one plugin's parameters (pe_bench.plugins.describe)."""
+    from pe_bench.config.grid import applicability
+    from pe_bench.plugins import describe
+
+    if applicable:
+        print(applicability(), end="")
+        return 0
+    if params:
+        _console().print(describe.params_table(*describe.resolve(params, kind)))
+        return 0
+    _console().print(describe.plugins_table([kind] if kind else KINDS))
+    return 0
+
+
+def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None = None) -> int:
+    from pe_bench.api import validate_suite
+
+    plan = validate_suite(path, overrides, data_dir=data_dir, check_data=True)
+    suite, grid = plan.suite, plan.grid
+    runs = grid.pretraining()
+    print(f"suite {suite.name}: {len(grid.trials)} trials, {grid.pretrain_runs()} clean pre-training runs")
+    pretrainings = runs["clean"] + runs["poisoned"] + runs["defense"]
+    print(f"  unique pre-training runs: {pretrainings} ({runs['clean']} clean twins, "
+          f"{runs['poisoned']} poisoned, {runs['defense']} trained by defenses), plus "
+          f"{runs['encoder_stage']} encoder-stage fine-tunes and {runs['repair']} post-processing "
+          "repairs; every other cell reuses them from the cache")
+    axes = {
+        "datasets": [d.name for d in suite.datasets],
+        "encoders": [e.name for e in suite.encoders],
+        "attacks": [a.name for a in suite.attacks],
+        "defenses": [d.name for d in suite.defenses],
+        "seeds": [str(s) for s in suite.seeds],
+    }
+    axes.update({f"seeds of {d.name}": [str(s) for s in d.seeds] for d in suite.datasets if d.seeds})
+    for axis, values in axes.items():
+        print(f"  {axis} ({len(values)}): {', '.join(values)}")
+    _print_cells("excluded", Counter(e.reason for e in grid.excluded), grid.excluded_cells())
+    _print_cells("off-target (run, labelled)", Counter(o.reason for o in grid.off_target()),
+                 grid.off_target_cells())
+    for line in plan.data.report() if plan.data else ():
+        print(line)
+    return 0
+
+
+def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, list[str]]) -> None:
+    """Per reason: how many trials it covers, then its first cells (every axis but the seed)."""
+    for reason, cells in cells_by_reason.items():
+        n = len(cells)
+        print(f"  {label}: {counts[reason]} trials ({n} cell{'s' * (n != 1)}): {reason}")
+        more = f"; and {n - SHOWN_CELLS} more" if n > SHOWN_CELLS else ""
+        print(f"    dataset × encoder × attack × defense: {'; '.join(cells[:SHOWN_CELLS])}{more}")
+
+
+def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
+                      sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
+    from pe_bench.report.columns import pick
+    from pe_bench.report.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
+    from pe_bench.store.results import no_ok_rows
+
+    chosen = pick(columns) if columns else None
+    lines = from_store(store, suite, run, versus)
+    if versus and not any(ln.attack == versus for ln in lines):
+        raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {store!r}")
+    if sort:
+        lines = sort_lines(lines, sort)
+    title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
+             + (f", other = {versus}" if versus else ""))
+    if not lines:
+        raise no_ok_rows(store, suite)
+    if fmt == "terminal":
+        console = _console()
+        console.print(to_rich(lines, title, chosen, console.width))
+        return 0
+    if fmt == "md":
+        text = to_markdown(lines, title, chosen, _source(store, suite, run))
+    else:
+        text = to_csv(lines, chosen)
+    return _emit(text, out)
+
+
+def print_trial_table(args: argparse.Namespace) -> int:
+    """`leaderboard --by-seed` (one line per trial and task, pe_bench.report.per_seed) or
+    `--defense-pairs` (defense settings compared paired, pe_bench.report.defense_pairs)."""
+    from pe_bench.report import defense_pairs
+    from pe_bench.report import per_seed
+    from pe_bench.store.results import ok_rows, source_note
+
+    view: Any
+    if args.by_seed:
+        option, view, what, why = "--by-seed", per_seed, "per-seed table", "it shows every trial as stored"
+    else:
+        option, view, what, why = ("--defense-pairs", defense_pairs, "defense pairs",
+                                   "it compares every two defense settings")
+    given = {"--sort": args.sort, "--columns": args.columns, "--versus": args.versus,
+             "--defense-pairs": args.defense_pairs}
+    mixed = [flag for flag, value in given.items() if value and flag != option]
+    if mixed:
+        raise PeBenchError(f"{option}: does not take {', '.join(mixed)} ({why})")
+    rows = ok_rows(args.store, args.suite, args.run)
+    lines = per_seed.seed_lines(rows) if args.by_seed else defense_pairs.pair_lines(rows)
+    if not lines:  # --by-seed has a line per ok row
+        raise PeBenchError(f"{option}: no two defense settings of one attack in store {args.store!r}"
+                           + (f" for suite {args.suite!r}" if args.suite else ""))
+    title = f"pe-bench {what}: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
+    if args.format == "terminal":
+        _console().print(view.to_rich(lines, title))
+        return 0
+    source = source_note(rows, f"pe-bench leaderboard {option} --format md")
+    text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)
+    return _emit(text, args.out)
+
+
+def _emit(text: str, out: str | None) -> int:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _source(store: str, suite: str | None, run: str | None) -> str:
+    from pe_bench.store.results import ok_rows, source_note
+
+    return source_note(ok_rows(store, suite, run))
+
+
+def list_columns() -> int:
+    """The columns `--columns` and `--sort` take, which the terminal shows by default, and what
+    each means."""
+    from rich.table import Table
+
+    from pe_bench.report.columns import COLUMNS, SORTABLE
+
+    table = Table("column", "header", "default", "sort", "meaning", box=None)
+    for c in COLUMNS:
+        table.add_row(c.key, c.header, "yes" if c.compact else "", "yes" if c.key in SORTABLE else "",
+                      c.note or "-")
+    _console().print(table)
+    return 0
+
+
+def _console() -> Any:
+    """The terminal's width (or $COLUMNS); 120 columns when the output is not a terminal."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=120)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pe_bench.api import remote_data_note, run_suite
+
+    note = remote_data_note(args.engine, args.address)
+    if note:
+        print(f"pe-bench: note: {note}", file=sys.stderr)
+    plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir, engine=args.engine,
+                              address=args.address, resume=args.resume, run_id=args.run_id,
+                              retry_failed=args.retry_failed, cache=args.cache,
+                              overrides=args.overrides)
+    skipped = len(plan.grid.trials) - summary.ok - summary.errors
+    print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
+          f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)
+    for message in summary.error_messages:
+        print(f"  error {message}", file=sys.stderr)
+    if not args.no_leaderboard and summary.ok + skipped > 0:
+        print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
+    return 1 if summary.errors else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pe_bench.report.plot.figure import plot_store
+
+    paths, points = plot_store(args.store, args.out, args.suite, args.run)
+    print(f"wrote {', '.join(map(str, paths))} ({len(points)} points)")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pe_bench.report.publish import publish
+
+    for path in publish(args.store, args.out, args.suite):
+        print(f"wrote {path}")
+    return 0
