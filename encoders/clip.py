@@ -34,7 +34,8 @@ from pe_bench.plugins.registry import register_encoder
 from pe_bench.config.spec import TrainSpec
 
 
-@register_encoder("clip", params="pe_bench.encoders.params:CLIPParams", modalities=("image", "text"),
+@register_encoder("clip", label_params=("backbone",),
+                  params="pe_bench.encoders.params:CLIPParams", modalities=("image", "text"),
                   optimizer_defaults={"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.2})
 class CLIP(EncoderMethod):
     Params = CLIPParams

@@ -84,7 +84,8 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
     return frozen
 
 
-@register_encoder("moco", params="pe_bench.encoders.params:MoCoParams", modalities=("image",),
+@register_encoder("moco", label_params=("backbone",),
+                  params="pe_bench.encoders.params:MoCoParams", modalities=("image",),
                   optimizer_defaults={"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4})
 class MoCo(EncoderMethod):
     queue: torch.Tensor  # buffers (register_buffer), typed for readers of the code

@@ -21,7 +21,8 @@ from pe_bench.encoders.params import SimCLRParams
 from pe_bench.plugins.registry import register_encoder
 
 
-@register_encoder("simclr", params="pe_bench.encoders.params:SimCLRParams", modalities=("image",),
+@register_encoder("simclr", label_params=("backbone",),
+                  params="pe_bench.encoders.params:SimCLRParams", modalities=("image",),
                   optimizer_defaults={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6})
 class SimCLR(EncoderMethod):
     Params = SimCLRParams

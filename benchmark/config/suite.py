@@ -11,10 +11,10 @@ import difflib
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from pe_bench.errors import PeBenchError, SuiteError
 from pe_bench.config.overrides import attributed, with_overrides
@@ -31,6 +31,15 @@ from pe_bench.config.spec import (
 )
 
 
+def _unique(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be unique")
+    return seeds
+
+
+Seeds = Annotated[tuple[int, ...], AfterValidator(_unique)]  # a suite's, or one dataset setting's
+
+
 class DatasetSetting(Frozen):
     """One value of the dataset axis: a pre-training set, its downstream tasks, and any
     changes to the suite's training recipe that this setting needs. `seeds` replaces the
@@ -41,14 +50,7 @@ class DatasetSetting(Frozen):
     pretrain: PretrainSpec
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
-    seeds: tuple[int, ...] | None = Field(None, min_length=1)
-
-    @field_validator("seeds")
-    @classmethod
-    def _unique_seeds(cls, seeds: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        if seeds is not None and len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be unique")
-        return seeds
+    seeds: Seeds | None = Field(None, min_length=1)
 
 
 class ExcludeRule(Frozen):
@@ -64,7 +66,7 @@ class ExcludeRule(Frozen):
 class Suite(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    seeds: tuple[int, ...] = Field(min_length=1)
+    seeds: Seeds = Field(min_length=1)
     resources: Resources = Resources()
     max_concurrent: int = Field(1, ge=1, le=10_000)
     plugins: tuple[str, ...] = ()
@@ -75,13 +77,6 @@ class Suite(Frozen):
     attacks: tuple[PluginRef, ...] = Field(min_length=1)
     defenses: tuple[PluginRef, ...] = (PluginRef(name="none"),)
     exclude: tuple[ExcludeRule, ...] = ()
-
-    @field_validator("seeds")
-    @classmethod
-    def _unique_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be unique")
-        return seeds
 
     @field_validator("datasets")
     @classmethod

@@ -241,9 +241,11 @@ class AttackMeta(PluginMeta):
 
 class EncoderMeta(PluginMeta):
     """`modalities` it trains on; `optimizer_defaults`: its own optimiser (optimizer, lr,
-    weight_decay), used for whatever a suite's `train` leaves unset."""
+    weight_decay), used for whatever a suite's `train` leaves unset; `label_params`: the params
+    whose values the board appends to its name (`simclr/resnet18`)."""
 
     modalities: tuple[Modality, ...] = ("image",)
+    label_params: tuple[str, ...] = ()
     optimizer_defaults: Mapping[str, Any] = Field(
         default_factory=lambda: {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6})
 

@@ -47,8 +47,7 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
 
 
 def _encoder(row: TrialRow) -> str:
-    backbone = json.loads(row.encoder_params or "{}").get("backbone")
-    return f"{row.encoder}/{backbone}" if backbone else row.encoder
+    return row.encoder_label or row.encoder
 
 
 def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) -> Line:

@@ -30,9 +30,8 @@ import pyarrow.parquet as pq
 from pe_bench import __version__
 from pe_bench.errors import PeBenchError
 from pe_bench.store.metrics import TrialMetrics
-from pe_bench.plugins.registry import ATTACKS
-from pe_bench.plugins.types import AttackMeta
 from pe_bench.store.schema import SCHEMA, SCHEMA_VERSION, TrialRow, conform, flatten, parse_row
+from pe_bench.store.plugin_columns import attack_columns, encoder_label, line_label
 from pe_bench.store.upgrade import read_rows
 from pe_bench.config.grid import attack_family, designed_for
 from pe_bench.config.spec import TrialSpec
@@ -77,30 +76,6 @@ def provenance() -> dict[str, str | None]:
             "git_commit": commit}
 
 
-def line_label(meta: AttackMeta, params: Mapping[str, Any]) -> str | None:
-    """The `targets` label of an attack's rows with `params`: its label params' values joined
-    by `+`, then the marks of its marked params' values (None: it declares no label, or the
-    params lack the first label param)."""
-    values = [params.get(name) for name in meta.label_params]
-    if not values or not values[0]:
-        return None
-    marks = (marks.get(str(params.get(name)), "") for name, marks in meta.label_marks.items())
-    return "+".join(str(v) for v in values if v) + "".join(marks)
-
-
-def attack_columns(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The row's columns about its attack that the attack itself declares (`AttackMeta`): its
-    target-selection label and poison budget (None where it declares none, or where it cannot
-    be resolved, e.g. an error row of a plugin that failed to load)."""
-    try:
-        meta = ATTACKS.metadata(name)
-    except PeBenchError:
-        return {"selection": None, "poison_rate": None, "label_params": ()}
-    budget = params.get(meta.budget_param) if meta.budget_param else None
-    return {"selection": line_label(meta, params), "label_params": meta.label_params,
-            "poison_rate": float(budget) if isinstance(budget, int | float) else None}
-
-
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,
               metrics: TrialMetrics | Mapping[str, Any] | None, error: str | None = None, *,
               traceback: str | None = None, node_id: str | None = None,
@@ -117,7 +92,8 @@ def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: da
         "defense_free_key": spec.defense_free_key, "status": "ok" if error is None else "error",
         "error": error, "traceback": traceback,
         "dataset": spec.dataset, "task_names": [t.name for t in spec.tasks], "seed": spec.seed,
-        "encoder": spec.encoder.name, "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
+        "encoder": spec.encoder.name, "encoder_label": encoder_label(spec.encoder.name, spec.encoder.params),
+        "encoder_params": json.dumps(spec.encoder.params, sort_keys=True),
         "attack": spec.attack.name, "attack_params": json.dumps(params, sort_keys=True),
         "family": (family := attack_family(spec.attack.name, params)),
         "designed_for": designed_for(spec.attack.name, spec.defense.name, family),

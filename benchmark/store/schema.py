@@ -29,7 +29,8 @@ from pe_bench.store.metrics import Flat, Frozen, TrialMetrics
 # 6: each task's `trigger_target` (a backdoor's target class; null in older stores)
 # 7: `defense_free_key` (the cell without its defense) and `task_names` (computed from `spec_json`
 #    on reading older stores), `selection` and `poison_rate` from what the attack declares, and
-#    what the report needs of the plugins (`label_params`, `designed_for`) written with the row
+#    what the report needs of the plugins (`encoder_label`, `label_params`, `designed_for`)
+#    written with the row
 SCHEMA_VERSION = "7"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
@@ -75,6 +76,8 @@ class TrialRow(Frozen):
                                   "from the params the attack declares (AttackMeta.label_params)")
     poison_rate: float | None = Field(default=None, description="the poison budget, from the param "
                                       "the attack declares (AttackMeta.budget_param)")
+    encoder_label: str | None = Field(default=None, description="the encoder's name with the values "
+                                      "of the params it declares (EncoderMeta.label_params)")
     label_params: tuple[str, ...] = Field(default=(), description="the attack params its `selection` "
                                           "label shows (AttackMeta.label_params), left out of its name")
     designed_for: Literal["yes", "off-target", "-"] | None = Field(

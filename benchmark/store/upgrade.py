@@ -26,6 +26,7 @@ from pe_bench.config.grid import designed_for
 from pe_bench.config.spec import defense_free_key
 from pe_bench.errors import PeBenchError
 from pe_bench.plugins.registry import ATTACKS
+from pe_bench.store.plugin_columns import encoder_label
 from pe_bench.store.schema import TrialRow, describe, nest
 
 SAME_AS = {"pa_undefended": "pa", "asr_undefended": "asr", "hit_undefended": "hit", "p_undefended": "p"}
@@ -70,17 +71,21 @@ def _label_params(attack: str) -> tuple[str, ...]:
 
 def _from_plugins(nested: dict[str, Any]) -> dict[str, Any]:
     """Before schema 7 rows did not carry what the report needs of their plugins: looked up
-    here, once, in the plugins installed now (the only reader that consults the registry)."""
-    return {**nested, "label_params": _label_params(nested["attack"]),
-            "designed_for": designed_for(nested["attack"], nested["defense"], nested.get("family"))}
+    here, once, in the plugins installed now (the only reader that consults the registry). A
+    row written with `designed_for` None (a plugin not resolvable then) is looked up again."""
+    filled = dict(nested)
+    if nested.get("designed_for") is None:
+        filled["label_params"] = _label_params(nested["attack"])
+        filled["designed_for"] = designed_for(nested["attack"], nested["defense"], nested.get("family"))
+    if nested.get("encoder_label") is None:
+        filled["encoder_label"] = encoder_label(nested["encoder"], json.loads(nested["encoder_params"] or "{}"))
+    return filled
 
 
 def read_row(record: Mapping[str, Any]) -> TrialRow:
     """One stored record (in the current columns: `conform`) as a validated `TrialRow`; raises
     ValueError (pydantic's ValidationError) naming the field it cannot read."""
-    nested = _from_spec(nest(record))
-    if nested.get("designed_for") is None:  # rows before schema 7 (or a plugin unknown when written)
-        nested = _from_plugins(nested)
+    nested = _from_plugins(_from_spec(nest(record)))
     if nested.get("metrics") is not None:
         nested["metrics"] = _metrics(nested["metrics"])
     return TrialRow.model_validate(nested)
