@@ -91,3 +91,20 @@ def placeholder_data(root: Path) -> Path:
     (root / "stl10" / "stl10_binary").mkdir(parents=True, exist_ok=True)
     (root / "stl10" / "stl10_binary" / "unlabeled_X.bin").touch()
     return root
+
+
+def tiny_suite(name: str, attacks: str, defenses: str = "[none]") -> str:
+    """A suite that runs in seconds in-process (digits at 16 px, 128 images, one epoch, a width-4
+    SimCLR); `attacks` and `defenses` are YAML lists."""
+    return f"""\
+name: {name}
+seeds: [0]
+train: {{epochs: 1, batch_size: 64}}
+datasets:
+  - name: digits
+    pretrain: {{dataset: {{name: digits, params: {{resolution: 16}}}}, max_images: 128}}
+    tasks: [{{name: digits, dataset: {{name: digits, params: {{resolution: 16}}}}}}]
+encoders: [{{name: simclr, params: {{width: 4, proj_hidden_dim: 16, proj_dim: 8}}}}]
+attacks: {attacks}
+defenses: {defenses}
+"""

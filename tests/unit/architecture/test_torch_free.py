@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pe_bench.cli import main
-from tests.helpers import placeholder_data
+from tests.helpers import placeholder_data, tiny_suite
 
 REPO = Path(__file__).resolve().parents[3]
 SUITES = sorted((REPO / "suites").glob("*.yaml"))
@@ -32,17 +32,7 @@ for argv in sys.argv[1:]:
     if status:
         sys.exit(status)
 """
-TINY = """\
-name: tiny
-seeds: [0]
-train: {epochs: 1, batch_size: 64}
-datasets:
-  - name: digits
-    pretrain: {dataset: {name: digits, params: {resolution: 16}}, max_images: 128}
-    tasks: [{name: digits, dataset: {name: digits, params: {resolution: 16}}}]
-encoders: [{name: simclr, params: {width: 4, proj_hidden_dim: 16, proj_dim: 8}}]
-attacks: [none, {name: duplicate, params: {poison_rate: 0.05, targets_per_task: 2}}]
-"""
+TINY = tiny_suite("tiny", "[none, {name: duplicate, params: {poison_rate: 0.05, targets_per_task: 2}}]")
 
 
 def blocked(*commands: list[str | Path]) -> subprocess.CompletedProcess[str]:

@@ -14,22 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pe_bench import _moved
-from tests.helpers import write_dist_info
+from tests.helpers import tiny_suite, write_dist_info
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "old_paths_plugin"
-SUITE = """\
-name: old-paths
-seeds: [0]
-train: {epochs: 1, batch_size: 64}
-datasets:
-  - name: digits
-    pretrain: {dataset: {name: digits, params: {resolution: 16}}, max_images: 128}
-    tasks: [{name: digits, dataset: {name: digits, params: {resolution: 16}}}]
-encoders: [{name: simclr, params: {width: 4, proj_hidden_dim: 16, proj_dim: 8}}]
-attacks: [{name: duplicate, params: {poison_rate: 0.05, targets_per_task: 2}}]
-defenses: [{name: old-random-drop, params: {fraction: 0.2}}]
-"""
-
+SUITE = tiny_suite("old-paths", "[{name: duplicate, params: {poison_rate: 0.05, targets_per_task: 2}}]",
+                   "[{name: old-random-drop, params: {fraction: 0.2}}]")
 
 @pytest.mark.parametrize("old", sorted(_moved.MOVED))
 def test_every_old_module_path_imports_with_a_warning_naming_the_new_one(old: str) -> None:
