@@ -155,9 +155,9 @@ def _finetune(model: TrainableEncoder, p: BadEncoderParams, shadow: np.ndarray, 
     """Fine-tune `model` in place (frozen copy as f) with BadEncoder's loss; deterministic in `seed`."""
     import torch
 
-    from pe_bench.plugins.tensors import normalize, to_float
+    from pe_bench.plugins.tensors import cuda_channels_last, normalize, to_float
 
-    device = next(model.parameters()).device
+    device = next(cuda_channels_last(model).parameters()).device  # NHWC on CUDA only
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     model.eval()  # BatchNorm statistics stay fixed [repository]
     opt = torch.optim.SGD(_trainable(model), lr=p.lr, momentum=0.9, weight_decay=5e-4)
@@ -171,8 +171,8 @@ def _finetune(model: TrainableEncoder, p: BadEncoderParams, shadow: np.ndarray, 
     gen = torch.Generator().manual_seed(seed * 7919 + 211)
     steps = max(1, round(len(shadow) / p.batch_size))
     for _ in range(p.epochs):
-        for idx in torch.tensor_split(torch.randperm(len(shadow), generator=gen), steps):
-            idx = idx.to(device)
+        # the epoch's order drawn on the CPU generator and moved once, not once per step
+        for idx in torch.tensor_split(torch.randperm(len(shadow), generator=gen).to(device), steps):
             with torch.no_grad():
                 shadow_clean = frozen.features(clean_x[idx])
             loss = badencoder_loss(model.features(trig_x[idx]), model.features(ref_x), refs_clean,

@@ -24,6 +24,10 @@ class DataError(PeBenchError):
     """A dataset that cannot be found or read."""
 
 
+class DeviceError(PeBenchError):
+    """A recipe asks for a device (`train.device: cuda`) that the machine running it lacks."""
+
+
 class StoreWriteError(PeBenchError):
     """The results store cannot be written (full disk, lost mount, no permission): the run
     stops, keeping every row written before (exit status 1)."""

@@ -66,9 +66,9 @@ def invert(encoder: Any, images: np.ndarray, p: DecreeParams, seed: int) -> floa
     """The PL1-norm of the smallest mask reaching `target_similarity` (1.0 if none did)."""
     import torch
 
-    from pe_bench.plugins.tensors import normalize, to_float
+    from pe_bench.plugins.tensors import cuda_channels_last, normalize, to_float
 
-    device = next(encoder.parameters()).device
+    device = next(cuda_channels_last(encoder).parameters()).device  # NHWC on CUDA only
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = to_float(torch.tensor(images, device=device))
     with torch.no_grad():

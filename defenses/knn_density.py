@@ -17,7 +17,10 @@ Deviations and assumptions [ours]:
 - Designed for CLIP; applied unchanged to image-only encoders (SimCLR, MoCo) through their
   backbone features, and to trigger-free targeted poisoning, which it was not designed for.
 - Embeddings are L2-normalised and neighbours found exactly (Euclidean distance between unit
-  vectors, i.e. cosine), chunked on the CPU; the paper batches the same on GPUs.
+  vectors, i.e. cosine), in blocks of rows, each row's k nearest by `torch.topk` (no full
+  sort). On the CPU the distances are numpy's float64, so scores and removals are bit-identical
+  to a full stable sort; where CUDA is available they are computed on the GPU in float64 (equal
+  up to rounding, so a near-tie may rank differently there), as the paper batches them.
 - `direction: dense` flips the score (densest first) for attacks whose poisons repeat one
   content many times (PoisonedEncoder, `duplicate`): their copies sit in a tight cluster whose
   k-dist is small once they outnumber k, the case the paper's reviewers raised. Default: the
@@ -27,13 +30,16 @@ Deviations and assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
 from pe_bench.plugins.registry import register_defense
+
+if TYPE_CHECKING:  # torch is imported where a search runs: validation imports this module torch-free
+    import torch
 
 CHUNK = 1024  # query rows per distance block (bounds the working set at CHUNK x N floats)
 
@@ -52,28 +58,70 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def nearest(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distances, indices), each (N, k): every row's k nearest other rows, nearest first
-    (ties to the lower index)."""
-    x = np.asarray(features, dtype=np.float64)
-    sq = (x * x).sum(1)
-    dist, idx = np.zeros((len(x), k)), np.zeros((len(x), k), dtype=np.int64)
-    for start in range(0, len(x), CHUNK):
-        rows = np.arange(start, min(start + CHUNK, len(x)))
+def smallest(d2: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the columns of the `k` smallest entries, smallest first, ties to the lower
+    column: exactly `argsort(d2, stable)[:, :k]`, without sorting whole rows. `topk` finds each
+    row's k-th smallest value; the entries up to it (k of them unless that value is tied) are
+    put in order by a stable sort of k values; a row with a tie at the k-th value (or a NaN)
+    is sorted whole."""
+    import torch
+
+    kth = torch.topk(d2, k, dim=1, largest=False).values.amax(1, keepdim=True)
+    within = d2 <= kth
+    plain = within.sum(1) == k
+    out = torch.empty((len(d2), k), dtype=torch.int64, device=d2.device)
+    cols = within[plain].nonzero()[:, 1].reshape(-1, k)  # row-major: ascending columns per row
+    order = torch.sort(d2[plain].gather(1, cols), dim=1, stable=True).indices
+    out[plain] = cols.gather(1, order)
+    tied = ~plain
+    if bool(tied.any()):
+        out[tied] = torch.sort(d2[tied], dim=1, stable=True).indices[:, :k]
+    return out
+
+
+def _block(x: np.ndarray | torch.Tensor, sq: np.ndarray | torch.Tensor, rows: slice) -> torch.Tensor:
+    """Squared distances of `rows` to every row, itself excluded (inf): numpy's float64 on the
+    CPU (the scores the benchmark has always had), torch's on a GPU."""
+    import torch
+
+    if isinstance(x, np.ndarray) and isinstance(sq, np.ndarray):
         d2 = np.maximum(sq[rows, None] + sq[None, :] - 2.0 * x[rows] @ x.T, 0.0)
-        d2[np.arange(len(rows)), rows] = np.inf  # not its own neighbour
-        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
-        idx[rows] = order
-        dist[rows] = np.sqrt(np.take_along_axis(d2, order, axis=1))
+        out = torch.from_numpy(d2)
+    else:
+        out = torch.as_tensor(sq[rows, None] + sq[None, :] - 2.0 * x[rows] @ x.T).clamp_min(0.0)
+    ids = torch.arange(rows.start, rows.stop, device=out.device)
+    out[torch.arange(len(ids), device=out.device), ids] = torch.inf  # not its own neighbour
+    return out
+
+
+def nearest(features: np.ndarray, k: int, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices), each (N, k): every row's k nearest other rows, nearest first
+    (ties to the lower index), in blocks of `CHUNK` rows. On the CPU (`device` None or "cpu")
+    the distances are numpy's, bit for bit what a full stable sort gave; on a GPU they are
+    computed there in float64 (equal up to rounding) and only the (N, k) result comes back."""
+    import torch
+
+    x64 = np.asarray(features, dtype=np.float64)
+    on_gpu = device is not None and torch.device(device).type != "cpu"
+    x: np.ndarray | torch.Tensor = torch.from_numpy(x64).to(device) if on_gpu else x64
+    sq = (x * x).sum(1)
+    dist, idx = np.zeros((len(x64), k)), np.zeros((len(x64), k), dtype=np.int64)
+    for start in range(0, len(x64), CHUNK):
+        rows = slice(start, min(start + CHUNK, len(x64)))
+        d2 = _block(x, sq, rows)
+        order = smallest(d2, k)
+        idx[rows] = order.cpu().numpy()
+        # numpy's sqrt: torch's float64 sqrt on the CPU differs from it in the last bit
+        dist[rows] = np.sqrt(d2.gather(1, order).cpu().numpy())
     return dist, idx
 
 
-def density_scores(features: np.ndarray, k: int, detector: str) -> np.ndarray:
+def density_scores(features: np.ndarray, k: int, detector: str, device: str | None = None) -> np.ndarray:
     """Sparsity per row (higher = sparser neighbourhood): k-dist, or SLOF = k-dist over the
     mean k-dist of the row's k neighbours. k is capped at N - 1."""
     if len(features) < 2:
         return np.zeros(len(features))
-    dist, idx = nearest(unit_rows(features), min(k, len(features) - 1))
+    dist, idx = nearest(unit_rows(features), min(k, len(features) - 1), device)
     kdist = dist[:, -1]
     if detector == "k-dist":
         return kdist
@@ -93,7 +141,10 @@ class KnnDensity(Defense):
     def score_trained(self, data: PretrainData, embed: Embed, seed: int) -> np.ndarray:
         """Deterministic: `seed` is unused (exact neighbours, no sampling)."""
         features = np.concatenate([embed(group) for group in data.images()])
-        sparsity = density_scores(features, self.params.k, self.params.detector)
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else None
+        sparsity = density_scores(features, self.params.k, self.params.detector, device)
         return sparsity if self.params.direction == "sparse" else -sparsity
 
     def flag(self, scores: np.ndarray) -> np.ndarray:

@@ -95,9 +95,9 @@ def patch(encoder: Any, report: BugReport, clean: np.ndarray, p: MudjackingParam
 
     import torch
 
-    from pe_bench.plugins.tensors import to_float
+    from pe_bench.plugins.tensors import cuda_channels_last, to_float
 
-    device = next(encoder.parameters()).device
+    device = next(cuda_channels_last(encoder).parameters()).device  # NHWC on CUDA only
     gen = torch.Generator(device="cpu").manual_seed(seed)
     deployed = copy.deepcopy(encoder).eval()
     for param in deployed.parameters():

@@ -122,6 +122,7 @@ class ViTTiny(nn.Module):
             for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.feature_dim = width
+        self._positions: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -137,11 +138,20 @@ class ViTTiny(nn.Module):
         tokens = self.patch_embed(x)  # (B, D, h/p, w/p)
         grid_h, grid_w = tokens.shape[-2:]
         tokens = tokens.flatten(2).transpose(1, 2)  # (B, N, D)
-        pos = sincos_position_embedding_2d(grid_h, grid_w, tokens.shape[-1])
-        tokens = tokens + pos.to(device=tokens.device, dtype=tokens.dtype)
+        tokens = tokens + self._position(grid_h, grid_w, tokens)
         for block in self.blocks:
             tokens = block(tokens)
         return self.norm(tokens).mean(dim=1)
+
+    def _position(self, grid_h: int, grid_w: int, tokens: torch.Tensor) -> torch.Tensor:
+        """The position embedding of a grid_h x grid_w grid on `tokens`' device and dtype:
+        computed on the CPU (the same numbers on every device) and moved once per grid,
+        device and dtype, not built and copied to the device on every forward."""
+        key = (grid_h, grid_w, tokens.device, tokens.dtype)
+        if key not in self._positions:
+            pos = sincos_position_embedding_2d(grid_h, grid_w, tokens.shape[-1])
+            self._positions[key] = pos.to(device=tokens.device, dtype=tokens.dtype)
+        return self._positions[key]
 
 
 def build_backbone(name: str, in_channels: int, width: int | None = None) -> nn.Module:

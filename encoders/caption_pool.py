@@ -18,11 +18,15 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from pe_bench.encoders.losses import full_precision
+
 
 def nearest(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
-    """Index of each query's nearest pool row by cosine similarity (ties: the lowest index)."""
-    sims = F.normalize(queries.float(), dim=1) @ F.normalize(pool.float(), dim=1).t()
-    return sims.argmax(dim=1)
+    """Index of each query's nearest pool row by cosine similarity (ties: the lowest index),
+    in float32 under any autocast (a bf16 matmul could pick another caption on GPU than on CPU)."""
+    with full_precision(queries):
+        sims = F.normalize(queries.float(), dim=1) @ F.normalize(pool.float(), dim=1).t()
+        return sims.argmax(dim=1)
 
 
 class CaptionPool:

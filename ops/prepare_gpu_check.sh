@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares, on this machine, what ops/gpu_check.sh needs on a lent GPU machine that
-# has torch but no Ray, no pydantic and no network (README "GPU check on a lent machine"):
+# has torch but no Ray, no pydantic and no network (docs/performance.md "GPU check on a lent
+# machine"):
 #   .whl/          pydantic and its dependencies as CPython 3.12 manylinux wheels, the versions
 #                  this checkout's .venv uses (pip download needs a package registry)
 #   .device/data   a link to the datasets folder (default ../shared/data), read in place: the
@@ -21,5 +22,6 @@ pins=$("$PY" -m pip list --format=freeze 2>/dev/null \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl $pins
 echo "wheels: $(ls .whl | tr '\n' ' ')"
-echo "carry: .whl .device/data/cifar10/train-00000-of-00001.parquet .device/data/cifar10/test-00000-of-00001.parquet"
+echo "then ONE device call: command \"bash ops/gpu_check.sh\", timeout_s 600, carry: .whl" \
+     ".device/data/cifar10/train-00000-of-00001.parquet .device/data/cifar10/test-00000-of-00001.parquet"
 du -shL .whl .device/data/cifar10

@@ -166,9 +166,14 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
 
 
 def write_json(path: str | None, payload: dict[str, Any]) -> None:
+    """Write `payload` whole or not at all (a temporary file renamed into place), so a script
+    killed while writing leaves the previous version, never half a file."""
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(tmp, target)
         print(f"wrote {path}")
 
 

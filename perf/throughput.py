@@ -36,6 +36,11 @@ On a CPU shared with other jobs, pass `--threads 1`: with 2 intra-op threads on 
 pe-bench's batched ops stalled ~10x (OpenMP threads waiting on each other) while the
 single-threaded per-sample transforms did not, which inverts the comparison.
 
+With --out the JSON is rewritten after every configuration (`complete` turns true after the
+last), so a run stopped half-way keeps what finished. A configuration that raises (CUDA out of
+memory, an encoder refusing the settings, e.g. MoCo in an epoch of one batch: no images left
+for its queue) becomes a row with an `error`, the others still run, and the script exits 1.
+
 Usage: .venv/bin/python perf/throughput.py [--encoders simclr] [--backbones small-cnn]
        [--device auto|cpu|cuda] [--batch-size N] [--steps N] [--repeats N] [--num-workers N]
        [--out f.json]
@@ -63,6 +68,7 @@ except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
 from pe_bench.worker.augment import MEAN, STD, augment
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.config.spec import TrainSpec
+from pe_bench.errors import PeBenchError
 from pe_bench.worker.train import make_optimizer, pretrain
 
 GPU_BOUND_SHARE = 0.15  # input share below this on CUDA: the GPU is the limit
@@ -302,11 +308,13 @@ def measure_one(name: str, cls: type[EncoderMethod], backbone: str, images: np.n
     recipe = TrainSpec(epochs=1, batch_size=args.batch_size, device=device.type, lr=args.lr)
     try:
         rounds = [measure_round(model, images, recipe, args, device) for _ in range(args.repeats)]
-    except (RuntimeError, FloatingPointError) as exc:  # e.g. CUDA out of memory: report, go on
+    except Exception as exc:  # any failure of this configuration (CUDA out of memory, an
+        # encoder refusing the settings): recorded as an error row, the others still run, main() exits 1
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        print(f"failed {name} x {backbone}: {' '.join(str(exc).split())[:200]}")
-        return [{**row, "error": " ".join(str(exc).split())[:500]}]
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        print(f"failed {name} x {backbone}: {text[:200]}")
+        return [{**row, "error": text[:500]}]
     return summarise(row, rounds, args.reference, device)
 
 
@@ -348,9 +356,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     common.add_common_args(parser, backbones_default=None,
                            backbones_help="every registered backbone on CUDA, small-cnn on a CPU")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 512 on CUDA")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 20 on CUDA)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps (default: 5 on CPU, 20 on CUDA); MoCo needs 2 or more: "
+                             "its queue fills from images beyond the batch")
     parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed warm-up steps before each measurement (default: 1 on CPU, 3 on CUDA)")
+                        help="untimed warm-up steps before each measurement (default: 2 on CPU, 3 on "
+                             "CUDA); MoCo needs 0 or 2 or more (its warm-up is one `pretrain` call)")
     parser.add_argument("--num-workers", type=int, default=0,
                         help="DataLoader workers of the reference pipeline (default: %(default)s)")
     parser.add_argument("--reference", nargs="+", choices=("v1", "v2"), default=["v1"],
@@ -371,11 +382,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cuda = device.type == "cuda"
     args.batch_size = args.batch_size or (512 if cuda else 256)
     args.steps = args.steps or (20 if cuda else 5)
-    args.warmup = (3 if cuda else 1) if args.warmup is None else args.warmup
+    args.warmup = (3 if cuda else 2) if args.warmup is None else args.warmup
     if args.steps < 1 or args.batch_size < 2 or args.warmup < 0 or args.repeats < 1:
         raise SystemExit("need --steps >= 1, --batch-size >= 2, --warmup >= 0, --repeats >= 1")
     need = args.batch_size * (args.warmup + args.steps)
-    images = common.load_split(args.dataset, "train", args.resolution, args.data_dir, need, args.seed).images
+    try:
+        images = common.load_split(args.dataset, "train", args.resolution, args.data_dir, need,
+                                   args.seed).images
+    except PeBenchError as exc:  # no data: one line, not a traceback
+        raise SystemExit(f"error: {exc}") from None
     encoders = common.image_encoders(common.names(args.encoders))
     # on a CPU, ResNet18 / ViT steps take seconds each: time them only when asked to
     backbones = common.backbone_names(common.names(args.backbones) or (None if cuda else ["small-cnn"]))
@@ -383,16 +398,32 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.warmup} warm-up, reference DataLoader num_workers={args.num_workers}"
           f"{f' (+{PREFETCH * args.num_workers} warm-up steps)' if args.num_workers else ''}, "
           f"images {args.dataset} {tuple(images.shape[1:])}, {args.repeats} round(s)")
-    rows: list[dict[str, Any]] = []
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    payload = {"benchmark": "throughput", "environment": common.environment(device, threads),
+               "config": config, "complete": False, "rows": []}
+    rows = measure_all(encoders, backbones, images, args, device, payload)
+    print_rows(rows, device)
+    failed = [f"{r['encoder']} x {r['backbone']}" for r in rows if "error" in r]
+    if failed:
+        print(f"FAILED: {len(failed)} configuration(s): {', '.join(failed)} (see their error rows)")
+        return 1
+    return 0
+
+
+def measure_all(encoders: Sequence[tuple[str, type[EncoderMethod]]], backbones: Sequence[str],
+                images: np.ndarray, args: argparse.Namespace, device: torch.device,
+                payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every encoder x backbone; `payload` (its `rows` grown) is written to --out after each
+    configuration, so a run killed half-way (a time limit, a crash) keeps what finished;
+    `complete` turns true once the last one is in."""
+    rows: list[dict[str, Any]] = payload["rows"]
     for name, cls in encoders:
         for backbone in backbones:
             rows.extend(measure_one(name, cls, backbone, images, args, device))
-    print_rows(rows, device)
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    common.write_json(args.out, {"benchmark": "throughput",
-                                 "environment": common.environment(device, threads),
-                                 "config": config, "rows": rows})
-    return 0
+            common.write_json(args.out, payload)
+    payload["complete"] = True
+    common.write_json(args.out, payload)
+    return rows
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ engine; what differs: no concurrency, the suite's `resources` are not enforced (
 sets its torch threads from `resources.cpu`), and rows have no `node_id`. A crash that kills
 the process (out of memory, a segfault) ends the run; every row written before it stays, and
 `--resume` goes on from there. A store that cannot be written ends the run at once (the
-`StoreWriteError` from the sink propagates; no further trial starts).
+`StoreWriteError` from the sink propagates; no further trial starts). A recipe that asks for
+`cuda` on a machine without one stops the run before its first trial (a `DeviceError`, exit 2).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pe_bench.engines.base import RunContext
 from pe_bench.engines.sink import RowSink
 from pe_bench.config.spec import TrialSpec
-from pe_bench.engines.trial import execute
+from pe_bench.engines.trial import execute, require_device
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class InProcessEngine:
     """Runs each spec here, in order; its row lands in the store as the trial ends."""
 
     def run(self, specs: Sequence[TrialSpec], ctx: RunContext, sink: RowSink) -> None:
+        for first in {spec.train.device: spec for spec in specs}.values():  # one per device asked
+            require_device(first)  # this process is the worker: no GPU for `cuda` ends the run here
         for spec in specs:
             sink.started()
             began = time.perf_counter()

@@ -5,7 +5,9 @@ each trial's row to the run's `RowSink` the moment the trial reports (or an erro
 trial's worker dies), so an interrupted run keeps every finished cell. Rows are keyed by our
 `trial_key`, never by Tune's result order. A store that cannot be written stops the experiment
 (a Tune stopper) and the run ends with that one error; an exception inside a callback would
-instead end `tuner.fit()` with Tune's traceback.
+instead end `tuner.fit()` with Tune's traceback. GPUs go only where the suite's resources
+ask for them: a trial Ray gives no GPU sees none (`hide_unrequested_gpus`), and a `cuda`
+recipe in trials that ask for none is refused before Ray starts.
 """
 
 from __future__ import annotations
@@ -36,13 +38,29 @@ WORKER_ENV = {
 }
 
 
+# Tune restarts a trial whose worker died (a preempted node, an OOM kill) up to this many times;
+# the restarted trial resumes its pre-training from the last checkpoint (pe_bench.worker.checkpoint).
+# A Python error inside a trial is never retried: `trial.execute` turns it into an error row.
+RETRIES = 3
+
+
 def node_id() -> str:
     """The Ray node this process runs on (recorded in the trial's row)."""
     return str(ray.get_runtime_context().get_node_id())
 
 
+def hide_unrequested_gpus() -> None:
+    """A trial that Ray gave no GPU sees none: `CUDA_VISIBLE_DEVICES=""` before torch first
+    touches CUDA. Ray 2.60 sets the variable only for trials that get GPUs, so a `gpu: 0` trial
+    on a GPU node would otherwise see every card and, with `device: auto`, train on GPU 0
+    beside the trials Ray did place there."""
+    if not ray.get_gpu_ids():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
 def trainable(config: dict[str, Any]) -> None:
     """A Tune trial: `trial.execute` on this worker, its row reported back as JSON."""
+    hide_unrequested_gpus()
     tune.report({"row_json": row_to_json(execute({**config, "node_id": node_id()}))})
 
 
@@ -123,6 +141,15 @@ def unmet_resources(ctx: RunContext) -> tuple[str, float, float] | None:
     return None
 
 
+def check_gpu_request(specs: Sequence[TrialSpec], ctx: RunContext) -> None:
+    """A recipe that asks for `cuda` in trials that ask Ray for no GPU could only fail in every
+    trial (they see none): say so before Ray starts."""
+    if not ctx.resources.gpu and any(s.train.device == "cuda" for s in specs):
+        raise SuiteError(ctx.source, "resources.gpu", "train.device is cuda but each trial asks "
+                         "for 0 GPUs, and Ray hides the GPUs from such trials; set resources.gpu "
+                         "(1, or a fraction such as 0.5 to share a card) or train.device: auto")
+
+
 def _check_resources(ctx: RunContext) -> None:
     unmet = unmet_resources(ctx)
     if unmet:
@@ -140,6 +167,7 @@ class RayEngine:
     address: str | None = None
 
     def run(self, specs: Sequence[TrialSpec], ctx: RunContext, sink: RowSink) -> None:
+        check_gpu_request(specs, ctx)
         if not ray.is_initialized():
             start_ray(self.address, None)
         if not self.address:  # a cluster may add nodes on demand; this machine will not
@@ -157,7 +185,7 @@ class RayEngine:
             run_config=tune.RunConfig(
                 name=ctx.run_id, storage_path=str((ctx.store / "_tune").resolve()), verbose=0,
                 callbacks=[writer], stop=StopOnStoreFailure(writer),
-                failure_config=tune.FailureConfig(max_failures=0),
+                failure_config=tune.FailureConfig(max_failures=RETRIES),
             ),
         )
         try:

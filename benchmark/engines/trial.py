@@ -44,6 +44,24 @@ def tune_process(cpus: float) -> None:
     threadpool_limits(threads)
 
 
+def require_device(spec: TrialSpec) -> None:
+    """Raise DeviceError when the recipe asks for `cuda` and this process sees no CUDA device:
+    one line before any data is read, not torch's error mid-trial (`auto` would instead train
+    on the CPU for days). A Ray trial that asks for no GPU sees none (pe_bench.engines.ray_tune)."""
+    if spec.train.device != "cuda":
+        return
+    import torch
+
+    from pe_bench.errors import DeviceError
+
+    if not torch.cuda.is_available():
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES") == ""
+        why = ("CUDA_VISIBLE_DEVICES is empty: the suite's resources ask for no GPU" if hidden
+               else "no CUDA device found")
+        raise DeviceError(f"train.device is 'cuda' but this machine has none ({why}); run it where a "
+                          "GPU is, or set train.device to auto or cpu")
+
+
 def one_line(exc: BaseException) -> str:
     """`Type: message` on one line, plus where it was raised (a validation error: the model,
     each offending field and why, and the line that validated, not pydantic's own)."""
@@ -83,6 +101,7 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
     tune_process(config.get("cpus", 1))
     versions: str | None = None
     try:
+        require_device(spec)
         import_plugin_modules(spec.plugins)
         versions = json.dumps(plugin_versions(spec.plugins_used()), sort_keys=True)
         # the cache location stays a string: Path() would fold a URI's "//"

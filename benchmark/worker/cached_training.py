@@ -20,12 +20,14 @@ import torch
 
 from pe_bench.attacks.base import Attack, AttackContext
 from pe_bench.worker.cache import ArtifactCache
+from pe_bench.worker.checkpoint import Checkpoint
 from pe_bench.datasets.base import ImageArray
 from pe_bench.defenses.base import BugReport, Defense, PretrainData, RepairContext
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.plugins.captions import captions, tokenize
 from pe_bench.errors import PluginError
 from pe_bench.plugins.registry import ENCODERS, plugin_versions
+from pe_bench.plugins.tensors import cuda_channels_last
 from pe_bench.config.spec import TrainSpec, TrialSpec, canonical_hash
 from pe_bench.worker.train import TrainResult, distill, pick_device, pretrain, steps_per_epoch
 
@@ -101,14 +103,27 @@ class Trainer:
         model = self.fresh_encoder()
         model.load_state_dict(state)
         model.to(pick_device(self.spec.train.device))
-        return model.eval()
+        return cuda_channels_last(model).eval()  # NHWC on CUDA only: CPU numbers must not move
 
     def encoder(self, data: PretrainData, recipe: TrainSpec, label: str,
                 data_id: dict[str, Any] | None = None) -> Trained:
         """Pre-train (or load) an encoder on `data` with `recipe`. `data_id` names a subset
-        of the pre-training set; None means all of it (with the attack's poisons, if any)."""
+        of the pre-training set; None means all of it (with the attack's poisons, if any).
+        While another trial trains the same key, wait for it (polling the cache)."""
+        trained = self._encoder(data, recipe, label, data_id, wait=True)
+        if trained is None:  # unreachable: a waiting call always ends with the encoder
+            raise RuntimeError(f"the {label} was neither loaded nor trained")
+        return trained
+
+    def encoder_if_free(self, data: PretrainData, recipe: TrainSpec, label: str) -> Trained | None:
+        """`encoder`, or None at once while another trial is training it (do other work first)."""
+        return self._encoder(data, recipe, label, None, wait=False)
+
+    def _encoder(self, data: PretrainData, recipe: TrainSpec, label: str,
+                 data_id: dict[str, Any] | None, wait: bool) -> Trained | None:
         key = self.spec.pretrain_key(self.spec.poison_id() if data.poisons.size else None,
                                      recipe, data_id)
+        checkpoint = Checkpoint.for_build(self.cache, "encoders", key, recipe)
 
         def build() -> tuple[State, dict[str, Any]]:
             self.log(f"training {label} ({len(data.clean)} clean + {data.poisons.size} injected images)")
@@ -117,13 +132,18 @@ class Trainer:
             cpu = time.process_time()
             result = pretrain(trainee, data.clean, data.poisons.groups, recipe, self.spec.seed,
                               texts=None if texts is None else texts[data.clean_ids],
-                              poison_texts=data.poisons.captions)
+                              poison_texts=data.poisons.captions, checkpoint=checkpoint)
             return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
                                      "images_per_second": result.images_per_second,
                                      "device": result.device, "fitted": result.fitted,
                                      "cpu_s": time.process_time() - cpu}
 
-        state, info, hit = self.cache.get_or_create("encoders", key, build, usable=self.fits)
+        made = self.cache.get_or_create("encoders", key, build, usable=self.fits, wait=wait)
+        if made is None:
+            return None
+        state, info, hit = made
+        if not hit:
+            checkpoint.clear()
         steps, images = training_work(data, recipe)
         return Trained(self._load(state), key, {**info, "key": key, "steps": steps, "images": images}, hit)
 

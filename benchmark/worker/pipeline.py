@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pe_bench.attacks.base import AttackContext, PoisonSet, Task
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, Task
 from pe_bench.attacks.targets import task_rng
 from pe_bench.worker.cache import ArtifactCache
-from pe_bench.worker.cached_training import Trainer
+from pe_bench.worker.cached_training import Trained, Trainer
 from pe_bench.datasets.loading import image_digests, load_dataset
 from pe_bench.datasets.base import ImageArray
 from pe_bench.worker.defend import apply_defense, bug_report
@@ -33,9 +35,11 @@ from pe_bench.worker.evaluate import Classify, evaluate, probe, vote, zero_shot
 from pe_bench.store.metrics import EncoderInfo, Timings, TrialMetrics
 from pe_bench.plugins.registry import ATTACKS, DEFENSES
 from pe_bench.config.spec import EvalSpec, TrialSpec
-from pe_bench.worker.train import encode
+from pe_bench.worker.probe_cache import cached, probe_identity
+from pe_bench.worker.train import encode, pick_device
 
 Log = Callable[[str], None]
+Memo = Callable[[Classify], Classify]  # wraps a classifier (the probe cache)
 
 
 @dataclass
@@ -117,9 +121,11 @@ def load_inputs(spec: TrialSpec, data_dir: Path) -> tuple[ImageArray, tuple[Task
     return without(pre, tuple(tasks)), tuple(tasks)
 
 
-def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
+def classifier(models: list[EncoderMethod], spec: EvalSpec,
+               memos: Sequence[Memo] = ()) -> Classify:
     """The suite's downstream classifier on top of frozen encoders; several encoders (a
-    partition ensemble) each get their own classifier and vote."""
+    partition ensemble) each get their own classifier and vote. `memos`: per model, a wrapper
+    of its classifier (the probe cache)."""
 
     def one(model: EncoderMethod) -> Classify:
         def features(images: np.ndarray) -> np.ndarray:
@@ -129,8 +135,40 @@ def classifier(models: list[EncoderMethod], spec: EvalSpec) -> Classify:
             return lambda task: zero_shot(features, model.zero_shot_proba, task)
         return lambda task: probe(features, task, spec)
 
-    members = [one(m) for m in models]
+    members = [one(m) if not memos else memos[i](one(m)) for i, m in enumerate(models)]
     return lambda task: vote([c(task) for c in members])
+
+
+def pretrained(trainer: Trainer, data: PretrainData, attack: Attack, ctx: AttackContext,
+               watch: Stopwatch) -> tuple[Trained, Trained]:
+    """(the clean twin, the undefended poisoned encoder). A data-stage attack's poisoned encoder
+    does not need the twin: while another trial trains the twin, train the poisoned encoder
+    first instead of waiting (the same encoders either way, each seeded by the trial alone)."""
+    spec, clean = trainer.spec, PretrainData(data.clean, PoisonSet())
+    twin_label = "clean twin"
+    if spec.poison_id() is None:
+        twin = watch.run("pretrain_clean", lambda: trainer.encoder(clean, spec.train, twin_label))
+        return twin, twin
+    if attack.stage == "encoder":
+        twin = watch.run("pretrain_clean", lambda: trainer.encoder(clean, spec.train, twin_label))
+        return twin, watch.run("pretrain_poisoned", lambda: trainer.backdoored(twin, attack, ctx))
+    early = watch.run("pretrain_clean", lambda: trainer.encoder_if_free(clean, spec.train, twin_label))
+    if early is None:
+        trainer.log("the clean twin is being trained by another trial: training the poisoned encoder first")
+    poisoned = watch.run("pretrain_poisoned", lambda: trainer.encoder(data, spec.train, "poisoned encoder"))
+    twin = early or watch.run("pretrain_clean", lambda: trainer.encoder(clean, spec.train, twin_label))
+    return twin, poisoned
+
+
+def probe_memos(trainer: Trainer, tally: Counter[str]) -> Callable[[list[Trained]], list[Memo]]:
+    """Per encoder, a wrapper that caches its classifier's outputs by (encoder key, task)."""
+    evaluation, device = trainer.spec.evaluation, pick_device(trainer.spec.train.device).type
+
+    def memos(encoders: list[Trained]) -> list[Memo]:
+        return [partial(cached, cache=trainer.cache, identity=probe_identity(e.key, evaluation, device),
+                        tally=tally) for e in encoders]
+
+    return memos
 
 
 def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log = lambda _: None
@@ -146,20 +184,21 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     poisons: PoisonSet = watch.run("attack", lambda: attack.craft(ctx))
     triggered = watch.run("attack", lambda: attack.triggered_tests(ctx))
     data = PretrainData(pre.images, poisons)
-    twin = watch.run("pretrain_clean", lambda: trainer.encoder(PretrainData(pre.images, PoisonSet()),
-                                                               spec.train, "clean twin"))
-    undefended = twin if spec.poison_id() is None else watch.run(
-        "pretrain_poisoned", lambda: trainer.backdoored(twin, attack, ctx) if attack.stage == "encoder"
-        else trainer.encoder(data, spec.train, "poisoned encoder"))
+    twin, undefended = pretrained(trainer, data, attack, ctx, watch)
     report = bug_report(tasks, poisons.targets, triggered, spec.seed)
     defended = watch.run("defense", lambda: apply_defense(defense, data, trainer, undefended, twin, report))
     log("evaluating")
+    tally: Counter[str] = Counter()
+    memos = probe_memos(trainer, tally)
     members = [m.model for m in defended.members]
     same = len(members) == 1 and members[0] is undefended.model
+    ev = spec.evaluation
     summary, per_task = watch.run("evaluate", lambda: evaluate(
-        tasks, classifier([twin.model], spec.evaluation),
-        None if same and undefended is twin else classifier(members, spec.evaluation),
-        poisons.targets, None if same else classifier([undefended.model], spec.evaluation), triggered))
+        tasks, classifier([twin.model], ev, memos([twin])),
+        None if same and undefended is twin else classifier(members, ev, memos(defended.members)),
+        poisons.targets, None if same else classifier([undefended.model], ev, memos([undefended])),
+        triggered))
+    log(f"classifier outputs: {tally['hit']} from the cache, {tally['computed']} computed")
     hits = {m.key: m.hit for m in (twin, undefended, *defended.members)}
     info = defended.members[0].info
     fitted = json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None

@@ -3,7 +3,10 @@
 Paired twins: the clean images' order, their augmentations and the model's initialisation come
 from generators seeded only by the trial seed. Injected images have their own generators and
 are appended to each step's batch (spread evenly over an epoch's steps), so a poisoned encoder
-and its clean twin see bit-identical clean batches; the only difference is the poisons.
+and its clean twin see bit-identical clean batches; the only difference is the poisons. The
+generators are CPU ones on every device, and an epoch's draws are made at its start and copied
+to the device at once (pe_bench.worker.plan): the same batches and views on CPU and GPU, and
+no host-device copy or sync inside a step.
 
 Every image is seen once per epoch: an epoch's permutation of the clean images is split into
 `steps_per_epoch(n, batch_size)` near-equal batches (no drop-last), and the poisons into as
@@ -24,10 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pe_bench.worker.augment import augment, normalize, to_float, view_pair
+from pe_bench.worker.augment import crop_boxes, draw_view, normalize, render, render_pair, to_float
+from pe_bench.worker.checkpoint import NO_CHECKPOINT, Checkpoint
 from pe_bench.encoders.base import EncoderMethod, with_optimizer_defaults
 from pe_bench.errors import PluginError
 from pe_bench.config.spec import TrainSpec
+from pe_bench.plugins.tensors import cuda_channels_last
+from pe_bench.worker.plan import Step, epoch_batches, epoch_plan, generators, ship
+from pe_bench.worker.plan import to_device as plan_to_device
 
 ProgressFn = Callable[[int, float], None]  # (epoch done, mean loss)
 
@@ -54,13 +61,17 @@ def to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
     host = torch.tensor(images)  # a copy: the loaders hand out read-only arrays
     if device.type == "cuda":
         return host.pin_memory().to(device, non_blocking=True)
-    return host
+    return host.to(device)
 
 
-def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
-    streams = ("order", "poison_order", "aug", "poison_aug")
-    return {name: torch.Generator(device=device).manual_seed(seed * 7919 + i)
-            for i, name in enumerate(streams)}
+def cuda_fast_paths(device: torch.device) -> None:
+    """When training on CUDA: cuDNN picks the fastest convolution algorithms for the shapes it
+    meets (`cudnn.benchmark`) and float32 matmuls may run on TF32 tensor cores. Never set for
+    a CPU run, whose numbers must not move."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
 
 
 def make_optimizer(model: EncoderMethod, recipe: TrainSpec) -> torch.optim.Optimizer:
@@ -101,53 +112,35 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, round(n / batch_size))
 
 
-def epoch_batches(n: int, steps: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """One epoch's image indices: a seeded permutation split into `steps` near-equal batches."""
-    return torch.tensor_split(torch.randperm(n, generator=gen, device=gen.device), steps)
-
-
-class _PoisonFeed:
-    """Spreads the injected images over an epoch's steps; groups keep their own canvas shape.
-    `texts`: the groups' caption token ids (image–text methods), handed out alongside."""
-
-    def __init__(self, groups: tuple[torch.Tensor, ...], steps: int, gen: torch.Generator,
-                 texts: tuple[torch.Tensor, ...] = ()) -> None:
-        self.groups, self.steps, self.gen, self.texts = groups, steps, gen, texts
-        self.sizes = [len(g) for g in groups]
-        self.total = sum(self.sizes)
-        self.chunks: list[torch.Tensor] = []
-
-    def new_epoch(self) -> None:
-        order = torch.randperm(self.total, generator=self.gen, device=self.gen.device)
-        self.chunks = list(torch.tensor_split(order, self.steps)) if self.total else []
-
-    def _pick(self, step: int, arrays: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-        """This step's rows of each group's `arrays` entry, for the groups present."""
-        if not self.total:
-            return []
-        chosen = self.chunks[step]
-        out, start = [], 0
-        for array, size in zip(arrays, self.sizes, strict=True):
-            mine = chosen[(chosen >= start) & (chosen < start + size)] - start
-            if len(mine):
-                out.append(array[mine])
-            start += size
-        return out
-
-    def batch(self, step: int) -> list[torch.Tensor]:
-        """This step's injected images, one uint8 tensor per canvas shape present."""
-        return self._pick(step, self.groups)
-
-    def captions(self, step: int) -> list[torch.Tensor]:
-        """This step's injected images' caption token ids, in the order of `batch`."""
-        return self._pick(step, self.texts) if self.texts else []
-
-
 def _views(clean: torch.Tensor, poison: list[torch.Tensor], size: int, recipe: TrainSpec,
-           gens: dict[str, torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [view_pair(clean, size, recipe, gens["aug"])]
-    pairs += [view_pair(p, size, recipe, gens["poison_aug"]) for p in poison]
+           draws: Step) -> tuple[torch.Tensor, torch.Tensor]:
+    """A step's two view batches: the clean images' views, then each injected group's."""
+    params = [draws.views, *(views for _, _, views in draws.poisons)]
+    pairs = [render_pair(to_float(x), p, size, recipe) for x, p in zip([clean, *poison], params, strict=True)]
     return torch.cat([a for a, _ in pairs]), torch.cat([b for _, b in pairs])
+
+
+@dataclass(frozen=True)
+class _Resident:
+    """A run's images on the training device: the clean set and each injected group (which
+    keeps its own canvas shape), with their caption token ids for image–text methods."""
+
+    clean: torch.Tensor
+    groups: tuple[torch.Tensor, ...]
+    tokens: torch.Tensor | None = None
+    group_tokens: tuple[torch.Tensor, ...] = ()
+
+    def step(self, draws: Step, recipe: TrainSpec, fmt: torch.memory_format
+             ) -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
+        """One step's two view batches (in `fmt`) and its extra inputs (captions), from the
+        step's draws already on the device: no host-device copy, nothing read back."""
+        poison = [self.groups[group][rows] for group, rows, _ in draws.poisons]
+        v1, v2 = _views(self.clean[draws.clean], poison, self.clean.shape[-1], recipe, draws)
+        views = (v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt))
+        if self.tokens is None:
+            return views, {}
+        captions = [self.group_tokens[group][rows] for group, rows, _ in draws.poisons]
+        return views, {"text": torch.cat([self.tokens[draws.clean], *captions])}
 
 
 def _caption_tokens(model: EncoderMethod, texts: np.ndarray | None, poisons: tuple[np.ndarray, ...],
@@ -179,44 +172,55 @@ def _optimise(model: EncoderMethod, step_fn: Callable[..., torch.Tensor], opt: t
 
 def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray, ...],
              recipe: TrainSpec, seed: int, progress: ProgressFn | None = None,
-             texts: np.ndarray | None = None, poison_texts: tuple[np.ndarray, ...] = ()) -> TrainResult:
+             texts: np.ndarray | None = None, poison_texts: tuple[np.ndarray, ...] = (),
+             checkpoint: Checkpoint = NO_CHECKPOINT) -> TrainResult:
     """Train `model` in place on clean images plus `poisons`; returns timing and final loss.
-    Image–text methods: `texts`, caption ids per clean image; `poison_texts`, per poison group."""
+    Image–text methods: `texts`, caption ids per clean image; `poison_texts`, per poison group.
+    `checkpoint`: saved every few epochs, and a saved one resumed (pe_bench.worker.checkpoint)."""
     device = pick_device(recipe.device)
+    cuda_fast_paths(device)
     fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=fmt).train()  # type: ignore[call-overload]  # stubs lack memory_format
-    gens = _generators(seed, device)
-    data = to_device(clean, device)
-    tokens, poison_tokens = _caption_tokens(model, texts, poisons, poison_texts, device)
-    size, steps = clean.shape[-1], steps_per_epoch(len(data), recipe.batch_size)
-    feed = _PoisonFeed(tuple(to_device(g, device) for g in poisons), steps, gens["poison_order"],
-                       poison_tokens)
-    fitted = model.before_training(len(data), -(-len(data) // steps))  # the largest clean batch
+    gens = generators(seed)  # CPU generators whatever the device: pe_bench.worker.plan
+    data = _Resident(to_device(clean, device), tuple(to_device(g, device) for g in poisons),
+                     *_caption_tokens(model, texts, poisons, poison_texts, device))
+    steps = steps_per_epoch(len(clean), recipe.batch_size)
+    fitted = model.before_training(len(clean), -(-len(clean) // steps))  # the largest clean batch
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
     amp = recipe.amp and device.type == "cuda"
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
-    for epoch in range(recipe.epochs):
-        batches = epoch_batches(len(data), steps, gens["order"])
-        feed.new_epoch()
+    for epoch in range(checkpoint.restore(model, opt, gens), recipe.epochs):
+        plan = epoch_plan(clean.shape, [g.shape for g in poisons], steps, recipe, gens)
         model.before_epoch(epoch, recipe)
         losses = []
-        for step, idx in enumerate(batches):
+        for step, draws in enumerate(plan_to_device(plan, device)):
             set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)
-            v1, v2 = _views(data[idx], feed.batch(step), size, recipe, gens)
-            v1, v2 = v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt)
-            extra = {} if tokens is None else {"text": torch.cat([tokens[idx], *feed.captions(step)])}
-            losses.append(_optimise(model, step_fn, opt, (v1, v2), extra, amp))
-            seen += len(v1)
+            views, extra = data.step(draws, recipe, fmt)
+            losses.append(_optimise(model, step_fn, opt, views, extra, amp))
+            seen += len(views[0])
         loss_val = float(torch.stack(losses).mean())
         if not math.isfinite(loss_val):
             raise FloatingPointError(f"training loss became {loss_val} at epoch {epoch + 1}")
+        checkpoint.after_epoch(epoch + 1, recipe.epochs, model, opt, gens)
         if progress is not None:
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
     return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total, fitted)
+
+
+def _distill_plan(shape: tuple[int, ...], steps: int, recipe: TrainSpec, gen: torch.Generator,
+                  device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """An epoch of distillation's (indices, view parameters) per step, drawn on `gen` in the
+    order the steps use them and moved to `device` in one copy."""
+    n, channels, height, width = shape
+    batches = epoch_batches(n, steps, gen)
+    params = [draw_view(crop_boxes(len(idx), height, width, recipe.crop_min_scale, gen), channels, recipe, gen)
+              for idx in batches]
+    moved = ship([*batches, *params], device)
+    return list(zip(moved[:steps], moved[steps:], strict=True))
 
 
 def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
@@ -225,9 +229,10 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
     `images` (loss 1 - cosine similarity), with the recipe's optimiser and cosine schedule:
     the feature-distillation defense of Saha et al. (SSL-Backdoor, CVPR 2022)."""
     device = pick_device(recipe.device)
-    student.to(device).train()
-    teacher.to(device).eval()
-    gen = torch.Generator(device=device).manual_seed(seed * 7919 + 101)
+    cuda_fast_paths(device)
+    cuda_channels_last(student.to(device)).train()
+    cuda_channels_last(teacher.to(device)).eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed * 7919 + 101)  # device-independent draws
     data = to_device(images, device)
     steps = steps_per_epoch(len(data), recipe.batch_size)
     opt = make_optimizer(student, recipe)
@@ -235,9 +240,10 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
     for epoch in range(recipe.epochs):
         losses = []
-        for step, idx in enumerate(epoch_batches(len(data), steps, gen)):
+        for step, (idx, params) in enumerate(_distill_plan(images.shape, steps, recipe, gen, device)):
             set_lr(epoch * steps + step, total, 0)
-            x = augment(data[idx], images.shape[-1], recipe, gen)
+            x = render(to_float(data[idx]), params, images.shape[-1], recipe)
+            x = x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
             with torch.no_grad():
                 target = teacher.features(x)
             loss = (1 - torch.nn.functional.cosine_similarity(student.features(x), target)).mean()
@@ -254,12 +260,14 @@ def distill(student: EncoderMethod, teacher: EncoderMethod, images: np.ndarray, 
 
 @torch.no_grad()
 def encode(model: EncoderMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Frozen features of uint8 images (no augmentation), float32 numpy (N, D)."""
+    """Frozen features of uint8 images (no augmentation), float32 numpy (N, D), computed in
+    float32 on every device and under any caller's autocast: probes and detectors read them,
+    so they must not depend on the device (bf16 features on GPU and fp32 on CPU did)."""
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
         x = normalize(to_float(torch.tensor(images[start:start + batch_size], device=device)))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, enabled=False):
             out.append(model.features(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)

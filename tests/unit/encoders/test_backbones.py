@@ -83,6 +83,26 @@ def test_sincos_position_embedding() -> None:
     assert odd.shape == (4, 10) and torch.equal(odd[:, 8:], torch.zeros(4, 2))
 
 
+def test_vit_builds_its_position_embedding_once_per_grid(monkeypatch) -> None:
+    """Built on the CPU and copied to the device once per grid (device, dtype), not on every
+    forward (a host-to-device copy per step on a GPU); the features do not change."""
+    import pe_bench.encoders.backbones as backbones
+
+    built, real = [], backbones.sincos_position_embedding_2d
+    monkeypatch.setattr(backbones, "sincos_position_embedding_2d",
+                        lambda *args: built.append(args) or real(*args))
+    torch.manual_seed(0)
+    vit = ViTTiny(width=8, depth=1)
+    x = torch.randn(2, 3, 8, 8)
+    first, again = vit(x), vit(x)
+    vit(torch.randn(2, 3, 8, 16))
+    assert built == [(2, 2, 8), (2, 4, 8)]
+    tokens = vit.patch_embed(x).flatten(2).transpose(1, 2) + real(2, 2, 8)
+    for block in vit.blocks:
+        tokens = block(tokens)
+    assert torch.equal(first, again) and torch.equal(first, vit.norm(tokens).mean(dim=1))
+
+
 def test_encoder_params_accept_the_backbone_names() -> None:
     for name in BACKBONES:
         assert EncoderParams(backbone=name).backbone == name

@@ -71,9 +71,10 @@ def test_in_process_and_address_exclude_each_other(tmp_path: Path,
 
 
 # full.yaml at toy scale: the datasets this machine has (CIFAR-10, GTSRB) in place of STL-10,
-# SVHN and EuroSAT; a small backbone, 1 epoch, a few hundred images, one seed, one CPU
+# SVHN and EuroSAT; a small backbone, 1 epoch, a few hundred images, one seed, one CPU (full.yaml
+# asks for `device: cuda`)
 TOY_FULL = [
-    "seeds=[0]", "resources={cpu: 1, gpu: 0}", "max_concurrent=1",
+    "seeds=[0]", "resources={cpu: 1, gpu: 0}", "max_concurrent=1", "train.device=cpu",
     "train.epochs=1", "train.batch_size=64", "train.warmup_epochs=0", "evaluation.batch_size=256",
     "datasets.0.pretrain.max_images=200",
     "datasets.0.tasks=[{name: cifar10, dataset: cifar10, train_size: 100, test_size: 50},"

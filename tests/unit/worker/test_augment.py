@@ -15,7 +15,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_crop_boxes_follow_random_resized_crop() -> None:
-    boxes = crop_boxes(4000, 32, 64, 0.08, _gen(), torch.device("cpu"))
+    boxes = crop_boxes(4000, 32, 64, 0.08, _gen())
     x0, y0, w, h = boxes.unbind(1)
     assert (x0 >= 0).all() and (y0 >= 0).all()
     assert (x0 + w <= 64 + 1e-4).all() and (y0 + h <= 32 + 1e-4).all()
@@ -34,7 +34,7 @@ def test_crop_area_distribution_matches_torchvision_on_a_two_to_one_canvas() -> 
     canvas = torch.zeros(3, 32, 64)
     ref = [RandomResizedCrop.get_params(canvas, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(4000)]
     ref_frac = torch.tensor([h * w / (32 * 64) for _, _, h, w in ref])
-    boxes = crop_boxes(4000, 32, 64, 0.08, _gen(1), torch.device("cpu"))
+    boxes = crop_boxes(4000, 32, 64, 0.08, _gen(1))
     frac = boxes[:, 2] * boxes[:, 3] / (32 * 64)
     assert abs(float(frac.mean() - ref_frac.mean())) < 0.02
     assert abs(float(frac.median() - ref_frac.median())) < 0.03
@@ -118,7 +118,7 @@ def test_default_colour_jitter_is_the_simclr_cifar_and_moco_v2_recipe() -> None:
     from pe_bench.worker.augment import colour_maps
     from pe_bench.config.spec import TrainSpec
 
-    b, c, _ = colour_maps(20_000, 1, TrainSpec().color_jitter, _gen(), torch.device("cpu"))
+    b, c, _ = colour_maps(20_000, 1, TrainSpec().color_jitter, _gen())
     for factor in (b, c):
         assert 0.6 <= float(factor.min()) < 0.61 and 1.39 < float(factor.max()) <= 1.4
 

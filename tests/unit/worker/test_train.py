@@ -7,7 +7,8 @@ import torch
 
 from pe_bench.encoders.simclr import SimCLR
 from pe_bench.config.spec import TrainSpec
-from pe_bench.worker.train import _PoisonFeed, encode, pretrain, steps_per_epoch
+from pe_bench.worker.plan import poison_picks
+from pe_bench.worker.train import encode, pretrain, steps_per_epoch
 
 RECIPE = TrainSpec(epochs=2, batch_size=16, device="cpu")
 
@@ -23,9 +24,9 @@ def _images(n: int, h: int = 8, w: int = 8, seed: int = 0) -> np.ndarray:
 
 def test_poison_feed_covers_each_poison_once_per_epoch() -> None:
     groups = (torch.arange(5).view(5, 1), torch.arange(100, 103).view(3, 1))
-    feed = _PoisonFeed(groups, steps=3, gen=torch.Generator().manual_seed(0))
-    feed.new_epoch()
-    seen = [int(v) for step in range(3) for part in feed.batch(step) for v in part.flatten()]
+    picks = poison_picks([len(g) for g in groups], steps=3, gen=torch.Generator().manual_seed(0))
+    assert len(picks) == 3
+    seen = [int(v) for step in picks for group, rows in step for v in groups[group][rows].flatten()]
     assert sorted(seen) == [0, 1, 2, 3, 4, 100, 101, 102]
 
 
@@ -200,13 +201,31 @@ def test_distillation_decays_the_learning_rate(monkeypatch) -> None:
 def test_distillation_feeds_every_image_once_per_epoch(monkeypatch) -> None:
     import pe_bench.worker.train as train
 
-    real, fed = train.augment, []
+    real, fed = train.render, []
 
-    def recording(batch, *args):
-        fed.extend((batch[:, 0, 0, 0].long() + 256 * batch[:, 1, 0, 0].long()).tolist())
+    def recording(batch, *args):  # float images in [0, 1]: the ids are whole multiples of 1/255
+        ids = (batch[:, 0, 0, 0] * 255).round().long() + 256 * (batch[:, 1, 0, 0] * 255).round().long()
+        fed.extend(ids.tolist())
         return real(batch, *args)
 
-    monkeypatch.setattr(train, "augment", recording)
+    monkeypatch.setattr(train, "render", recording)
     recipe = TrainSpec(epochs=2, batch_size=16, device="cpu")
     train.distill(_model(), _model(), _numbered(40), recipe, seed=0)  # 2.5 batches per epoch
     assert sorted(fed) == sorted(list(range(40)) * recipe.epochs)
+
+
+def test_cuda_fast_paths_are_set_for_cuda_only(monkeypatch) -> None:
+    """cuDNN autotuning and TF32 matmuls change numbers: a CPU run never sets them."""
+    from pe_bench.worker.train import cuda_fast_paths
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    precision = torch.get_float32_matmul_precision()
+    pretrain(_model(), _images(32), (), RECIPE, seed=0)
+    cuda_fast_paths(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False and torch.get_float32_matmul_precision() == precision
+    try:
+        cuda_fast_paths(torch.device("cuda"))  # sets flags only; needs no GPU
+        assert torch.backends.cudnn.benchmark is True
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(precision)
