@@ -1,5 +1,5 @@
 """Each built-in defense's own effect, and the data types defenses exchange (the contract
-tests over every registered defense are in tests/test_contracts.py)."""
+tests over every registered defense are in tests/unit/plugins/test_contracts.py)."""
 
 from __future__ import annotations
 

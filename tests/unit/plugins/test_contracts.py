@@ -56,7 +56,7 @@ def test_every_encoder_meets_the_contract(name: str) -> None:
 def test_every_dataset_meets_the_contract(name: str, isolated: Path) -> None:
     """On the data in $PE_BENCH_DATA (one split is enough for the contract); datasets whose
     files are not there, or that need params naming their files, are checked on fixtures in
-    tests/test_data.py and tests/test_datasets_extra.py."""
+    tests/unit/datasets/test_data.py and tests/unit/datasets/test_datasets_extra.py."""
     cls = DATASETS.get(name)
     try:
         cls.Params.model_validate({})

@@ -2,7 +2,7 @@
 encoder trained by a plugin's old code nor fails on an artefact that no longer loads.
 
 The end-to-end tests run tiny suites in-process; a fake installed encoder package (a
-`*.dist-info` folder in a temporary site on the path, as in tests/test_plugin_package.py) lets
+`*.dist-info` folder in a temporary site on the path, as in tests/unit/plugins/test_plugin_package.py) lets
 a test bump a plugin's version between runs."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 entry point must resolve to a plugin class of its group; exclude rules must name something.
 
 Installed packages are faked as `*.dist-info` folders in a temporary site folder that a fresh
-`pe-bench` process puts first on its path (as in tests/test_plugin_package.py), so the real
+`pe-bench` process puts first on its path (as in tests/unit/plugins/test_plugin_package.py), so the real
 environment is never changed."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Parquet store: validated rows, unique files, scans that survive bad files, dedupe.
-(Stores of earlier schema versions: tests/test_schema.py.)"""
+(Stores of earlier schema versions: tests/unit/store/test_schema.py.)"""
 
 from __future__ import annotations
 
