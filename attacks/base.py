@@ -11,8 +11,8 @@ the params that label its rows; see `pe_bench.plugins.types.AttackMeta`) is decl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pe_bench.errors import PeBenchError
 from pe_bench.report.lines import NUMBERS
 
 if TYPE_CHECKING:
