@@ -57,59 +57,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
 try:
     from perf import _common as common
+    from perf._reference_pipeline import PREFETCH, measure_reference
+    from perf._timing import _limit, _memory_format, _peak_mib, _reset_peak, _share, _sync, train_step
 except ModuleNotFoundError:  # run as a script: perf/ itself is on sys.path
     import _common as common  # type: ignore[no-redef]
-
-from pe_bench.worker.augment import MEAN, STD, augment
+    from _reference_pipeline import PREFETCH, measure_reference  # type: ignore[no-redef]
+    from _timing import (_limit, _memory_format, _peak_mib, _reset_peak, _share, _sync,  # type: ignore[no-redef]
+                         train_step)
+from pe_bench.worker.augment import augment
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.config.spec import TrainSpec
 from pe_bench.errors import PeBenchError
 from pe_bench.worker.train import make_optimizer, pretrain
 
-GPU_BOUND_SHARE = 0.15  # input share below this on CUDA: the GPU is the limit
-PREFETCH = 2  # DataLoader prefetch_factor (torch's default) of the reference's workers
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_mib(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-def _memory_format(recipe: TrainSpec) -> torch.memory_format:
-    return torch.channels_last if recipe.channels_last else torch.contiguous_format
-
-
-def train_step(model: EncoderMethod, opt: torch.optim.Optimizer, v1: torch.Tensor, v2: torch.Tensor,
-               device: torch.device, amp: bool) -> torch.Tensor:
-    """One optimiser step exactly as `pe_bench.worker.train.pretrain` takes it."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = model.training_loss(v1, v2)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    model.after_step()
-    return loss.detach()
-
-
-# -- pe-bench ----------------------------------------------------------------------------------
 def measure_pebench(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec, steps: int,
                     warmup: int, device: torch.device) -> dict[str, Any]:
     """`pretrain` on batch*steps images (one epoch = `steps` steps), after a warm-up call."""
@@ -148,102 +113,6 @@ def measure_model_only(model: EncoderMethod, images: np.ndarray, recipe: TrainSp
 
 
 # -- per-sample reference ------------------------------------------------------------------------
-def reference_transform(api: str, size: int, channels: int, min_scale: float) -> Any:
-    """The conventional SimCLR CIFAR augmentation, applied to one image at a time."""
-    mean, std = [MEAN] * channels, [STD] * channels
-    if api == "v1":
-        from torchvision import transforms as T
-
-        return T.Compose([
-            T.RandomResizedCrop(size, scale=(min_scale, 1.0)),
-            T.RandomHorizontalFlip(),
-            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            T.RandomGrayscale(p=0.2),
-            T.ToTensor(),
-            T.Normalize(mean, std),
-        ])
-    from torchvision.transforms import v2
-
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
-
-
-class TwoViewDataset(Dataset):
-    """Map-style dataset returning two independently transformed views of image i.
-
-    v1: images kept as uint8 HWC numpy and turned into a PIL image per access, as torchvision's
-    CIFAR10 does; v2: uint8 CHW tensors fed to transforms.v2 directly."""
-
-    def __init__(self, images: np.ndarray, api: str, min_scale: float) -> None:
-        self.api = api
-        channels, size = images.shape[1], images.shape[-1]
-        self.transform = reference_transform(api, size, channels, min_scale)
-        if api == "v1":
-            hwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-            self.data: Any = np.ascontiguousarray(hwc[..., 0]) if channels == 1 else hwc
-        else:
-            self.data = torch.tensor(images)  # a writable copy (the dataset memo is read-only)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = Image.fromarray(self.data[i]) if self.api == "v1" else self.data[i]
-        return self.transform(img), self.transform(img)
-
-
-def measure_reference(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec, steps: int,
-                      warmup: int, device: torch.device, api: str, num_workers: int,
-                      seed: int) -> dict[str, Any]:
-    """The same optimiser steps fed by a per-sample DataLoader; warm-up steps not counted."""
-    fmt = _memory_format(recipe)
-    model.to(device=device, memory_format=fmt).train()
-    opt = make_optimizer(model, recipe)
-    amp = recipe.amp and device.type == "cuda"
-    batch = recipe.batch_size
-    # Workers fill a queue of PREFETCH batches each while the first steps run; that many extra
-    # untimed steps keep batches made before the clock starts from flattering the timed ones.
-    warmup += PREFETCH * num_workers
-    dataset = TwoViewDataset(common.take(images, batch * (warmup + steps)), api, recipe.crop_min_scale)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
-                        prefetch_factor=PREFETCH if num_workers else None)
-    torch.manual_seed(seed)  # the transforms draw from the global RNG (workers: from the loader's)
-    batches = iter(loader)  # starts the workers, if any
-    losses, start = [], time.perf_counter()
-    for i in range(warmup + steps):
-        if i == warmup:  # the clock covers fetching the batch too
-            _reset_peak(device)  # synchronises: the warm-up's GPU work is done
-            start = time.perf_counter()
-        v1, v2 = next(batches)
-        v1 = v1.to(device, non_blocking=True).contiguous(memory_format=fmt)
-        v2 = v2.to(device, non_blocking=True).contiguous(memory_format=fmt)
-        losses.append(train_step(model, opt, v1, v2, device, amp))
-    _sync(device)
-    seconds = time.perf_counter() - start
-    return {"img_s": steps * batch / seconds, "seconds": seconds,
-            "loss": float(torch.stack(losses[warmup:]).mean()), "peak_mib": _peak_mib(device)}
-
-
-# -- driver ----------------------------------------------------------------------------------------
-def _share(pipeline: float, model_only: float | None) -> float | None:
-    return None if not model_only else max(0.0, 1.0 - pipeline / model_only)
-
-
-def _limit(share: float | None, device: torch.device) -> str | None:
-    if share is None:
-        return None
-    if device.type != "cuda":
-        return "cpu"  # augmentation and model share the same cores: the share says who costs what
-    return "gpu" if share < GPU_BOUND_SHARE else "input"
-
-
 def measure_round(model: EncoderMethod, images: np.ndarray, recipe: TrainSpec,
                   args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, Any]]:
     """One measurement of every pipeline, each on a fresh copy of the initial model (the

@@ -1,18 +1,20 @@
 """CONTRIBUTING's size rules, checked: modules of one concept <= 300 lines, functions <= 40
-lines (from `def` to the last line, docstring included), over every module of pe_bench."""
+lines (from `def` to the last line, docstring included), over every module of pe_bench and the
+perf/ and ops/ scripts."""
 
 from __future__ import annotations
 
 import ast
 
-from tests.import_graph import module_files
+from tests.import_graph import ROOT, module_files
 
 MAX_MODULE, MAX_FUNCTION = 300, 40
 
 
 def test_modules_and_functions_stay_small() -> None:
     too_long = []
-    for module, path in module_files().items():
+    scripts = {str(p.relative_to(ROOT)): p for folder in ("perf", "ops") for p in sorted((ROOT / folder).glob("*.py"))}
+    for module, path in {**module_files(), **scripts}.items():
         text = path.read_text(encoding="utf-8")
         if len(text.splitlines()) > MAX_MODULE:
             too_long.append(f"{module}: {len(text.splitlines())} lines")
