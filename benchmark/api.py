@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,28 +83,48 @@ def cache_location(store: Path, cache: str | Path | None) -> str:
     return str(cache) if cache is not None and is_uri(cache) else root
 
 
-def trial_states(rows: pa.Table) -> dict[str, str]:
-    """trial_key -> "ok" when any row of it is ok, else the status of its latest row."""
-    states: dict[str, tuple[bool, Any, str]] = {}
-    for row in rows.select(["trial_key", "status", "finished_at"]).to_pylist():
-        ok = row["status"] == "ok"
-        rank = (ok, row["finished_at"] or datetime.min.replace(tzinfo=UTC))
+def _latest(rows: pa.Table) -> dict[str, tuple[bool, Any, str, str | None]]:
+    """trial_key -> (ok, finished, status, plugin versions) of its latest ok row, else of its
+    latest row."""
+    columns = [c for c in ("trial_key", "status", "finished_at", "plugin_versions") if c in rows.column_names]
+    states: dict[str, tuple[bool, Any, str, str | None]] = {}
+    for row in rows.select(columns).to_pylist():
+        rank = (row["status"] == "ok", row["finished_at"] or datetime.min.replace(tzinfo=UTC))
         key = row["trial_key"]
         if key not in states or rank > states[key][:2]:
-            states[key] = (*rank, row["status"])
-    return {key: state[2] for key, state in states.items()}
+            states[key] = (*rank, row["status"], row.get("plugin_versions"))
+    return states
+
+
+def trial_states(rows: pa.Table) -> dict[str, str]:
+    """trial_key -> "ok" when any row of it is ok, else the status of its latest row."""
+    return {key: state[2] for key, state in _latest(rows).items()}
+
+
+def stale_trials(trials: Sequence[TrialSpec], rows: pa.Table) -> dict[str, list[str]]:
+    """trial_key -> the plugins (`kind/name: old -> new`) whose version changed since the trial's
+    latest ok row was written, for each trial where any did: `--resume` runs these again, so a
+    store never passes one plugin version's results off as another's."""
+    from pe_bench.plugins.registry import plugin_versions
+    from pe_bench.store.versions import changed
+
+    latest = _latest(rows)
+    found = {t.trial_key: changed(latest[t.trial_key][3], plugin_versions(t.plugins_used()))
+             for t in trials if latest.get(t.trial_key, (False,))[0]}
+    return {key: plugins for key, plugins in found.items() if plugins}
 
 
 def select_trials(trials: Sequence[TrialSpec], rows: pa.Table | None, *, resume: bool,
-                  retry_failed: bool) -> list[TrialSpec]:
-    """The cells a run executes: all; with `resume`, those without an ok row; with
-    `retry_failed`, only those whose latest row is an error (cells never run are left out)."""
+                  retry_failed: bool, stale: Collection[str] = ()) -> list[TrialSpec]:
+    """The cells a run executes: all; with `resume`, those without an ok row or whose plugins
+    changed version since (`stale` trial keys); with `retry_failed`, only those whose latest
+    row is an error (cells never run are left out)."""
     if rows is None or not (resume or retry_failed):
         return list(trials)
     states = trial_states(rows)
     if retry_failed:
         return [t for t in trials if states.get(t.trial_key) == "error"]
-    return [t for t in trials if states.get(t.trial_key) != "ok"]
+    return [t for t in trials if states.get(t.trial_key) != "ok" or t.trial_key in stale]
 
 
 def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str | Path | None = None,
@@ -131,8 +151,10 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
                      resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
                      source=str(path))
     rows = scan(store, plan.suite.name) if resume or retry_failed else None
-    todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed)
-    summary = RunSummary(ctx.run_id)
+    stale = stale_trials(plan.grid.trials, rows) if rows is not None and resume else {}
+    todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed, stale=stale)
+    summary = RunSummary(ctx.run_id, stale=sorted({p for plugins in stale.values() for p in plugins}),
+                         rerun_stale=len(stale))
     if not todo:
         return plan, summary
     progress = TrialProgress(len(todo)) if show_progress else None

@@ -96,6 +96,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     if fmt == "terminal":
         console = _console()
         console.print(to_rich(lines, title, chosen, console.width))
+        _note_mixed_versions(store, suite, run)
         return 0
     if fmt == "md":
         text = to_markdown(lines, title, chosen, _source(store, suite, run))
@@ -134,6 +135,17 @@ def print_trial_table(args: argparse.Namespace) -> int:
     source = source_note(rows, f"pe-bench leaderboard {option} --format md")
     text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)
     return _emit(text, args.out)
+
+
+def _note_mixed_versions(store: str, suite: str | None, run: str | None) -> None:
+    """Say so when the board's rows come from several versions of one plugin (the Markdown
+    board says it in its source line)."""
+    from pe_bench.store.results import ok_rows
+    from pe_bench.store.versions import mixed
+
+    found = mixed(r.plugin_versions for r in ok_rows(store, suite, run))
+    if found:
+        print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(found)}", file=sys.stderr)
 
 
 def _emit(text: str, out: str | None) -> int:
@@ -184,6 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                               address=args.address, resume=args.resume, run_id=args.run_id,
                               retry_failed=args.retry_failed, cache=args.cache,
                               overrides=args.overrides)
+    if summary.stale:
+        print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins changed "
+              f"version since ({'; '.join(summary.stale)})", file=sys.stderr)
     skipped = len(plan.grid.trials) - summary.ok - summary.errors
     print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
           f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)

@@ -23,6 +23,8 @@ class RunSummary:
     cache_hits: int = 0
     seconds: float = 0.0
     error_messages: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # `kind/name: old -> new` that `--resume` re-ran for
+    rerun_stale: int = 0  # trials run again because a plugin they used changed version
     # wall seconds per trial_key, from the trial starting to its row arriving (under Ray: the
     # trial's own time_total_s plus Ray's share: worker start, imports, result transport)
     trial_seconds: dict[str, float] = field(default_factory=dict)
