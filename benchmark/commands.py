@@ -12,9 +12,12 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pe_bench.errors import PeBenchError
+
+if TYPE_CHECKING:
+    from pe_bench.store.schema import TrialRow
 
 KINDS = ("attacks", "defenses", "encoders", "datasets")
 SHOWN_CELLS = 8  # excluded cells `validate` names per reason
@@ -79,12 +82,16 @@ def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, li
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
                       sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
+    """The leaderboard of a store, from one read of it: the lines, the Markdown board's source
+    line and the note on mixed plugin versions all come from the same rows."""
     from pe_bench.report.columns import pick
-    from pe_bench.report.leaderboard import from_store, sort_lines, to_csv, to_markdown, to_rich
-    from pe_bench.store.results import no_ok_rows
+    from pe_bench.report.leaderboard import aggregate, sort_lines, to_csv, to_markdown, to_rich
+    from pe_bench.store.results import failed_trials, latest_ok, no_ok_rows, scan, source_note
 
     chosen = pick(columns) if columns else None
-    lines = from_store(store, suite, run, versus)
+    table = scan(Path(store), suite, run)
+    rows = latest_ok(table)
+    lines = aggregate(rows, failed_trials(table), versus)
     if versus and not any(ln.attack == versus for ln in lines):
         raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {store!r}")
     if sort:
@@ -96,10 +103,12 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     if fmt == "terminal":
         console = _console()
         console.print(to_rich(lines, title, chosen, console.width))
-        _note_mixed_versions(store, suite, run)
+        _note_mixed_versions(rows)
         return 0
     if fmt == "md":
-        text = to_markdown(lines, title, chosen, _source(store, suite, run))
+        if not rows:  # lines of trials that only failed: no run to name
+            raise no_ok_rows(store, suite)
+        text = to_markdown(lines, title, chosen, source_note(rows))
     else:
         text = to_csv(lines, chosen)
     return _emit(text, out)
@@ -137,13 +146,12 @@ def print_trial_table(args: argparse.Namespace) -> int:
     return _emit(text, args.out)
 
 
-def _note_mixed_versions(store: str, suite: str | None, run: str | None) -> None:
+def _note_mixed_versions(rows: Sequence[TrialRow]) -> None:
     """Say so when the board's rows come from several versions of one plugin (the Markdown
     board says it in its source line)."""
-    from pe_bench.store.results import ok_rows
     from pe_bench.store.versions import mixed
 
-    found = mixed(r.plugin_versions for r in ok_rows(store, suite, run))
+    found = mixed(r.plugin_versions for r in rows)
     if found:
         print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(found)}", file=sys.stderr)
 
@@ -156,12 +164,6 @@ def _emit(text: str, out: str | None) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _source(store: str, suite: str | None, run: str | None) -> str:
-    from pe_bench.store.results import ok_rows, source_note
-
-    return source_note(ok_rows(store, suite, run))
 
 
 def list_columns() -> int:

@@ -24,9 +24,7 @@ from pydantic import ValidationError
 
 from pe_bench.config.grid import designed_for
 from pe_bench.config.spec import defense_free_key
-from pe_bench.errors import PeBenchError
-from pe_bench.plugins.registry import ATTACKS
-from pe_bench.store.plugin_columns import encoder_label
+from pe_bench.store.plugin_columns import attack_columns, encoder_label
 from pe_bench.store.schema import TrialRow, describe, nest
 
 SAME_AS = {"pa_undefended": "pa", "asr_undefended": "asr", "hit_undefended": "hit", "p_undefended": "p"}
@@ -62,20 +60,14 @@ def _from_spec(nested: dict[str, Any]) -> dict[str, Any]:
     return {**nested, **{name: computed[name] for name in missing}}
 
 
-def _label_params(attack: str) -> tuple[str, ...]:
-    try:
-        return ATTACKS.metadata(attack).label_params
-    except PeBenchError:
-        return ()
-
-
 def _from_plugins(nested: dict[str, Any]) -> dict[str, Any]:
     """Before schema 7 rows did not carry what the report needs of their plugins: looked up
     here, once, in the plugins installed now (the only reader that consults the registry). A
     row written with `designed_for` None (a plugin not resolvable then) is looked up again."""
     filled = dict(nested)
     if nested.get("designed_for") is None:
-        filled["label_params"] = _label_params(nested["attack"])
+        params = json.loads(nested["attack_params"] or "{}")
+        filled["label_params"] = attack_columns(nested["attack"], params)["label_params"]
         filled["designed_for"] = designed_for(nested["attack"], nested["defense"], nested.get("family"))
     if nested.get("encoder_label") is None:
         filled["encoder_label"] = encoder_label(nested["encoder"], json.loads(nested["encoder_params"] or "{}"))
