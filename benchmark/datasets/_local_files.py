@@ -48,16 +48,18 @@ class LocalDataset(Dataset):
     def cache_token(self, split: str, data_dir: Path) -> str | None:
         return source_token(self._locate(split, data_dir))
 
-    def locate(self, split: str, data_dir: Path) -> str:
+    def _found(self, split: str, data_dir: Path) -> tuple[str, list[Path]]:
+        """`_locate`'s answer, or the missing-data DataError (what `locate` and `load` both say)."""
         found = self._locate(split, data_dir)
         if found is None:
             raise DataError(self.missing_message(split, data_dir))
-        return describe_source(found)
+        return found
+
+    def locate(self, split: str, data_dir: Path) -> str:
+        return describe_source(self._found(split, data_dir))
 
     def load(self, split: str, data_dir: Path) -> ImageArray:
-        found = self._locate(split, data_dir)
-        if found is None:
-            raise DataError(self.missing_message(split, data_dir))
+        found = self._found(split, data_dir)
         if found[0] == "files":
             return self.read_native(split, data_dir)
         p = self.params
