@@ -26,7 +26,7 @@ from pe_bench.plugins.registry import plugin_versions
 
 # Part of every cached encoder's key: bump it whenever a change to worker/train.py, worker/augment.py or an
 # encoder alters the weights a recipe produces, so an artefact cache never serves stale ones.
-TRAINING_REVISION = 4
+TRAINING_REVISION = 5
 
 
 class Frozen(BaseModel):
@@ -98,7 +98,10 @@ class TrainSpec(Frozen):
     grayscale_prob: float = Field(0.2, ge=0, le=1)
     flip_prob: float = Field(0.5, ge=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    # bfloat16 autocast of the training step (losses in float32) where the device runs bf16
+    # natively: CUDA, or a CPU with AVX512-BF16 / AMX (pe_bench.worker.train.training_precision);
+    # fp32 elsewhere, and everywhere with `amp: false`. The precision used is in the encoder's key
+    amp: bool = True
     channels_last: bool = True
     compile: bool = False
     # in-processing defenses that change how an image–text encoder pairs images with captions
@@ -222,18 +225,20 @@ class TrialSpec(Frozen):
         return {k: names[k] for k in kinds if names[k]}
 
     def pretrain_key(self, poisons: dict[str, Any] | None, train: TrainSpec | None = None,
-                     data: dict[str, Any] | None = None) -> str:
+                     data: dict[str, Any] | None = None, precision: str = "fp32") -> str:
         """Identity of a pre-training run: everything the encoder's weights depend on,
         including the distribution and version of each plugin behind them (so a changed
         plugin never receives encoders its old code trained). `train` overrides the recipe
         (in-processing defenses); `data` names a subset of the pre-training set
-        (pre-processing and partitioning defenses)."""
+        (pre-processing and partitioning defenses); `precision` is the one the training step
+        runs in on the worker (`amp` is a request, met where the hardware allows)."""
         payload = {
             "revision": TRAINING_REVISION,
             "pretrain": self.pretrain.model_dump(mode="json"),
             "encoder": self.encoder.model_dump(mode="json"),
             "train": (train or self.train).model_dump(mode="json"),
             "seed": self.seed,
+            "precision": precision,
             "poisons": poisons,
             # the tasks' attacker splits, which leave the pre-training set (pipeline.without)
             "held_out": [{"dataset": t.dataset.model_dump(mode="json"), "train_size": t.train_size,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -181,6 +181,9 @@ class EncoderInfo(Frozen):
     # JSON of the settings the encoder method fitted to the pre-training set before training
     # (EncoderMethod.before_training; e.g. MoCo's queue_size in use); None when it fitted none
     fitted: str | None = None
+    # of its training step: "bf16" (autocast where the hardware runs it natively) or "fp32";
+    # None in rows written before TRAINING_REVISION 5 (fp32 on CPU, bf16 autocast on CUDA)
+    train_precision: Literal["bf16", "fp32"] | None = None
 
 
 class TrialMetrics(Metrics):

@@ -29,7 +29,8 @@ from pe_bench.errors import PluginError
 from pe_bench.plugins.registry import ENCODERS, plugin_versions
 from pe_bench.plugins.tensors import cuda_channels_last
 from pe_bench.config.spec import TrainSpec, TrialSpec, canonical_hash
-from pe_bench.worker.train import TrainResult, distill, pick_device, pretrain, steps_per_epoch
+from pe_bench.worker.train import (TrainResult, distill, pick_device, pretrain, steps_per_epoch,
+                                    training_precision)
 
 Log = Callable[[str], None]
 State = dict[str, torch.Tensor]
@@ -122,7 +123,7 @@ class Trainer:
     def _encoder(self, data: PretrainData, recipe: TrainSpec, label: str,
                  data_id: dict[str, Any] | None, wait: bool) -> Trained | None:
         key = self.spec.pretrain_key(self.spec.poison_id() if data.poisons.size else None,
-                                     recipe, data_id)
+                                     recipe, data_id, training_precision(recipe))
         checkpoint = Checkpoint.for_build(self.cache, "encoders", key, recipe)
 
         def build() -> tuple[State, dict[str, Any]]:
@@ -136,6 +137,7 @@ class Trainer:
             return _state(trainee), {"seconds": result.seconds, "final_loss": result.final_loss,
                                      "images_per_second": result.images_per_second,
                                      "device": result.device, "fitted": result.fitted,
+                                     "precision": result.precision,
                                      "cpu_s": time.process_time() - cpu}
 
         made = self.cache.get_or_create("encoders", key, build, usable=self.fits, wait=wait)
@@ -152,6 +154,7 @@ class Trainer:
         """`base` after the defense's post-processing (cached like any encoder). The bug report
         is not in the key: it follows from the attack, tasks and seed, which `base.key` holds."""
         key = canonical_hash({"base": base.key, "repair": self.spec.defense.model_dump(mode="json"),
+                              "precision": training_precision(self.spec.train),
                               "plugins": plugin_versions(self.spec.plugins_used(("defenses",)))})
 
         def build() -> tuple[State, dict[str, Any]]:

@@ -206,5 +206,5 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
         **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
         defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
         encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second"),
-                            fitted=fitted),
+                            fitted=fitted, train_precision=info.get("precision")),
     )

@@ -47,12 +47,29 @@ class TrainResult:
     device: str
     steps: int  # optimiser steps taken
     fitted: dict[str, Any] = field(default_factory=dict)  # EncoderMethod.before_training's
+    precision: str = "fp32"  # of the training step: "bf16" (autocast) or "fp32"
 
 
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 matmuls and convolutions natively: a CUDA GPU that supports
+    it, or a CPU with AVX512-BF16 or AMX tiles (elsewhere oneDNN emulates bf16, slower than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe is not None and probe() for probe in probes)
+
+
+def training_precision(recipe: TrainSpec) -> str:
+    """The precision a training step with `recipe` runs in on this machine: "bf16" (autocast,
+    losses in float32) where the recipe allows it (`amp`) and the device runs bf16 natively,
+    "fp32" otherwise. Part of every trained encoder's cache key and recorded in each row."""
+    return "bf16" if recipe.amp and bf16_native(pick_device(recipe.device)) else "fp32"
 
 
 def to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -189,7 +206,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
     opt = make_optimizer(model, recipe)
     set_lr = _scheduled(opt)
     step_fn = torch.compile(model.training_loss) if recipe.compile else model.training_loss
-    amp = recipe.amp and device.type == "cuda"
+    precision = training_precision(recipe)
     total, seen, loss_val, start = recipe.epochs * steps, 0, float("nan"), time.perf_counter()
     for epoch in range(checkpoint.restore(model, opt, gens), recipe.epochs):
         plan = epoch_plan(clean.shape, [g.shape for g in poisons], steps, recipe, gens)
@@ -198,7 +215,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
         for step, draws in enumerate(plan_to_device(plan, device)):
             set_lr(epoch * steps + step, total, recipe.warmup_epochs * steps)
             views, extra = data.step(draws, recipe, fmt)
-            losses.append(_optimise(model, step_fn, opt, views, extra, amp))
+            losses.append(_optimise(model, step_fn, opt, views, extra, precision == "bf16"))
             seen += len(views[0])
         loss_val = float(torch.stack(losses).mean())
         if not math.isfinite(loss_val):
@@ -208,7 +225,7 @@ def pretrain(model: EncoderMethod, clean: np.ndarray, poisons: tuple[np.ndarray,
             progress(epoch + 1, loss_val)
     seconds = time.perf_counter() - start
     model.eval()
-    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total, fitted)
+    return TrainResult(seconds, seen / max(seconds, 1e-9), loss_val, str(device), total, fitted, precision)
 
 
 def _distill_plan(shape: tuple[int, ...], steps: int, recipe: TrainSpec, gen: torch.Generator,

@@ -1,5 +1,6 @@
-"""Evaluation features are float32 on every device and under any caller's autocast (issue #25,
-point 2): probes and detectors read them, so they must not depend on where the encoder runs."""
+"""Precision: evaluation features are float32 on every device and under any caller's autocast
+(probes and detectors read them, so they must not depend on where the encoder runs); the training
+step runs in bf16 only where the recipe asks for it and the hardware runs it natively."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from pe_bench.config.spec import TrainSpec
 from pe_bench.encoders.simclr import SimCLR
-from pe_bench.worker.train import encode
+from pe_bench.worker.train import encode, pretrain, training_precision
+from tests.unit.worker.test_pipeline import spec
 
 
 def _model() -> SimCLR:
@@ -40,3 +43,33 @@ def test_encode_on_cuda_gives_the_cpu_features(monkeypatch: pytest.MonkeyPatch) 
     gpu = encode(model.cuda(), images)
     assert gpu.dtype == np.float32
     assert np.linalg.norm(gpu - cpu) <= 1e-4 * np.linalg.norm(cpu)
+
+
+def test_the_training_precision_follows_the_recipe_and_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 only where `amp` asks for it and the CPU runs bf16 natively; `amp: false` forces fp32."""
+    assert training_precision(TrainSpec(amp=False, device="cpu")) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert training_precision(TrainSpec(device="cpu")) == "fp32"  # emulated bf16 is slower
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert training_precision(TrainSpec(device="cpu")) == "bf16"
+    assert training_precision(TrainSpec(amp=False, device="cpu")) == "fp32"
+
+
+def test_the_step_runs_in_the_precision_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same recipe trained in bf16 and in fp32 gives different weights (so the precision
+    belongs in the encoder's key), and each run reports the precision it used."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    images = _images(32)
+    results, weights = [], []
+    for amp in (True, False):
+        model = _model()
+        results.append(pretrain(model, images, (), TrainSpec(epochs=1, batch_size=16, amp=amp, device="cpu"), 0))
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert [r.precision for r in results] == ["bf16", "fp32"]
+    assert not torch.equal(weights[0], weights[1])
+
+
+def test_the_encoder_key_names_the_precision() -> None:
+    trial = spec("simclr", "none")
+    assert trial.pretrain_key(None, precision="bf16") != trial.pretrain_key(None, precision="fp32")

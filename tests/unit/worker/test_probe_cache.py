@@ -21,6 +21,7 @@ from pe_bench.worker.cache import ArtifactCache
 from pe_bench.worker.evaluate import ProbeOutput, linear_probe
 from pe_bench.worker.pipeline import run_trial
 from pe_bench.worker.probe_cache import cached, probe_identity
+from pe_bench.worker.train import training_precision
 from tests.unit.worker.test_pipeline import spec
 
 TARGETED = {"poison_rate": 0.1, "targets_per_task": 2}
@@ -96,14 +97,14 @@ def test_cached_outputs_are_the_computed_arrays_and_content_decides_the_key(tmp_
 
 def test_a_trial_trains_its_poisoned_encoder_while_its_twin_is_trained_elsewhere(tmp_path: Path) -> None:
     trial = spec("simclr", "poisoned-encoder", **TARGETED)
-    lock = tmp_path / "busy" / "encoders" / f"{trial.pretrain_key(None)}.lock"
+    lock = tmp_path / "busy" / "encoders" / f"{trial.pretrain_key(None, precision=training_precision(trial.train))}.lock"
     held = cache_module.acquire(lock)  # another trial is training the twin
     logs: list[str] = []
     out: list[TrialMetrics] = []
     runner = threading.Thread(target=lambda: out.append(_run(trial, tmp_path / "busy", logs)))
     runner.start()
     deadline = time.monotonic() + 120
-    poisoned = tmp_path / "busy" / "encoders" / f"{trial.pretrain_key(trial.poison_id())}.json"
+    poisoned = tmp_path / "busy" / "encoders" / f"{trial.pretrain_key(trial.poison_id(), precision=training_precision(trial.train))}.json"
     while not poisoned.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert poisoned.exists() and runner.is_alive()  # the poisoned encoder is done, the twin awaited
