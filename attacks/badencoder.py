@@ -34,15 +34,16 @@ Deviations / assumptions [ours]:
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.backdoor import backdoor_target
-from pe_bench.attacks.base import Attack, AttackContext, PluginParams, PoisonSet, TriggeredTest
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TriggeredTest
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, paste, trigger_pattern
 from pe_bench.attacks.targets import attacker_images, task_rng
+from pe_bench.attacks.trigger_size import PatchSized
 from pe_bench.plugins.registry import register_attack
 from pe_bench.plugins.types import TrainableEncoder
 
@@ -50,10 +51,10 @@ if TYPE_CHECKING:
     import torch
 
 
-class BadEncoderParams(PluginParams):
+class BadEncoderParams(PatchSized):
+    PATCH_AT_32: ClassVar[int] = 10  # their CIFAR-10 trigger (trigger_size)
     target_class: int | None = Field(None, ge=0)  # every task's target class; None: drawn per seed
     attacker_data: Literal["held-out", "probe-train"] = "held-out"  # the shadow and reference data
-    patch_size: int = Field(10, ge=1, le=1024)  # side of the square trigger, in pixels
     pattern: Literal["white", "random", "checkerboard"] = "white"
     cell: int = Field(2, ge=1, le=512)  # checkerboard square side, in pixels
     n_references: int = Field(1, ge=1, le=1000)  # reference inputs per task
@@ -93,23 +94,23 @@ class BadEncoder(Attack):
     Params = BadEncoderParams
     params: BadEncoderParams
 
-    def trigger(self, channels: int, seed: int) -> np.ndarray:
-        """The trigger, uint8 (C, P, P): white, or `ssl-backdoor`'s seeded noise / checkerboard."""
+    def trigger(self, channels: int, seed: int, size: int) -> np.ndarray:
+        """The trigger, uint8 (C, size, size): white, or `ssl-backdoor`'s seeded noise / checkerboard."""
         p = self.params
         if p.pattern == "white":
-            return np.full((channels, p.patch_size, p.patch_size), 255, dtype=np.uint8)
-        ssl = SSLBackdoorParams(patch_size=p.patch_size, pattern=p.pattern, cell=p.cell)
-        return trigger_pattern(ssl, channels, seed)
+            return np.full((channels, size, size), 255, dtype=np.uint8)
+        ssl = SSLBackdoorParams(patch_size=size, pattern=p.pattern, cell=p.cell)
+        return trigger_pattern(ssl, channels, seed, size)
 
     def apply_trigger(self, images: np.ndarray, seed: int) -> np.ndarray:
         """A copy of `images` with the trigger at the bottom-right corner (one-pixel margin)."""
         _, channels, height, width = images.shape
-        size = self.params.patch_size
+        size = self.params.patch(min(height, width))
         if size > min(height, width):
             raise ValueError(f"patch_size {size} exceeds the {height}x{width} images")
         ys = np.full(len(images), max(0, height - size - 1))
         xs = np.full(len(images), max(0, width - size - 1))
-        return paste(images, self.trigger(channels, seed), ys, xs)
+        return paste(images, self.trigger(channels, seed, size), ys, xs)
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         targets = {t.name: backdoor_target(t, self.params, ctx.seed) for t in ctx.tasks}

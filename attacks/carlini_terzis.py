@@ -23,7 +23,9 @@ Deviations / assumptions [ours]:
   the pairs (at least one poison each); `references` does not apply (no reference images).
 - Backdoor images: the attacker's own labelled images of every class (its held-out split by
   default; the paper takes random training images), cycled when the budget exceeds them; the
-  patch is `patch_size` pixels (default 3: 16/224 of 32 is 2.3, rounded up), the seeded noise
+  patch is 3 pixels at 32 x 32 (16/224 of 32 is 2.3, rounded up), the same share of the side
+  at other sizes (2 at 16 x 16; `pe_bench.attacks.trigger_size`) unless `patch_size` is set,
+  the seeded noise
   pattern of `ssl-backdoor` (same seed, same pattern), anywhere in the image by default
   (`poison_range`, `test_range`); target class and budget per task: see
   `pe_bench.attacks.backdoor`.
@@ -34,10 +36,10 @@ Deviations / assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from pe_bench.attacks.backdoor import BackdoorAttack
 from pe_bench.attacks.base import AttackContext, PluginParams, PoisonSet, Task, TriggeredTest
@@ -59,7 +61,7 @@ ONLY = {"targeted": ("selection", "targets_per_task", "candidate_pool", "shortli
 
 class CarliniTerzisParams(SSLBackdoorParams, TargetedParams):
     variant: Variant = "targeted"
-    patch_size: int = Field(3, ge=1, le=1024)
+    PATCH_AT_32: ClassVar[int] = 3
     poison_range: tuple[float, float] = (0.0, 1.0)
     test_range: tuple[float, float] = (0.0, 1.0)
 

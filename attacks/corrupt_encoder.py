@@ -29,7 +29,9 @@ Deviations / assumptions [ours]:
 - Backgrounds are the attacker's own images of the other classes (they use Places365 scenes,
   which hold no target-class object; the attacker's other-class images are the images it holds
   that surely show none), rescaled by pixel repetition.
-- The trigger is `patch_size` pixels (default 6: 40/224 of 32 is 5.7), a seeded uniform-noise
+- The trigger is 6 pixels at 32 x 32 (40/224 of 32 is 5.7), the same share of the side at
+  other sizes (3 at 16 x 16; `pe_bench.attacks.trigger_size`) unless `patch_size` is set, a
+  seeded uniform-noise
   pattern (`random`; their colourful trigger images are not available to us) or `white`.
 - Support images are the attacker's target-class images other than the `references` objects.
 - The canvas is 2:1 (`canvas: keep`, as theirs) or box-filtered back to a square (`resize`),
@@ -41,7 +43,7 @@ Deviations / assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -50,13 +52,14 @@ from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import shrink
 from pe_bench.attacks.targets import attacker_images, budget, task_rng
+from pe_bench.attacks.trigger_size import PatchSized
 from pe_bench.plugins.registry import register_attack
 
 AREA_RATIO = 2  # canvas width / object width, as their generator's default
 
 
-class CorruptEncoderParams(BackdoorParams):
-    patch_size: int = Field(6, ge=1, le=1024)  # side of the square trigger, in pixels
+class CorruptEncoderParams(BackdoorParams, PatchSized):
+    PATCH_AT_32: ClassVar[int] = 6  # side of the square trigger at 32 x 32 (trigger_size)
     pattern: Literal["random", "white"] = "random"
     references: int = Field(3, ge=1, le=1000)  # distinct target-class images used as objects
     object_margin: float = Field(0.05, ge=0, lt=0.5)  # inward shift of the object, x canvas width
@@ -73,12 +76,13 @@ class CorruptEncoderParams(BackdoorParams):
         return self
 
 
-def trigger(p: CorruptEncoderParams, channels: int, seed: int) -> np.ndarray:
-    """The seed's trigger: uint8 (C, P, P)."""
+def trigger(p: CorruptEncoderParams, channels: int, seed: int, side: int) -> np.ndarray:
+    """The seed's trigger for images of side `side`: uint8 (C, P, P)."""
+    size = p.patch(side)
     if p.pattern == "white":
-        return np.full((channels, p.patch_size, p.patch_size), 255, dtype=np.uint8)
+        return np.full((channels, size, size), 255, dtype=np.uint8)
     rng = task_rng(seed, "corrupt-encoder", "pattern")
-    return rng.integers(0, 256, (channels, p.patch_size, p.patch_size), dtype=np.uint8)
+    return rng.integers(0, 256, (channels, size, size), dtype=np.uint8)
 
 
 def between(rng: np.random.Generator, low: float, high: float, what: str) -> int:
@@ -135,7 +139,8 @@ class CorruptEncoder(BackdoorAttack):
         """Test inputs: the trigger pasted at a random location within `test_range`."""
         out = images.copy()
         _, channels, height, width = images.shape
-        mark, (low, high) = trigger(self.params, channels, seed), self.params.test_range
+        mark = trigger(self.params, channels, seed, min(height, width))
+        low, high = self.params.test_range
         size = mark.shape[-1]
         for image in out:
             y = between(rng, low * height, high * height - size, "test trigger")
@@ -155,7 +160,7 @@ class CorruptEncoder(BackdoorAttack):
                              "another class (objects and backgrounds)")
         objects, supports = pool[:p.references], pool[p.references:] if len(pool) > p.references else pool
         n_support = int(round(p.support_ratio * count))
-        mark = trigger(p, own.images.shape[1], seed)
+        mark = trigger(p, own.images.shape[1], seed, min(own.images.shape[2:]))
         backs = np.resize(others, count - n_support)
         made = [compose(own.images[objects[k % len(objects)]], own.images[b], mark, p, rng)
                 for k, b in enumerate(backs)]

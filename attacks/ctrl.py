@@ -17,6 +17,11 @@ trigger is added to test inputs.
 Deviations / assumptions [ours]:
 - The result is rounded to uint8, as every pe-bench image is (their code keeps floats); at the
   default magnitude the trigger moves chroma by several levels, so it survives rounding.
+- Other image sizes [ours; pe_bench.plugins.scale states the rule for sizes in pixels]: unset,
+  the window is the whole image up to 32 pixels (the release's CIFAR-10 window), the
+  frequencies sit where (15, 31) sit in a 32-px window (w/2 - 1 and w - 1: (7, 15) at 16 x 16),
+  and the magnitude is 100 x w / 32, so each basis function moves a pixel as much as at 32 x 32
+  (an orthonormal DCT basis function's amplitude falls as 1 / w). Set values are used as given.
 - YUV is the analogue BT.601 transform (the one their code takes from kornia), inverted
   exactly; images must have 3 channels and sides that are multiples of `window_size`.
 - Poisons are triggered copies of the attacker's own target-class images (injected, not edited
@@ -26,6 +31,7 @@ Deviations / assumptions [ours]:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -34,6 +40,7 @@ from scipy.fft import dctn, idctn
 
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.plugins.registry import register_attack
+from pe_bench.plugins.scale import REFERENCE_SIDE
 
 # analogue YUV (BT.601 luma weights), rows = Y, U, V; applied to RGB column vectors
 RGB_TO_YUV = np.array([[0.299, 0.587, 0.114],
@@ -43,17 +50,36 @@ CHANNELS = {"Y": 0, "U": 1, "V": 2}
 
 
 class CTRLParams(BackdoorParams):
-    magnitude: float = Field(100.0, gt=0, le=10_000)  # added to each chosen DCT coefficient
-    window_size: int = Field(32, ge=2, le=1024)
-    frequencies: tuple[int, ...] = Field((15, 31), min_length=1)  # (f, f) in every window
+    # unset (None): their 32-px values, scaled to the images' side (`resolved`)
+    magnitude: float | None = Field(None, gt=0, le=10_000)  # added to each chosen DCT coefficient
+    window_size: int | None = Field(None, ge=2, le=1024)
+    frequencies: tuple[int, ...] | None = Field(None, min_length=1)  # (f, f) in every window
     channels: tuple[Literal["Y", "U", "V"], ...] = Field(("U", "V"), min_length=1)
 
     @model_validator(mode="after")
     def _inside_window(self) -> Self:
-        outside = [f for f in self.frequencies if not 0 <= f < self.window_size]
-        if outside:
-            raise ValueError(f"frequencies {outside} lie outside a window of {self.window_size}")
+        if self.window_size is not None and self.frequencies is not None:
+            outside = [f for f in self.frequencies if not 0 <= f < self.window_size]
+            if outside:
+                raise ValueError(f"frequencies {outside} lie outside a window of {self.window_size}")
         return self
+
+    def resolved(self, side: int) -> Window:
+        """Window, frequencies and magnitude on images whose shorter side is `side`."""
+        window = self.window_size or min(side, REFERENCE_SIDE)
+        frequencies = self.frequencies or (window // 2 - 1, window - 1)
+        outside = [f for f in frequencies if not 0 <= f < window]
+        if outside:
+            raise ValueError(f"frequencies {outside} lie outside a window of {window}")
+        magnitude = self.magnitude if self.magnitude is not None else 100.0 * window / REFERENCE_SIDE
+        return Window(window, frequencies, magnitude)
+
+
+@dataclass(frozen=True)
+class Window:
+    size: int
+    frequencies: tuple[int, ...]
+    magnitude: float
 
 
 def windows(x: np.ndarray, size: int) -> np.ndarray:
@@ -62,11 +88,11 @@ def windows(x: np.ndarray, size: int) -> np.ndarray:
     return x.reshape(n, h // size, size, w // size, size)
 
 
-def add_frequencies(channel: np.ndarray, p: CTRLParams) -> np.ndarray:
+def add_frequencies(channel: np.ndarray, w: Window) -> np.ndarray:
     """One channel (N, H, W), float: + magnitude at (f, f) of every window's orthonormal DCT."""
-    coeffs = dctn(windows(channel, p.window_size), axes=(2, 4), norm="ortho")
-    for f in p.frequencies:
-        coeffs[:, :, f, :, f] += p.magnitude
+    coeffs = dctn(windows(channel, w.size), axes=(2, 4), norm="ortho")
+    for f in w.frequencies:
+        coeffs[:, :, f, :, f] += w.magnitude
     return idctn(coeffs, axes=(2, 4), norm="ortho").reshape(channel.shape)
 
 
@@ -74,12 +100,13 @@ def frequency_trigger(images: np.ndarray, p: CTRLParams) -> np.ndarray:
     """uint8 (M, 3, H, W) images with CTRL's trigger, as a new uint8 array."""
     if images.shape[1] != 3:
         raise ValueError(f"ctrl needs RGB images, got {images.shape[1]} channel(s)")
-    if images.shape[2] % p.window_size or images.shape[3] % p.window_size:
-        raise ValueError(f"window_size {p.window_size} does not divide the "
+    w = p.resolved(min(images.shape[2:]))
+    if images.shape[2] % w.size or images.shape[3] % w.size:
+        raise ValueError(f"window_size {w.size} does not divide the "
                          f"{images.shape[2]}x{images.shape[3]} images")
     yuv = np.einsum("yc,nchw->nyhw", RGB_TO_YUV, images.astype(np.float64))
     for name in dict.fromkeys(p.channels):
-        yuv[:, CHANNELS[name]] = add_frequencies(yuv[:, CHANNELS[name]], p)
+        yuv[:, CHANNELS[name]] = add_frequencies(yuv[:, CHANNELS[name]], w)
     rgb = np.einsum("cy,nyhw->nchw", np.linalg.inv(RGB_TO_YUV), yuv)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 

@@ -17,7 +17,8 @@ concatenated with the reference, the layout drawn among top, right, bottom and l
 one size are not rescaled.
 
 Deviations / assumptions [ours]:
-- `patch_size` 7 at 32 x 32 (50/224 of 32); the trigger is the seeded random pattern of
+- The patch is 7 pixels at 32 x 32 (50/224 of 32), the same share of the side at other sizes
+  (4 at 16 x 16; `pe_bench.attacks.trigger_size`) unless `patch_size` is set; the trigger is the seeded random pattern of
   `ssl-backdoor` (their watermark images are not available to us).
 - Random images are the attacker's own images of any class, references its images of the
   target class (its held-out split by default; see `pe_bench.attacks.targets`).
@@ -30,7 +31,7 @@ Deviations / assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -44,7 +45,7 @@ from pe_bench.plugins.registry import register_attack
 
 
 class NoisyAlignmentParams(SSLBackdoorParams):
-    patch_size: int = Field(7, ge=1, le=1024)
+    PATCH_AT_32: ClassVar[int] = 7
     poison_range: tuple[float, float] = (0.45, 0.55)
     test_range: tuple[float, float] = (0.45, 0.55)
     alpha: float = Field(0.2, ge=0, le=1)  # the image's weight under the patch

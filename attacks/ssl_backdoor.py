@@ -13,8 +13,10 @@ the patch lies within the central [0.25, 0.75] of each side for poisons, within 
 triggered test images; poisons are 50% of the target category's images (0.5% of the set).
 
 Deviations / assumptions [ours]:
-- 32 x 32 scale: the patch is `patch_size` pixels (default 8: 50/224 of 32 is 7.1);
-  the location ranges are kept as fractions of the image side (`poison_range`, `test_range`),
+- 32 x 32 scale: the patch is 8 pixels at 32 x 32 (50/224 of 32 is 7.1, rounded up to a
+  whole number of 2-px checkerboard cells), the same share of the side at other sizes (4 at
+  16 x 16; `pe_bench.attacks.trigger_size`), or `patch_size` pixels where a suite sets it; the
+  location ranges are kept as fractions of the image side (`poison_range`, `test_range`),
   widened to the whole image where the patch would not fit.
 - The trigger is a seeded pattern, the same for every poison and test input of a seed:
   `random` (uniform RGB noise, in the spirit of their random-pattern HTBA triggers, which
@@ -26,18 +28,19 @@ Deviations / assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.targets import task_rng
+from pe_bench.attacks.trigger_size import PatchSized
 from pe_bench.plugins.registry import register_attack
 
 
-class SSLBackdoorParams(BackdoorParams):
-    patch_size: int = Field(8, ge=1, le=1024)  # side of the square trigger, in pixels
+class SSLBackdoorParams(BackdoorParams, PatchSized):
+    PATCH_AT_32: ClassVar[int] = 8  # side of the square trigger at 32 x 32 (trigger_size)
     pattern: Literal["random", "checkerboard"] = "random"
     cell: int = Field(2, ge=1, le=512)  # checkerboard square side, in pixels
     # where the patch may lie, as fractions of the image side (poisons; triggered test inputs)
@@ -53,9 +56,8 @@ class SSLBackdoorParams(BackdoorParams):
         return self
 
 
-def trigger_pattern(params: SSLBackdoorParams, channels: int, seed: int) -> np.ndarray:
-    """The seed's trigger: uint8 (C, P, P)."""
-    size = params.patch_size
+def trigger_pattern(params: SSLBackdoorParams, channels: int, seed: int, size: int) -> np.ndarray:
+    """The seed's trigger: uint8 (C, size, size)."""
     if params.pattern == "checkerboard":
         yy, xx = np.mgrid[0:size, 0:size]
         board = (((yy // params.cell) + (xx // params.cell)) % 2 * 255).astype(np.uint8)
@@ -91,12 +93,13 @@ def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.ra
     """`images` with the seed's patch at a random place each, inside `p.test_range` at test
     time and `p.poison_range` on poisons (fractions of the side); `alpha`: see `paste`."""
     _, channels, height, width = images.shape
-    if p.patch_size > min(height, width):
-        raise ValueError(f"patch_size {p.patch_size} exceeds the {height}x{width} images")
+    size = p.patch(min(height, width))
+    if size > min(height, width):
+        raise ValueError(f"patch_size {size} exceeds the {height}x{width} images")
     span = p.test_range if test else p.poison_range
-    ys = corners(rng, len(images), height, p.patch_size, span)
-    xs = corners(rng, len(images), width, p.patch_size, span)
-    return paste(images, trigger_pattern(p, channels, seed), ys, xs, alpha)
+    ys = corners(rng, len(images), height, size, span)
+    xs = corners(rng, len(images), width, size, span)
+    return paste(images, trigger_pattern(p, channels, seed, size), ys, xs, alpha)
 
 
 @register_attack("ssl-backdoor", family="backdoor", stage="data", modalities=("image",),

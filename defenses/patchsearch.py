@@ -23,7 +23,8 @@ Deviations and assumptions [ours]:
   with the mean colour of the test images (the paper's blocking writes 0 after normalisation,
   i.e. the data mean) and the window that most lowers the image's cosine similarity to its own
   centroid is the candidate. At 32x32 this is exact where Grad-CAM is an approximation, and it
-  needs features only, so the module stays torch-free. Window 8 px is the paper's 60/224 at 32 px.
+  needs features only, so the module stays torch-free. Window 8 px is the paper's 60/224 at 32 px
+  (stride 4), the same share of the side at other sizes (4 and 2 at 16 x 16) unless set.
 - No second-stage poison classifier: an image the search never sampled scores as its cluster's
   best score (poisons of one trigger share a cluster, which is what the search relies on), an
   image it sampled by its own flips; the top `remove_fraction` of the set is removed (default
@@ -44,14 +45,17 @@ from pydantic import Field
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
 from pe_bench.defenses.knn_density import unit_rows
 from pe_bench.plugins.registry import register_defense
+from pe_bench.plugins.scale import side_scaled
 
 
 class PatchSearchParams(PluginParams):
     clusters: int = Field(20, ge=2)  # k of k-means (the paper: 1000 for 126k images)
     kmeans_iterations: int = Field(20, ge=1)  # the paper's faiss niter
     test_images: int = Field(100, ge=1)  # images the candidate patches are pasted on
-    window: int = Field(8, ge=1)  # candidate patch side in pixels
-    stride: int = Field(4, ge=1)  # occlusion window step [ours]
+    # candidate patch side and occlusion step [ours] in pixels; None: 8 and 4 at 32 x 32, the
+    # same share of the side at other sizes (pe_bench.plugins.scale)
+    window: int | None = Field(None, ge=1)
+    stride: int | None = Field(None, ge=1)
     samples_per_round: int = Field(2, ge=1)  # images sampled per remaining cluster per round
     prune_fraction: float = Field(0.25, ge=0, lt=1)  # clusters dropped per round
     rounds: int = Field(6, ge=1)  # [ours] cap on search rounds
@@ -129,10 +133,12 @@ class Search:
     def candidate(self, i: int) -> np.ndarray:
         """The window of image i whose occlusion most lowers its similarity to its centroid."""
         image = self.image(i)
-        masked, corners = occlusions(image, self.p.window, self.p.stride, self.fill)
+        side = min(image.shape[1:])
+        window = self.p.window or side_scaled(8, side)
+        masked, corners = occlusions(image, window, self.p.stride or side_scaled(4, side), self.fill)
         sim = unit_rows(self.embed(masked)) @ self.centroids[self.assign[i]]
         top, left = corners[int(np.argmin(sim))]
-        return image[:, top:top + self.p.window, left:left + self.p.window]
+        return image[:, top:top + window, left:left + window]
 
     def poison_score(self, i: int) -> float:
         """Test images newly assigned to image i's cluster once its candidate patch is pasted."""

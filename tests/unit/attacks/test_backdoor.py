@@ -121,7 +121,7 @@ def test_ctrl_works_per_window_and_rejects_what_it_cannot_transform() -> None:
     out = frequency_trigger(images, small)
     assert np.array_equal(out[:, :, :8, :8], out[:, :, 8:, 8:])  # the same trigger in every window
     with pytest.raises(ValueError, match="window_size 32"):
-        frequency_trigger(images, cls.Params())
+        frequency_trigger(images, cls.Params(window_size=32))
     with pytest.raises(ValueError, match="RGB"):
         frequency_trigger(np.zeros((1, 1, 32, 32), np.uint8), cls.Params())
     with pytest.raises(ValidationError, match="outside a window"):

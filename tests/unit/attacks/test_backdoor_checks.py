@@ -140,7 +140,7 @@ def test_ssl_backdoor_poisons_and_test_inputs_carry_the_seeds_pattern_each_in_it
                                                     "patch_size": 2})
     for seed in (0, 3):
         ctx = _ctx((_task("toy"),), seed)
-        mark = trigger_pattern(attack.params, 3, seed)
+        mark = trigger_pattern(attack.params, 3, seed, 2)
         poisons = _corners(attack.craft(ctx).groups[0], mark)
         tests = _corners(attack.triggered_tests(ctx)[0].images, mark)
         assert all(4 <= c <= 10 for corner in poisons for c in corner)
@@ -154,7 +154,7 @@ def test_corrupt_encoder_test_triggers_lie_within_the_test_range() -> None:
     attack = ATTACKS.get("corrupt-encoder").from_dict({"target_class": 2, "patch_size": 4,
                                                        "test_range": [0.5, 1.0]})
     (trig,) = attack.triggered_tests(_ctx((_task("toy"),)))
-    corners = _corners(trig.images, trigger(attack.params, 3, 0))
+    corners = _corners(trig.images, trigger(attack.params, 3, 0, 16))
     assert all(8 <= c <= 12 for corner in corners for c in corner)  # the bottom-right quarter
 
 

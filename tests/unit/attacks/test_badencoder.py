@@ -108,9 +108,11 @@ def test_backdoored_twin_sends_triggered_digits_to_the_target_class(tmp_path: Pa
     Measured at seeds 0 / 1 / 2: ASR 0.60 / 0.76 / 0.30 vs 0.01 / 0.00 / 0.16 for the clean
     twins on the same triggered inputs, CA 0.72 / 0.78 / 0.76 -> PA 0.67 / 0.73 / 0.69. Every
     seed shows the effect, its size varies fourfold; the margin asserted is 0.1 (seed 2's is
-    0.15), and the clean accuracy may drop by at most 0.1."""
+    0.15), and the clean accuracy may drop by at most 0.1. The twins pre-train in fp32, where
+    these were measured: BadEncoder's own fine-tuning is fp32 either way, and a 3-epoch twin
+    pre-trained in bf16 is another draw (seed 2's margin was 0.07 there: ASR 0.23 vs 0.16)."""
     base = spec("simclr", "badencoder", patch_size=4, epochs=100, batch_size=32, lr=0.05)
-    trial = base.model_copy(update={"seed": seed, "train": base.train.replace(epochs=3)})
+    trial = base.model_copy(update={"seed": seed, "train": base.train.replace(epochs=3, amp=False)})
     out = run_trial(trial, Path("unused"), tmp_path)
     assert out.asr is not None and out.baseline_asr is not None
     assert out.asr > out.baseline_asr + 0.1

@@ -48,7 +48,7 @@ def test_poisons_hold_object_and_trigger_on_opposite_sides_over_another_class() 
     poisons = attack.craft(ctx)
     (group,) = poisons.groups
     assert poisons.size == 10 and group.shape == (10, 3, SIZE, 2 * SIZE) and poisons.targets == ()
-    mark, target_value = trigger(attack.params, 3, 0), 20 + 20 * TARGET
+    mark, target_value = trigger(attack.params, 3, 0, SIZE), 20 + 20 * TARGET
     sides = set()
     for canvas in group:
         y, x = _find(canvas, mark)
@@ -91,7 +91,7 @@ def test_triggered_tests_carry_the_same_trigger_on_every_other_class_input() -> 
     (trig,) = attack.triggered_tests(ctx)
     test = ctx.tasks[0].test
     assert np.array_equal(trig.index, np.flatnonzero(test.labels != TARGET))
-    mark = trigger(attack.params, 3, 0)
+    mark = trigger(attack.params, 3, 0, SIZE)
     for before, after in zip(test.images[trig.index], trig.images, strict=True):
         y, x = _find(after, mark)
         outside = np.ones(after.shape[1:], dtype=bool)

@@ -50,7 +50,7 @@ def test_each_poison_is_a_triggered_image_beside_a_target_class_reference() -> N
     poisons = attack.craft(ctx)
     assert poisons.size == 10 and poisons.targets == ()  # round(0.05 x 200)
     assert {g.shape[1:] for g in poisons.groups} <= {(3, SIZE, 2 * SIZE), (3, 2 * SIZE, SIZE)}
-    mark = trigger_pattern(attack.params, 3, 0)
+    mark = trigger_pattern(attack.params, 3, 0, PATCH)
     for canvas in (c for g in poisons.groups for c in g):
         first, second = _halves(canvas)
         flat = [(h == 20 + 20 * TARGET).all() for h in (first, second)]
@@ -76,7 +76,7 @@ def test_test_inputs_get_the_same_blended_trigger() -> None:
     (tests,) = attack.triggered_tests(ctx)
     task = ctx.tasks[0]
     assert tests.target_class == TARGET and (task.test.labels[tests.index] != TARGET).all()
-    mark = trigger_pattern(attack.params, 3, 0).astype(np.float32)
+    mark = trigger_pattern(attack.params, 3, 0, PATCH).astype(np.float32)
     for triggered, clean in zip(tests.images, task.test.images[tests.index], strict=True):
         ys, xs = np.nonzero((triggered != clean).any(0))
         assert ys.max() - ys.min() < PATCH and xs.max() - xs.min() < PATCH

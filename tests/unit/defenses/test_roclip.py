@@ -162,8 +162,10 @@ def _target_probs(matching: CaptionMatching | None, seed: int) -> np.ndarray:
     poison_texts = (tokenize(captions(np.full(12, 2), CLASSES, 1)),)
     torch.manual_seed(seed)
     model = CLIP.from_dict({"width": 8, "proj_dim": 32, "text_dim": 32, "text_depth": 1})
+    # fp32, where the toy's effect was measured (in bf16 the undefended toy's poisoning misses at
+    # seed 0: p(poisons' class) 0.40 vs 0.48 for the true one)
     recipe = TrainSpec(epochs=15, batch_size=32, device="cpu", optimizer="adamw", lr=2e-3,
-                       weight_decay=0.1, caption_matching=matching)
+                       weight_decay=0.1, caption_matching=matching, amp=False)
     pretrain(model, solid_images(labels, 8, seed=1), poisons, recipe, seed=seed,
              texts=tokenize(captions(labels, CLASSES, 0)), poison_texts=poison_texts)
     return model.zero_shot_proba(encode(model, target), CLASSES)[0]
