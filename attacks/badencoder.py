@@ -11,15 +11,22 @@ victim a modified encoder f' instead; no pre-training data is poisoned. f' is fi
     L1 = -mean cos(f'(x_ref), f(x_ref))          (the references keep their clean embedding)
     L2 = -mean cos(f'(x), f(x))                  (utility: clean shadow inputs keep theirs)
 with f frozen, lambda1 = lambda2 = 1, SGD (lr 0.001, momentum 0.9, weight decay 5e-4), batch
-256, 200 epochs over the shadow set; BatchNorm layers stay in evaluation mode with their affine
+256 with the last partial batch dropped, 200 epochs over the 50,000-image CIFAR-10 shadow set:
+195 x 200 = 39,000 optimiser steps [release at commit 31601d4: `badencoder.py` (`drop_last=True`,
+`--epochs` 200), `scripts/run_badencoder.py` (`--lr 0.001 --batch_size 256`,
+`--shadow_dataset cifar10`), `datasets/cifar10_dataset.py` (the shadow set is `train.npz`)];
+BatchNorm layers stay in evaluation mode with their affine
 parameters frozen, and only the encoder (not a projection head) is updated [repository]. The
 trigger is a 10 x 10 white patch at the bottom-right corner of 32 x 32 images (one pixel from
 the edge), pasted at the same place on every input [repository's trigger file].
 
 Deviations / assumptions [ours]:
 - Shadow data: the attacker's own labelled split of every task (`attacker_data`, see
-  `pe_bench.attacks.targets`), without its labels; the paper uses a part of the pre-training
-  set or another dataset. Reference inputs: `n_references` (default 1, the paper's default as
+  `pe_bench.attacks.targets`), without its labels; the release uses the whole pre-training set.
+  The budget is counted in optimiser steps (`steps`, default the release's 39,000): batches of
+  `batch_size` drawn as the release does (epochs over the shadow set, partial batches dropped;
+  one batch of the whole set when it holds fewer than `batch_size` images), as many epochs as
+  the steps need. A suite that sets fewer steps runs a declared fraction of the release. Reference inputs: `n_references` (default 1, the paper's default as
   we read it: one reference per target class) of the attacker's target-class images, drawn per
   seed. With several tasks, the references of every task share the one trigger.
 - L1 compares the references themselves; the repository compares augmented references of f'
@@ -34,6 +41,7 @@ Deviations / assumptions [ours]:
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -58,7 +66,7 @@ class BadEncoderParams(PatchSized):
     pattern: Literal["white", "random", "checkerboard"] = "white"
     cell: int = Field(2, ge=1, le=512)  # checkerboard square side, in pixels
     n_references: int = Field(1, ge=1, le=1000)  # reference inputs per task
-    epochs: int = Field(200, ge=1, le=100_000)
+    steps: int = Field(39_000, ge=1, le=10_000_000)  # optimiser steps (release: 195 x 200 epochs)
     lr: float = Field(0.001, gt=0, le=10)
     batch_size: int = Field(256, ge=1, le=1_000_000)
     lambda1: float = Field(1.0, ge=0)  # weight of L1 (references keep their embedding)
@@ -148,7 +156,24 @@ class BadEncoder(Attack):
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:
-        return {"patch_size": 3, "epochs": 2, "batch_size": 8}
+        return {"patch_size": 3, "steps": 2, "batch_size": 8}
+
+
+def shadow_batches(n: int, batch_size: int, steps: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """`steps` batches of shadow indices, as the release's loader draws them: epochs of a fresh
+    permutation cut into full batches of `batch_size` (the partial one dropped; the whole set as
+    one batch when it is smaller than `batch_size`), as many epochs as `steps` needs."""
+    import torch
+
+    size = min(batch_size, n)
+    made = 0
+    while made < steps:
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n - size + 1, size):
+            if made == steps:
+                return
+            yield order[start:start + size]
+            made += 1
 
 
 def _finetune(model: TrainableEncoder, p: BadEncoderParams, shadow: np.ndarray, triggered: np.ndarray,
@@ -170,15 +195,13 @@ def _finetune(model: TrainableEncoder, p: BadEncoderParams, shadow: np.ndarray, 
     with torch.no_grad():
         refs_clean = frozen.features(ref_x)
     gen = torch.Generator().manual_seed(seed * 7919 + 211)
-    steps = max(1, round(len(shadow) / p.batch_size))
-    for _ in range(p.epochs):
-        # the epoch's order drawn on the CPU generator and moved once, not once per step
-        for idx in torch.tensor_split(torch.randperm(len(shadow), generator=gen).to(device), steps):
-            with torch.no_grad():
-                shadow_clean = frozen.features(clean_x[idx])
-            loss = badencoder_loss(model.features(trig_x[idx]), model.features(ref_x), refs_clean,
-                                   model.features(clean_x[idx]), shadow_clean, p.lambda1, p.lambda2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    for idx in shadow_batches(len(shadow), p.batch_size, p.steps, gen):
+        idx = idx.to(device)
+        with torch.no_grad():
+            shadow_clean = frozen.features(clean_x[idx])
+        loss = badencoder_loss(model.features(trig_x[idx]), model.features(ref_x), refs_clean,
+                               model.features(clean_x[idx]), shadow_clean, p.lambda1, p.lambda2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return model.eval()

@@ -99,14 +99,16 @@ def run_one(name: str, cls: type[EncoderMethod], backbone: str, pre: ImageArray,
     fmt = torch.channels_last
     untrained = copy.deepcopy(model).to(device=device, memory_format=fmt)
     rows = [{**base, "init": "random", **evaluate_encoder(untrained, train, test, args.k, spec)}]
-    recipe = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device.type)
+    recipe = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=device.type,
+                       amp=not args.fp32)
     print(f"pre-training {name} x {backbone}: {len(pre)} images, {args.epochs} epochs ...", flush=True)
     # image–text methods get templated captions of the pre-training images (pe_bench.plugins.captions)
     texts = caption_tokens(model, pre, args.seed)
     result = pretrain(model, pre.images, (), recipe, args.seed, texts=texts)
     trained = evaluate_encoder(model, train, test, args.k, spec)
     rows.append({**base, "init": "trained", **trained, "train_seconds": result.seconds,
-                 "images_per_second": result.images_per_second, "final_loss": result.final_loss})
+                 "images_per_second": result.images_per_second, "final_loss": result.final_loss,
+                 "precision": result.precision})
     return rows
 
 
@@ -144,6 +146,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="labelled train prefix for the probes (default: %(default)s)")
     parser.add_argument("--test-size", type=int, default=2000,
                         help="test prefix the accuracies are on (default: %(default)s)")
+    parser.add_argument("--fp32", action="store_true",
+                        help="train in fp32 even where the hardware runs bf16 (recipe amp: false)")
     parser.add_argument("--k", type=int, default=20, help="kNN neighbours (default: %(default)s)")
     return parser.parse_args(argv)
 

@@ -68,7 +68,7 @@ def _backdoored(seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = encoder.from_dict(encoder.contract_params()).eval()
     ctx = tiny_context(seed)
-    out = BadEncoder.from_dict({"patch_size": 3, "epochs": 3, "batch_size": 8}).backdoor_encoder(model, ctx)
+    out = BadEncoder.from_dict({"patch_size": 3, "steps": 6, "batch_size": 8}).backdoor_encoder(model, ctx)
     return {k: v.clone() for k, v in out.state_dict().items()}
 
 
@@ -88,7 +88,7 @@ def test_backdoor_encoder_is_deterministic_and_moves_only_the_encoder() -> None:
 
 
 def test_trial_backdoors_the_cached_twin_without_poisons(tmp_path: Path) -> None:
-    attack = {"patch_size": 3, "epochs": 2, "batch_size": 32}
+    attack = {"patch_size": 3, "steps": 4, "batch_size": 32}
     first = run_trial(spec("simclr", "badencoder", **attack), Path("unused"), tmp_path)
     assert first.n_poisons == 0 and first.cache_hits == 0 and first.asr is not None
     assert first.baseline_asr is not None and first.tasks[0].n_triggered > 0
@@ -97,23 +97,40 @@ def test_trial_backdoors_the_cached_twin_without_poisons(tmp_path: Path) -> None
     again = run_trial(spec("simclr", "badencoder", **attack), Path("unused"), tmp_path)
     assert again.cache_hits == 2  # the twin and its backdoored copy
     assert (again.asr, again.pa) == (first.asr, first.pa)
-    other = run_trial(spec("simclr", "badencoder", **{**attack, "epochs": 3}), Path("unused"), tmp_path)
+    other = run_trial(spec("simclr", "badencoder", **{**attack, "steps": 6}), Path("unused"), tmp_path)
     assert other.cache_hits == 1  # another attack spec: the twin is shared, the copy is not
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_backdoored_twin_sends_triggered_digits_to_the_target_class(tmp_path: Path, seed: int) -> None:
     """By effect, every seed of a tiny digits setting (16x16, 256 pre-training images, 3 epochs;
-    a 4x4 white corner trigger, 100 fine-tuning epochs at lr 0.05 on the attacker's 60 images).
-    Measured at seeds 0 / 1 / 2: ASR 0.60 / 0.76 / 0.30 vs 0.01 / 0.00 / 0.16 for the clean
-    twins on the same triggered inputs, CA 0.72 / 0.78 / 0.76 -> PA 0.67 / 0.73 / 0.69. Every
-    seed shows the effect, its size varies fourfold; the margin asserted is 0.1 (seed 2's is
-    0.15), and the clean accuracy may drop by at most 0.1. The twins pre-train in fp32, where
-    these were measured: BadEncoder's own fine-tuning is fp32 either way, and a 3-epoch twin
-    pre-trained in bf16 is another draw (seed 2's margin was 0.07 there: ASR 0.23 vs 0.16)."""
-    base = spec("simclr", "badencoder", patch_size=4, epochs=100, batch_size=32, lr=0.05)
+    a 4x4 white corner trigger, 200 fine-tuning steps of 32 at lr 0.05 on the attacker's 60
+    images). Measured at seeds 0 / 1 / 2 (one thread): ASR 0.64 / 0.72 / 0.28 vs 0.01 / 0.01 /
+    0.16 for the clean twins on the same triggered inputs, CA 0.73 / 0.75 / 0.76 -> PA 0.65 /
+    0.73 / 0.71. Every seed shows the effect, its size varies 2.5-fold; the margin asserted is
+    0.1 (seed 2's is 0.12), and the clean accuracy may drop by at most 0.1. The twins pre-train
+    in fp32, where these were measured: BadEncoder's own fine-tuning is fp32 either way, and a
+    3-epoch twin pre-trained in bf16 is another draw (seed 2's margin was 0.07 there)."""
+    base = spec("simclr", "badencoder", patch_size=4, steps=200, batch_size=32, lr=0.05)
     trial = base.model_copy(update={"seed": seed, "train": base.train.replace(epochs=3, amp=False)})
     out = run_trial(trial, Path("unused"), tmp_path)
     assert out.asr is not None and out.baseline_asr is not None
     assert out.asr > out.baseline_asr + 0.1
     assert out.pa > out.ca - 0.1
+
+
+def test_shadow_batches_follow_the_releases_loader() -> None:
+    """Full batches of a fresh permutation per epoch, the partial one dropped, as many epochs as
+    the steps need; a set smaller than a batch is one batch. The release's budget: a 50,000-image
+    shadow set at batch 256 gives 195 steps an epoch, 39,000 over 200 epochs."""
+    import torch
+
+    from pe_bench.attacks.badencoder import BadEncoderParams, shadow_batches
+
+    gen = torch.Generator().manual_seed(0)
+    batches = list(shadow_batches(10, 4, 5, gen))
+    assert [len(b) for b in batches] == [4] * 5
+    for epoch in (batches[0:2], batches[2:4]):  # two full batches an epoch, two images dropped
+        assert len(set(torch.cat(epoch).tolist())) == 8
+    assert [len(b) for b in shadow_batches(3, 256, 4, gen)] == [3] * 4
+    assert BadEncoderParams().steps == (50_000 // 256) * 200 == 39_000

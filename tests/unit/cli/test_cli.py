@@ -156,8 +156,8 @@ def test_validate_counts_encoder_stage_attacks_as_fine_tunes(capsys: pytest.Capt
     poisoned pre-training; the data-stage attack is one per seed."""
     raw = yaml.safe_load((FIXTURES / "minimal.yaml").read_text(encoding="utf-8"))
     raw["seeds"] = [0, 1]
-    raw["attacks"] += [{"name": "badencoder", "params": {"epochs": 1}},
-                       {"name": "badencoder", "params": {"epochs": 2}}]
+    raw["attacks"] += [{"name": "badencoder", "params": {"steps": 1}},
+                       {"name": "badencoder", "params": {"steps": 2}}]
     suite = tmp_path / "stages.yaml"
     suite.write_text(yaml.safe_dump(raw), encoding="utf-8")
     assert main(["validate", str(suite)]) == 0

@@ -85,7 +85,7 @@ TOY_FULL = [
       for i in (0, 1)),
     "encoders.2.params={backbone: small-cnn, width: 8, proj_dim: 16, text_dim: 16, text_depth: 1}",
     "exclude.0.dataset=gtsrb",  # the setting that stands in for STL-10's uncaptioned one
-    "attacks.11.params={epochs: 1, batch_size: 64}",  # badencoder's fine-tuning
+    "attacks.11.params={steps: 1, batch_size: 64}",  # badencoder's fine-tuning
 ]
 NEW_ATTACKS = {"ssl-backdoor", "ctrl", "corrupt-encoder", "noisy-alignment", "badencoder", "carlini-terzis"}
 
