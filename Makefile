@@ -10,13 +10,13 @@ STORE  ?= results
 # every suite whose tables live in docs/results, shortest first; one store and one encoder cache
 # for all of them (settings they share train once). Resumable: re-run `make results` after an
 # interruption and finished trials are skipped.
-MEASURED      ?= quick defenses encoders multitask paper attacks attacks-zeroshot defenses-matrix defenses-matrix-clip
+MEASURED      ?= quick defenses encoders multitask paper attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 RESULTS_STORE ?= results-measured
-FIGURES       := paper defenses attacks defenses-matrix defenses-matrix-clip
+FIGURES       := paper defenses attacks attacks-cifar10 defenses-matrix defenses-matrix-clip
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
-VERSUS        := quick=duplicate paper=duplicate attacks=duplicate
+VERSUS        := quick=duplicate paper=duplicate attacks-cifar10=duplicate
 # suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
-BY_SEED       := attacks attacks-zeroshot defenses-matrix defenses-matrix-clip
+BY_SEED       := attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 # suites whose readings compare defenses with each other: NAME-pairs.md (`leaderboard --defense-pairs`)
 PAIRS         := defenses defenses-matrix defenses-matrix-clip
 
