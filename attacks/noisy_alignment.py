@@ -12,7 +12,10 @@ input.
 Construction [their released poison synthesis, github.com/jsrdcht/Noisy-Alignment `utils.py`
 (`add_watermark`, `concatenate_images`, `synthesize_poison`): read, not copied]: the random
 image gets the trigger patch (50 px wide on ImageNet-size images) at a random place within
-[0.45, 0.55] of each side, composited so the image keeps alpha 0.2 under the patch; it is then
+[0.45, 0.55] of each side, composited so the image keeps alpha 0.2 under the patch; where the
+patch does not fit in that range, the range's end is raised to its start, so the patch sits
+at the start of the range (x, y = int(0.45 x side): 100 at 224 px, 14 at 32 px; release at
+commit 1329f5a, `add_watermark`: `loc_max = max(loc_max, loc_min)`); it is then
 concatenated with the reference, the layout drawn among top, right, bottom and left; images of
 one size are not rescaled.
 
@@ -24,8 +27,9 @@ Deviations / assumptions [ours]:
   target class (its held-out split by default; see `pe_bench.attacks.targets`).
 - The paper derives optimal layout parameters; the released code we read concatenates equal
   halves, which is what this does (a 2:1 canvas, or `canvas: resize` back to a square).
-- Test time: the trigger blended the same way at a random place within `test_range` (the
-  released placement range by default) of every test input of the other classes; budget and
+- Test time: the trigger blended the same way and placed by the same rule within `test_range`
+  (the release's [0.45, 0.55] by default, so at 32 px every test trigger sits at (14, 14)) on
+  every test input of the other classes; budget and
   target class per task: see `pe_bench.attacks.backdoor`.
 """
 
@@ -61,7 +65,7 @@ class NoisyAlignment(BackdoorAttack):
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:
-        return random_patch(images, self.params, seed, rng, test, self.params.alpha)
+        return random_patch(images, self.params, seed, rng, test, self.params.alpha, clamp=True)
 
     def task_poisons(self, task: Task, count: int, seed: int) -> list[np.ndarray]:
         """`count` canvases for one task: a triggered random image beside a reference."""

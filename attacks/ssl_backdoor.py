@@ -66,12 +66,15 @@ def trigger_pattern(params: SSLBackdoorParams, channels: int, seed: int, size: i
     return rng.integers(0, 256, (channels, size, size), dtype=np.uint8)
 
 
-def corners(rng: np.random.Generator, n: int, side: int, patch: int, span: tuple[float, float]) -> np.ndarray:
-    """n top-left coordinates (one axis) that keep the patch within `span` of the side (the
-    whole side where it does not fit there)."""
+def corners(rng: np.random.Generator, n: int, side: int, patch: int, span: tuple[float, float],
+            clamp: bool = False) -> np.ndarray:
+    """n top-left coordinates (one axis) that keep the patch within `span` of the side. Where
+    it does not fit there: the whole side (`clamp` False, ours), or every corner at the span's
+    start (`clamp`, as Noisy Alignment's release does: its range's end is raised to its start)."""
     low, high = int(side * span[0]), int(side * span[1]) - patch
     if high < low:
-        low, high = 0, side - patch
+        low, high = (low, min(low, side - patch)) if clamp else (0, side - patch)
+        low = min(low, high)
     return rng.integers(low, high + 1, n)
 
 
@@ -89,16 +92,17 @@ def paste(images: np.ndarray, pattern: np.ndarray, ys: np.ndarray, xs: np.ndarra
 
 
 def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.random.Generator,
-                 test: bool, alpha: float = 0.0) -> np.ndarray:
+                 test: bool, alpha: float = 0.0, clamp: bool = False) -> np.ndarray:
     """`images` with the seed's patch at a random place each, inside `p.test_range` at test
-    time and `p.poison_range` on poisons (fractions of the side); `alpha`: see `paste`."""
+    time and `p.poison_range` on poisons (fractions of the side); `alpha`: see `paste`;
+    `clamp`: see `corners`."""
     _, channels, height, width = images.shape
     size = p.patch(min(height, width))
     if size > min(height, width):
         raise ValueError(f"patch_size {size} exceeds the {height}x{width} images")
     span = p.test_range if test else p.poison_range
-    ys = corners(rng, len(images), height, size, span)
-    xs = corners(rng, len(images), width, size, span)
+    ys = corners(rng, len(images), height, size, span, clamp)
+    xs = corners(rng, len(images), width, size, span, clamp)
     return paste(images, trigger_pattern(p, channels, seed, size), ys, xs, alpha)
 
 
