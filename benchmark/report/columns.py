@@ -98,7 +98,8 @@ DESIGNED = ("designed for = yes where the defense was designed against the attac
 UNDEFENDED = "undefended = the poisoned encoder of the same seed without the defense"
 FILTER = ("poison recall (TPR) / precision / FPR / F1, clean removed = what a pre-processing filter "
           "caught and lost at its own threshold")
-RANKED = "poison AUROC / AUPRC = how its per-image scores rank the poisons above clean images"
+RANKED = ("poison AUROC / AUPRC = how its per-image scores rank the poisons above clean images; "
+          "recall @1% / @5% FPR = poisons its scores flag where they flag 1% / 5% of clean images")
 ENCODER = ("encoder AUROC = of encoder scores over the line's seeds, attacked encoders vs their clean "
            "twins; flagged = attacked / clean encoders judged backdoored at the defense's threshold")
 COST = ("CPU s = CPU seconds of the defense's hooks; extra steps / images / train CPU s = training vs "
@@ -183,6 +184,8 @@ TABLE: tuple[Column, ...] = (
     mean_of("poison_f1", header="poison F1", note=FILTER, defense_only=True),
     mean_of("poison_auroc", header="poison AUROC", note=RANKED, defense_only=True),
     mean_of("poison_auprc", header="poison AUPRC", note=RANKED, defense_only=True),
+    mean_of("poison_recall_fpr1", header="recall @1% FPR", note=RANKED, defense_only=True),
+    mean_of("poison_recall_fpr5", header="recall @5% FPR", note=RANKED, defense_only=True),
     mean_of("clean_removed", header="clean removed", note=FILTER, digits=1, defense_only=True),
     pooled("encoder_auroc", "encoder AUROC", lambda vs: encoder_auroc([v.defense for v in vs]),
            lambda v: f"{v:.3f}", ENCODER),

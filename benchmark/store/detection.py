@@ -4,8 +4,10 @@ encoders) from clean ones, threshold-free and at the threshold the defense itsel
 Threshold-free: AUROC (the probability that a random positive outscores a random negative, ties
 counting one half: the Mann-Whitney statistic) and AUPRC as average precision (precision at each
 distinct score, weighted by the recall it adds: scikit-learn's `average_precision_score`, so tied
-scores form one step). At the operating point (what the defense flagged): TPR (poison recall),
-FPR, precision and F1. A detector that ranks well but flags nothing at its threshold protects
+scores form one step); and recall at a fixed clean false-positive rate (1% and 5%: the share of
+poisons scoring above the highest threshold that flags at most that share of clean images), so
+detectors compare at one cost whatever the poison rate. At the operating point (what the defense
+flagged): TPR (poison recall), FPR, precision and F1. A detector that ranks well but flags nothing at its threshold protects
 nobody, so both are reported. Torch-free and numpy-only: the leaderboard reads these too.
 """
 
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pe_bench.store.metrics import DefenseReport
+
+RANKED_FIELDS = ("poison_auroc", "poison_auprc", "poison_recall_fpr1", "poison_recall_fpr5")
 
 
 def _checked(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -57,6 +61,20 @@ def auprc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float(np.sum(precision * gained))
 
 
+def recall_at_fpr(scores: np.ndarray, positive: np.ndarray, fpr: float) -> float | None:
+    """Share of positives scoring strictly above the lowest threshold at which at most `fpr` of
+    the negatives do (ties at the threshold are not flagged, so the clean FPR never exceeds
+    `fpr`); None without positives or negatives."""
+    checked = _checked(scores, positive)
+    if checked is None:
+        return None
+    s, y = checked
+    negatives = np.sort(s[~y])[::-1]
+    allowed = int(np.floor(fpr * len(negatives) + 1e-9))  # negatives that may lie above
+    threshold = negatives[allowed] if allowed < len(negatives) else -np.inf
+    return float(np.mean(s[y] > threshold))
+
+
 def operating_point(flagged: np.ndarray, positive: np.ndarray) -> dict[str, float | None]:
     """TPR, FPR, precision and F1 of a boolean flag per item (None where undefined: no
     positives, no negatives, nothing flagged)."""
@@ -82,9 +100,11 @@ def image_detection(scores: np.ndarray | None, removed: np.ndarray, n_clean: int
     flagged = np.zeros(n_total, dtype=bool)
     flagged[np.asarray(removed, dtype=np.int64)] = True
     point = operating_point(flagged, poison)
-    ranked: dict[str, float | None] = {"poison_auroc": None, "poison_auprc": None}
+    ranked: dict[str, float | None] = dict.fromkeys(RANKED_FIELDS)
     if scores is not None:
-        ranked = {"poison_auroc": auroc(scores, poison), "poison_auprc": auprc(scores, poison)}
+        ranked = {"poison_auroc": auroc(scores, poison), "poison_auprc": auprc(scores, poison),
+                  "poison_recall_fpr1": recall_at_fpr(scores, poison, 0.01),
+                  "poison_recall_fpr5": recall_at_fpr(scores, poison, 0.05)}
     return {**ranked, "poison_fpr": point["fpr"], "poison_f1": point["f1"]}
 
 

@@ -141,6 +141,9 @@ class DefenseReport(Frozen):
     poison_auroc: Fraction | None = Field(default=None, description="AUROC of the per-image scores, "
                                           "poisons positive (None: the defense reports no scores)")
     poison_auprc: Fraction | None = Field(default=None, description="average precision of the same")
+    poison_recall_fpr1: Fraction | None = Field(default=None, description="share of poisons its "
+                                                "scores flag at a 1% clean false-positive rate")
+    poison_recall_fpr5: Fraction | None = Field(default=None, description="the same at 5%")
     encoder_score: float | None = Field(default=None, description="score_encoder of the attacked "
                                         "(undefended poisoned) encoder; higher = more suspicious")
     encoder_score_clean: float | None = Field(default=None, description="the same of the clean twin")

@@ -61,7 +61,8 @@ def test_operating_point() -> None:
     nothing = operating_point(np.zeros(6, bool), positive)
     assert nothing["precision"] is None and nothing["tpr"] == 0.0 and nothing["f1"] is None
     got = image_detection(np.arange(6.0), np.array([4, 5]), n_clean=4, n_total=6)
-    assert got == {"poison_auroc": 1.0, "poison_auprc": 1.0, "poison_fpr": 0.0, "poison_f1": 1.0}
+    assert got == {"poison_auroc": 1.0, "poison_auprc": 1.0, "poison_recall_fpr1": 1.0,
+                   "poison_recall_fpr5": 1.0, "poison_fpr": 0.0, "poison_f1": 1.0}
 
 
 # -- knn-density: planted poisons of its intended kind -------------------------------------------
