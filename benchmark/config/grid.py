@@ -92,7 +92,9 @@ def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
         "defense": spec.defense.name,
     }
     wanted = {k: getattr(rule, k) for k in fields if getattr(rule, k) is not None}
-    return bool(wanted) and all(fields[k] == v for k, v in wanted.items())
+    params = rule.attack_params or {}
+    same = all(spec.attack.params.get(k) == v for k, v in params.items())
+    return bool(wanted or params) and same and all(fields[k] == v for k, v in wanted.items())
 
 
 APPLICABILITY_HEAD = (

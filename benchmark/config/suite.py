@@ -54,11 +54,14 @@ class DatasetSetting(Frozen):
 
 
 class ExcludeRule(Frozen):
-    """Cells matching every given field are not run; `reason` is shown by `validate`."""
+    """Cells matching every given field are not run; `reason` is shown by `validate`.
+    `attack_params`: the attack's params must hold these values (e.g. one budget of an attack
+    the suite runs at several)."""
 
     dataset: str | None = None
     encoder: str | None = None
     attack: str | None = None
+    attack_params: dict[str, Any] | None = None
     defense: str | None = None
     reason: str = "excluded by the suite"
 
