@@ -51,6 +51,13 @@ def _flags(counts: tuple[int, int, int, int]) -> str:
     return "-" if counts[1] + counts[3] == 0 else f"{counts[0]}/{counts[1]} · {counts[2]}/{counts[3]}"
 
 
+def _poisons(ln: Line) -> str:
+    if ln.n_poisons is None:
+        return "-"
+    repeated = ln.n_distinct is not None and ln.n_distinct < ln.n_poisons
+    return f"{ln.n_poisons:.0f}" + (f" ({ln.n_distinct:.0f} distinct)" if repeated else "")
+
+
 def _hits(successes: Callable[[Line], int], triggered: Callable[[Line], int]) -> Callable[[Line], str]:
     """successes / target pairs, or for a backdoor triggered hits / triggered inputs."""
     def cell(ln: Line) -> str:
@@ -133,9 +140,13 @@ TABLE: tuple[Column, ...] = (
     Column("failed", "failed", lambda ln: str(ln.failed), lambda ln: {"failed": (int, ln.failed)},
            lambda ln: ln.failed, "failed = trials with only error rows (error and traceback in the "
            "store)", compact=True, lift=True),
-    Column("poisons", "poisons", lambda ln: "-" if ln.n_poisons is None else f"{ln.n_poisons:.0f}",
-           lambda ln: {"n_poisons": (float, ln.n_poisons)}, lambda ln: ln.n_poisons,
-           "poisons = injected images per trial"),
+    Column("poisons", "poisons", _poisons, lambda ln: {"n_poisons": (float, ln.n_poisons),
+                                                       "n_distinct_poisons": (float, ln.n_distinct)},
+           lambda ln: ln.n_poisons, "poisons = injected images per trial (in brackets: distinct "
+           "images, where the attack repeated some)"),
+    Column("of_class", "of class", lambda ln: "-" if ln.class_share is None else f"{ln.class_share:.0%}",
+           lambda ln: {"poison_class_share": (float, ln.class_share)}, lambda ln: ln.class_share,
+           "of class = poisons / clean pre-training images of the target classes"),
     mean_of("ca", header="CA", note=ACCURACY, seed=by_seed(lambda s: rc.rate(s.view.metrics.ca))),
     mean_of("pa", header="PA", note=ACCURACY, compact=True,
             seed=by_seed(lambda s: rc.rate(s.view.metrics.pa))),

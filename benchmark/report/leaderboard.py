@@ -58,6 +58,8 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         dataset=first.dataset, encoder=_encoder(first), attack=first.attack,
         selection=first.selection or "-", defense=first.defense, task=task, seeds=len(members),
         failed=failed, n_poisons=statistics.fmean(_poisons(members)) if members else None,
+        n_distinct=_mean(row.metrics.n_distinct_poisons for row, _ in members if row.metrics),
+        class_share=_mean(row.metrics.poison_class_share for row, _ in members if row.metrics),
         pairs=sum(v.metrics.n_targets for v in views),
         successes=sum(v.metrics.successes for v in views),
         successes_clean=sum(v.hits_clean for v in views),
@@ -72,6 +74,12 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         attack_params=first.attack_params or "{}",
         label_params=first.label_params, designed_for=first.designed_for,
     )
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    """The mean of the values recorded (None where no trial recorded one)."""
+    got = [v for v in values if v is not None]
+    return statistics.fmean(got) if got else None
 
 
 def _total(counts: Iterable[int | None]) -> int:

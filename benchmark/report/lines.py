@@ -95,6 +95,8 @@ class Line:
     stats: dict[str, tuple[float, float] | None]
     intervals: dict[str, Interval | None]
     failed: int = 0  # trials of this cell with only error rows
+    n_distinct: float | None = None  # distinct poison images per trial (mean; None: not recorded)
+    class_share: float | None = None  # poisons / clean images of the target classes (mean)
     defense_params: str = "{}"
     attack_params: str = "{}"
     attack_label: str = ""  # the attack with the params that differ between its lines

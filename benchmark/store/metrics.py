@@ -195,6 +195,11 @@ class TrialMetrics(Metrics):
 
     n_pretrain: Count
     n_poisons: Count
+    # poisons that differ in a pixel (fewer than n_poisons: the attack repeated images) and
+    # poisons / clean pre-training images of the target classes (pe_bench.worker.budget);
+    # None in rows written before schema 8, and the share where it is undefined
+    n_distinct_poisons: Count | None = None
+    poison_class_share: Annotated[float, Field(ge=0.0)] | None = None
     cache_hits: Count
     tasks: tuple[TaskMetrics, ...] = Field(min_length=1)
     defense: Annotated[DefenseReport, Flat()]

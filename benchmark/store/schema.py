@@ -32,7 +32,8 @@ from pe_bench.store.metrics import Flat, Frozen, TrialMetrics
 #    what the report needs of the plugins (`encoder_label`, `label_params`, `designed_for`)
 #    written with the row
 # 8: `train_precision`, the training step's precision (bf16 / fp32), and a filter's recall at
-#    1% / 5% clean FPR (`poison_recall_fpr1`, `_fpr5`); null in older stores
+#    1% / 5% clean FPR (`poison_recall_fpr1`, `_fpr5`), distinct poisons and their share of the
+#    target classes (`n_distinct_poisons`, `poison_class_share`); null in older stores
 SCHEMA_VERSION = "8"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}

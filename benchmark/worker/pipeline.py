@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, Task
+from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, Task, TriggeredTest
 from pe_bench.attacks.targets import task_rng
+from pe_bench.worker.budget import distinct_images, target_class_share
 from pe_bench.worker.cache import ArtifactCache
 from pe_bench.worker.cached_training import Trained, Trainer
 from pe_bench.datasets.loading import image_digests, load_dataset
@@ -171,6 +172,18 @@ def probe_memos(trainer: Trainer, tally: Counter[str]) -> Callable[[list[Trained
     return memos
 
 
+def crafted(attack: Attack, ctx: AttackContext, watch: Stopwatch, log: Log
+            ) -> tuple[PoisonSet, tuple[TriggeredTest, ...], int]:
+    """The attack's poisons, its triggered test inputs and how many distinct images the poisons
+    are (said in the log where the attacker's data made it repeat some)."""
+    poisons: PoisonSet = watch.run("attack", lambda: attack.craft(ctx))
+    triggered = watch.run("attack", lambda: attack.triggered_tests(ctx))
+    if (distinct := distinct_images(poisons)) < poisons.size:
+        log(f"the attack's {poisons.size} poisons are {distinct} distinct images "
+            "(the attacker's data cannot supply the budget without repeats)")
+    return poisons, triggered, distinct
+
+
 def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log = lambda _: None
               ) -> TrialMetrics:
     """Run one trial; its metrics are validated here, so garbage from a plugin (a NaN, a
@@ -181,8 +194,7 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     attack = ATTACKS.get(spec.attack.name).from_dict(spec.attack.params)
     defense = DEFENSES.get(spec.defense.name).from_dict(spec.defense.params)
     ctx = AttackContext(pre.images, tasks, spec.seed)
-    poisons: PoisonSet = watch.run("attack", lambda: attack.craft(ctx))
-    triggered = watch.run("attack", lambda: attack.triggered_tests(ctx))
+    poisons, triggered, distinct = crafted(attack, ctx, watch, log)
     data = PretrainData(pre.images, poisons)
     twin, undefended = pretrained(trainer, data, attack, ctx, watch)
     report = bug_report(tasks, poisons.targets, triggered, spec.seed)
@@ -203,7 +215,9 @@ def run_trial(spec: TrialSpec, data_dir: Path, cache_root: str | Path, log: Log 
     info = defended.members[0].info
     fitted = json.dumps(info["fitted"], sort_keys=True) if info.get("fitted") else None
     return TrialMetrics(
-        **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size, tasks=tuple(per_task),
+        **summary.model_dump(), n_pretrain=len(pre.images), n_poisons=poisons.size,
+        n_distinct_poisons=distinct,
+        poison_class_share=target_class_share(poisons, pre, tasks, triggered), tasks=tuple(per_task),
         defense=defended.report, cache_hits=sum(hits.values()), timings=Timings(**watch.seconds),
         encoder=EncoderInfo(device=info.get("device"), train_images_per_s=info.get("images_per_second"),
                             fitted=fitted, train_precision=info.get("precision")),
