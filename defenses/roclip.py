@@ -19,9 +19,15 @@ Threat model: the defender controls the training recipe and has no clean data an
 knowledge of the attack. Applies to encoders trained on image+text only (the grid excludes
 image-only encoders with the reason).
 Deviations [ours]:
-- `pool_size` defaults to 1,024 (the authors' 21,845 is a small fraction of their web-scale
-  pre-training set; 1,024 is about 2.5% of a CIFAR-10 pre-training set, four batches of 256,
-  and holds every class's templated captions many times over); `every` is the authors' 2.
+- The pool is `pool_fraction` of the clean pre-training set (default 0.022: the release's
+  21,845-entry memory bank over the 1M CC3M pairs we read the paper to pre-train on [our
+  reading, not verified offline]; 24 captions on digits' 1,078 images, 110 on 5,000 CIFAR-10
+  images), or `pool_size` captions where set; `every` is the authors' 2. Earlier runs (before
+  training revision 5) used 1,024 captions, about 90% of the digits set: nearly all of it.
+- Limitation where its numbers are read: captions here are class names in 80 templates
+  (pe_bench.plugins.captions), so the nearest pool caption names a class and matching pairs an
+  image with a pseudo-label of its predicted class; on web captions the pool holds unrelated
+  descriptions. RoCLIP's effect here is that of pseudo-labelled caption swapping.
 - The pool fills in every epoch and an empty pool keeps the batch's own captions
   (pe_bench.encoders.caption_pool says why).
 - No extra augmentation: every encoder already trains on the suite's recipe (flip, crop,
@@ -50,14 +56,16 @@ class RoCLIP(Defense):
     families = ("targeted", "backdoor")  # RoCLIP is evaluated against both data poisoning and backdoors
 
     class Params(PluginParams):
-        pool_size: int = Field(1024, ge=1)  # captions in the pool (a FIFO of recent batches)
+        pool_size: int | None = Field(None, ge=1)  # captions in the pool (a FIFO of recent batches)
+        pool_fraction: float = Field(0.022, gt=0, le=1)  # unset pool_size: this share of the clean set
         every: int = Field(2, ge=1)  # K: epochs K, 2K, ... (1-based) match; 1: every epoch
 
     params: Params
 
     def configure_training(self, train: TrainSpec) -> TrainSpec:
-        return train.replace(caption_matching=CaptionMatching(pool_size=self.params.pool_size,
-                                                              every=self.params.every))
+        p = self.params
+        return train.replace(caption_matching=CaptionMatching(
+            pool_size=p.pool_size, pool_fraction=p.pool_fraction, every=p.every))
 
     @classmethod
     def contract_params(cls) -> dict[str, Any]:

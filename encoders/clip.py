@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ class CLIP(EncoderMethod):
         self.text_proj = nn.Linear(params.text_dim, params.proj_dim, bias=False)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / params.init_temperature)))
         self.caption_pool: CaptionPool | None = None  # set per run from the recipe; not a weight
+        self.n_images = 0  # clean images of the current run (before_training), sizing the pool
 
     def logit_scale(self) -> torch.Tensor:
         return self.log_scale.clamp(max=self.max_logit_scale).exp()
@@ -62,6 +64,11 @@ class CLIP(EncoderMethod):
             captions = self.caption_pool.partners(image, captions)
         return clip_loss(image, captions, self.logit_scale())
 
+    def before_training(self, n_images: int, batch_size: int) -> dict[str, Any]:
+        """Remember the run's clean-set size: RoCLIP's pool may be a share of it."""
+        self.n_images = n_images
+        return {}
+
     def before_epoch(self, epoch: int, recipe: TrainSpec) -> None:
         """Follow the recipe's `caption_matching`: a fresh pool at a run's first epoch."""
         matching = recipe.caption_matching
@@ -69,7 +76,7 @@ class CLIP(EncoderMethod):
             self.caption_pool = None
             return
         if epoch == 0 or self.caption_pool is None:
-            self.caption_pool = CaptionPool(matching.pool_size, matching.every)
+            self.caption_pool = CaptionPool(matching.pool(self.n_images), matching.every)
         self.caption_pool.start_epoch(epoch)
 
     @torch.no_grad()

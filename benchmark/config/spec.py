@@ -65,12 +65,18 @@ class PluginRef(Frozen):
 
 class CaptionMatching(Frozen):
     """RoCLIP's caption matching (pe_bench.defenses.roclip), consulted by image–text encoders:
-    a pool of the `pool_size` most recent captions' embeddings (a first-in first-out queue over
-    the seeded batch order), and in every `every`-th epoch (1-based) each image is paired with
-    its nearest pool caption instead of its own."""
+    a pool of the most recent captions' embeddings (a first-in first-out queue over the seeded
+    batch order; `pool_size` of them, or unset `pool_fraction` of the clean pre-training set's
+    size, at least 1), and in every `every`-th epoch (1-based) each image is paired with its
+    nearest pool caption instead of its own."""
 
-    pool_size: int = Field(1024, ge=1)
+    pool_size: int | None = Field(None, ge=1)
+    pool_fraction: float = Field(0.022, gt=0, le=1)
     every: int = Field(2, ge=1)
+
+    def pool(self, n_images: int) -> int:
+        """The pool's size for a pre-training set of `n_images` clean images."""
+        return self.pool_size or max(1, round(self.pool_fraction * n_images))
 
 
 class TrainSpec(Frozen):

@@ -136,7 +136,16 @@ def test_recipes_and_keys_without_the_defense_are_what_they_were() -> None:
     defended = RoCLIP.from_dict({"pool_size": 32, "every": 3}).configure_training(base)
     assert defended.caption_matching == CaptionMatching(pool_size=32, every=3)
     assert defended.replace(caption_matching=None) == base  # nothing else in the recipe moves
-    assert defended.model_dump(mode="json")["caption_matching"] == {"pool_size": 32, "every": 3}
+    assert defended.model_dump(mode="json")["caption_matching"] == {"pool_size": 32, "pool_fraction": 0.022,
+                                                                    "every": 3}
+
+
+def test_the_pool_is_a_share_of_the_clean_set_unless_its_size_is_set() -> None:
+    """The release's 21,845-caption bank over 1M pairs: 2.2% (24 captions on digits' 1,078
+    images), never the near-whole-set pool of 1,024 on 1,078 images it replaced."""
+    matching = RoCLIP.from_dict({}).configure_training(TrainSpec()).caption_matching
+    assert matching is not None and matching.pool(1078) == 24 and matching.pool(5000) == 110
+    assert matching.pool(10) == 1 and CaptionMatching(pool_size=7).pool(1078) == 7
 
 
 def test_the_grid_runs_roclip_on_image_text_encoders_only() -> None:
