@@ -21,9 +21,8 @@ T = TypeVar("T")
 Record = dict[str, tuple[type, Any]]  # Parquet column -> (Python type, value)
 PairField = Callable[["TargetOutcome"], float]  # a number of one target pair (a hit counts 1)
 PREAMBLE = "mean ± std over seeds"
-P_NOTE = ("p = exact paired sign-flip test over distinct targets (McNemar's exact test when each "
-          "target is seen once; over seeds for backdoor lines), Holm-adjusted over the board's lines "
-          "per column; n.s. = adjusted p >= 0.05")
+P_NOTE = ("p = exact paired sign-flip test over seeds (the seed is the unit: one encoder per seed), "
+          "Holm-adjusted over the board's lines per column; n.s. = adjusted p >= 0.05")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The one column table, `TABLE`: every table the report renders takes its columns from it.
 
 Each column says what it aggregates on a leaderboard line (a metric averaged over seeds, or a
-paired difference with a bootstrap interval and an exact test: per target pair, per seed, or
+paired difference with a Student-t interval and an exact test over seeds: per target pair, per seed, or
 against another attack), how its cell reads, how it sorts, what the footnote says about it,
 whether it only means something for a defense, whether the terminal shows it by default, which
 typed fields it contributes to the published Parquet, and how the per-seed table and the
@@ -84,16 +84,15 @@ P_TARGET = ("p(target) = probability of the target class for the target input (c
             "an ensemble's: its members' mean)")
 P_VOTE = "p(target) vote = share of an ensemble's members predicting the target class"
 DELTA = ("Δ = vs the paired clean twin per target pair (target = task, index, target class), "
-         "95% bootstrap CI resampling seeds and distinct targets")
+         "averaged per seed; 95% Student-t CI over seeds")
 FAMILY = ("family = targeted (chosen clean test inputs -> chosen classes; ASR over target pairs) or "
           "backdoor (a trigger at test time; ASR over the triggered test inputs of the other classes, "
           "BA = PA)")
 BACKDOOR = ("backdoor lines: ΔASR = ASR - clean ASR on the same triggered inputs, per seed (the seed is "
-            "the unit: one encoder per seed, its triggered inputs are not independent), 95% CI "
-            "resampling seeds, sign-flip test over seeds")
+            "the unit: one encoder per seed, its triggered inputs are not independent), 95% t CI "
+            "over seeds")
 PAIRS = "pairs = target pairs over all seeds (in brackets: distinct (task, index, target class))"
-DELTA_PA = ("ΔPA = PA - CA of the paired clean twin (same test images), 95% CI resampling seeds "
-            "(stored rows hold no per-image outcomes to resample), sign-flip test over seeds")
+DELTA_PA = "ΔPA = PA - CA of the paired clean twin (same test images), per seed, 95% t CI over seeds"
 VERSUS = ("vs other = minus the --versus attack's line of the same setting, matched by seed and "
           "target pair")
 VS_NONE = "vs none = vs the undefended poisoned encoder of the same seed, per target pair"

@@ -4,15 +4,14 @@ The leaderboard's `vs none` columns compare each defense with the undefended poi
 of the same seed. Two defenses of one seed share that seed's draw (the poisoned data, the
 target class or target pairs, the undefended encoder a repair starts from), so they are
 compared with each other the same way (`pe-bench leaderboard --defense-pairs`):
-- backdoor: ASR_A - ASR_B per seed, on the same triggered inputs; the seed is the unit (one
-  encoder per seed): bootstrap over seeds, exact sign-flip test over seeds;
-- targeted: hit_A - hit_B per (seed, target pair) both hold: seeds and distinct targets
-  resampled, sign-flip test over distinct targets (pe_bench.report.stats.paired_interval);
+- backdoor: ASR_A - ASR_B per seed, on the same triggered inputs;
+- targeted: hit_A - hit_B per (seed, target pair) both hold, averaged per seed;
 - PA_A - PA_B per seed (same test images).
-Only seeds both settings hold count. p-values are Holm-adjusted over every pair of the table,
-per column: with n seeds and m pairs a pair needs an exact p of at most 0.05/m, and the
-sign-flip test over n seeds cannot go below 2/2^n, so a large table can separate pairs by
-interval that its adjusted test cannot (the note under the table says how many pairs count).
+The seed is the unit (one encoder per seed): Student-t interval and exact sign-flip test over
+seeds (pe_bench.report.stats). Only seeds both settings hold count. p-values are Holm-adjusted
+over every pair of the table, per column: with n seeds and m pairs a pair needs an exact p of
+at most 0.05/m, and the sign-flip test over n seeds cannot go below 2/2^n; an interval that
+excludes 0 is not a verdict (the note under the table says how many pairs count).
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ from pe_bench.store.schema import TrialRow
 __all__ = ["PairLine", "note", "pair_lines", "to_csv", "to_markdown", "to_rich"]
 
 NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A - B): backdoor lines per "
-        "seed on the same triggered inputs (95% CI resampling seeds, sign-flip test over seeds), "
-        "targeted lines per target pair (seeds and distinct targets resampled, sign-flip test over "
-        "distinct targets); ΔPA (A - B) per seed, same test images; seeds = seeds both settings hold; "
+        "seed on the same triggered inputs, targeted lines per target pair averaged per seed; ΔPA "
+        "(A - B) per seed, same test images; 95% t CI and sign-flip test over seeds; seeds = seeds both settings hold; "
         "ASR = mean over those seeds; p = exact test, Holm-adjusted over the table's {m} pairs per "
         "column; n.s. = adjusted p >= 0.05")
 # the table's columns, in its order, from the one column table (pe_bench.report.columns)

@@ -5,8 +5,8 @@ several downstream tasks gets a line per task plus an `all` line (CA/PA averaged
 ASR pooled over every target pair). Metrics are mean ± std over seeds (sample std, n-1); ASR is
 also shown as successes / target pairs. Lines with fewer than 3 seeds are marked `*`: not
 enough for a published table. Effects are read per target pair against the paired clean twin:
-Δp = p(target) − clean p(target) and ΔASR = hit − clean hit, each with a 95% bootstrap interval
-resampling seeds and distinct targets and an exact paired test whose p-value is Holm-adjusted
+Δp = p(target) − clean p(target) and ΔASR = hit − clean hit, averaged per seed, each with a 95%
+Student-t interval over seeds and an exact sign-flip test over seeds whose p-value is Holm-adjusted
 over the board's lines (pe_bench.report.stats, pe_bench.report.pairing); `n.s.` marks an adjusted p >= 0.05.
 Each line counts its distinct target pairs (task, index, target class) beside its pairs, and the
 trials of its cell that only failed; a backdoor line (no target pairs) reads its ΔASR per seed. `versus=`

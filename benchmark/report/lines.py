@@ -79,7 +79,7 @@ Outcome = tuple[int, TargetId, TargetOutcome]  # (seed, target identity, the pai
 @dataclass(frozen=True)
 class Line:
     """One aggregated leaderboard line: per column key, mean ± std over seeds (`stats`) or a
-    paired bootstrap interval (`intervals`), as pe_bench.report.columns declares."""
+    paired Student-t interval over seeds (`intervals`), as pe_bench.report.columns declares."""
 
     dataset: str
     encoder: str

@@ -1,21 +1,28 @@
-"""Seed- and target-aware statistics for leaderboards: intervals, exact paired tests, Holm.
+"""Seed-level statistics for leaderboards: intervals, exact paired tests, Holm.
 
-An effect is read per target pair against a paired reference (the clean twin, the undefended
-encoder, another attack at the same seed and targets): d = this - reference, for p(target) or a
-hit. A target pair is identified by (task, index, target_class); the same target trained at
-several seeds is one target seen several times, not several targets (issue 12).
+An effect is read against a paired reference (the clean twin, the undefended encoder, another
+attack at the same seed): d = this - reference, per target pair (targeted lines: a hit or
+p(target)) or per seed (backdoor lines and PA: over the same triggered inputs / test images).
+The unit of every interval and test is the seed: each seed trains one attacked encoder and
+one reference, so the differences of targets within a seed share an encoder and are not
+independent (a per-seed shift of the attacked encoder that its twin does not share moves them
+together: a test over targets then flags 15-26% of null suites at 10 seeds; over seeds, at most
+the nominal 5%). A target pair is identified by (task, index, target class); a line says how
+many pairs and distinct targets it holds.
 
-- Interval: a percentile bootstrap that resamples seeds and distinct targets independently (the
-  two-way "pigeonhole" bootstrap of Owen, Ann. Appl. Stat. 2007, for crossed random effects;
-  Davison & Hinkley, "Bootstrap Methods and their Application", 1997, sec. 3.8 for clusters).
-  When targets are redrawn per seed it varies both the seeds and the targets within them; when
-  the same targets recur at every seed it varies both factors of the crossed layout. Inputs are
-  sorted canonically first, so the order rows are read in never changes a result.
-- Test: an exact sign-flip (randomisation) test over target clusters (`sign_flip_p`), a paired
-  test that stays exact when targets recur across seeds; with one appearance per target and
-  0/1 hits it *is* McNemar's exact test (McNemar 1947).
-- Multiplicity: Holm's step-down adjustment (Holm, Scand. J. Statist. 1979) over the lines of a
-  board, per column (`holm`); the `n.s.` flag reads the adjusted p-value.
+- Per seed: the mean of its differences (one value per seed; targets recurring at every seed
+  are the same fixed targets at each).
+- Interval: Student's t over the seed values, mean +- t(n-1, 0.975) sd / sqrt(n). Why t and not
+  a bootstrap: with 3-10 seeds a percentile bootstrap undercovers (0.79 at 3 seeds, 0.85-0.88
+  at 10 in null simulations of this project's suites) and BCa does no better at these sizes;
+  under the null the seed differences are symmetric (the two encoders of a seed are
+  exchangeable), where t covers 0.95-0.96 (tests/unit/report/test_stats_designs.py). Under a
+  strongly skewed true effect (present at a few seeds only) its coverage of the mean falls to
+  about 0.89 at 10 seeds: docs/metrics.md says so.
+- Test: an exact two-sided sign-flip (randomisation) test over seeds (`sign_flip_p`), valid
+  under that exchangeability whatever the distribution; n seeds cannot go below p = 2/2^n.
+- Multiplicity: Holm's step-down adjustment (Holm, Scand. J. Statist. 1979) over a family of
+  comparisons (`holm`); the `n.s.` flag reads the adjusted p.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import stdtrit
 
-RESAMPLES = 2000
 ALPHA = 0.05
-EXACT_MAX = 16  # sign-flip tests enumerate every sign pattern up to this many clusters
+LEVEL = 0.95
+EXACT_MAX = 16  # sign-flip tests enumerate every sign pattern up to this many units
 RANDOM_FLIPS = 20000  # beyond it: Monte Carlo flips, p = (1 + hits) / (1 + draws)
 TOL = 1e-12
 Cell = tuple[Hashable, Hashable, float]  # (seed, target identity, difference)
@@ -36,9 +44,9 @@ Cell = tuple[Hashable, Hashable, float]  # (seed, target identity, difference)
 
 @dataclass(frozen=True)
 class Interval:
-    """A paired difference: mean with a percentile interval, the exact test's p-value (`p`),
-    the p-value after the board's multiplicity correction (`p_adjusted`), and the number of
-    independent units (target clusters, or seeds) the test rests on."""
+    """A paired difference: the mean of its per-seed values with a Student-t interval, the exact
+    sign-flip test's p-value over seeds (`p`), the p-value after the family's multiplicity
+    correction (`p_adjusted`), and the number of seeds the interval and test rest on (`units`)."""
 
     mean: float
     low: float
@@ -62,66 +70,41 @@ def _key(value: Hashable) -> str:
     return repr(value)
 
 
-def paired_interval(cells: Sequence[Cell], level: float = 0.95, resamples: int = RESAMPLES,
-                    seed: int = 0) -> Interval | None:
-    """Interval and exact test of the mean of `cells` (seed, target, d); None without cells.
-
-    The mean is over every (seed, target) difference; the bootstrap draws seeds and targets
-    independently with replacement and weights each cell by the product of its seed's and
-    its target's multiplicities (resamples where no drawn target was seen at a drawn seed are
-    skipped); the test flips the sign of each target's net difference over its seeds."""
-    if not cells:
-        return None
-    seeds = sorted({c[0] for c in cells}, key=_key)
-    targets = sorted({c[1] for c in cells}, key=_key)
-    s_at = {s: i for i, s in enumerate(seeds)}
-    t_at = {t: i for i, t in enumerate(targets)}
-    total = np.zeros((len(seeds), len(targets)))
-    count = np.zeros_like(total)
-    for s, t, d in cells:
-        total[s_at[s], t_at[t]] += d
-        count[s_at[s], t_at[t]] += 1
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(len(seeds), np.full(len(seeds), 1 / len(seeds)), size=resamples)
-    v = rng.multinomial(len(targets), np.full(len(targets), 1 / len(targets)), size=resamples)
-    num = ((w @ total) * v).sum(axis=1)
-    den = ((w @ count) * v).sum(axis=1)
-    low, high = _percentiles(num[den > 0] / den[den > 0], level)
-    return Interval(float(total.sum() / count.sum()), low, high, p=sign_flip_p(total.sum(axis=0)),
-                    units=len(targets))
+def paired_interval(cells: Sequence[Cell], level: float = LEVEL) -> Interval | None:
+    """Interval and exact test of per-target differences `cells` (seed, target, d), with the
+    seed as the unit: each seed's cells are averaged into one value (`seed_interval`). None
+    without cells."""
+    by_seed: dict[Hashable, list[float]] = {}
+    for s, _, d in cells:
+        by_seed.setdefault(s, []).append(d)
+    return seed_interval([(s, math.fsum(ds) / len(ds)) for s, ds in by_seed.items()], level)
 
 
-def seed_interval(per_seed: Sequence[tuple[Hashable, float]], level: float = 0.95,
-                  resamples: int = RESAMPLES, seed: int = 0) -> Interval | None:
-    """Interval and exact test of a per-seed difference (e.g. PA - CA of the paired twin):
-    the seeds are the resampled and the sign-flipped unit. None without seeds."""
+def seed_interval(per_seed: Sequence[tuple[Hashable, float]], level: float = LEVEL) -> Interval | None:
+    """Interval and exact test of one difference per seed: the mean with a Student-t interval
+    (one seed: the value itself, no width) and the sign-flip test over seeds. None without seeds."""
     if not per_seed:
         return None
     values = np.array([d for _, d in sorted(per_seed, key=lambda sd: _key(sd[0]))], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(len(values), np.full(len(values), 1 / len(values)), size=resamples)
-    low, high = _percentiles(w @ values / len(values), level)
-    return Interval(float(values.mean()), low, high, p=sign_flip_p(values), units=len(values))
-
-
-def _percentiles(means: np.ndarray, level: float) -> tuple[float, float]:
-    tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    mean, n = float(math.fsum(values) / len(values)), len(values)
+    half = 0.0
+    if n > 1:
+        half = float(stdtrit(n - 1, 1 - (1 - level) / 2)) * float(values.std(ddof=1)) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, p=sign_flip_p(values), units=n)
 
 
 def sign_flip_p(values: Sequence[float] | np.ndarray) -> float:
     """Two-sided exact p-value of "the sum of `values` is symmetric about 0".
 
     Valid when the units are independent and, under the null, each unit's value is as likely
-    to be +x as -x: true of a target's net hit flip (this hit minus the reference's, summed over
-    the seeds it was trained at) when the attack does nothing, because the two encoders are then
-    exchangeable at every seed (Fisher's randomisation argument; Good, "Permutation, Parametric
-    and Bootstrap Tests of Hypotheses", 2005, ch. 3). Statistic |sum|; zero units carry no
-    information and drop out. With equal magnitudes (0/1 hits, each target once) this is the
-    exact sign test on b (this encoder hits, the reference misses) and c (the reverse),
-    p = min(1, 2 P[Bin(b + c, 1/2) <= min(b, c)]): McNemar's exact test (McNemar,
-    Psychometrika 1947; Agresti, "Categorical Data Analysis", 2013, sec. 11.1)."""
+    to be +x as -x: true of a seed's difference (attacked minus reference, over the same inputs)
+    when the attack does nothing, because the two encoders of a seed are then exchangeable
+    (Fisher's randomisation argument; Good, "Permutation, Parametric and Bootstrap Tests of
+    Hypotheses", 2005, ch. 3). Statistic |sum|; zero units carry no information and drop out;
+    every sign pattern is enumerated up to EXACT_MAX units, beyond that RANDOM_FLIPS random ones
+    with p = (1 + k) / (1 + RANDOM_FLIPS), never 0. With equal magnitudes this is the exact sign
+    test, p = min(1, 2 P[Bin(b + c, 1/2) <= min(b, c)]) on b positive and c negative units
+    (McNemar's exact test when the units are 0/1 discordant pairs: McNemar, Psychometrika 1947)."""
     v = np.asarray(values, dtype=np.float64)
     v = np.sort(v[np.abs(v) > TOL])
     if v.size == 0:

@@ -59,10 +59,10 @@ def test_each_line_counts_the_trials_of_its_cell_that_only_failed(tmp_path: Path
 
 
 def test_only_an_effect_escapes_the_not_significant_flag(tmp_path: Path) -> None:
-    """Six seeds of twelve pairs: `poisoned-encoder` hits every target its clean twin misses (a
-    large effect); `duplicate` hits as often as its twin, on other pairs (no effect). Twelve
-    distinct targets, because five could never be significant (the exact test's smallest
-    two-sided p over 5 targets is 2/32)."""
+    """Ten seeds of twelve pairs: `poisoned-encoder` hits every target its clean twin misses (a
+    large effect); `duplicate` hits as often as its twin, on other pairs (no effect). Ten seeds,
+    because the test is over seeds and Holm doubles the smaller p of two lines: six could never
+    pass (2/64 x 2 > 0.05)."""
     from datetime import UTC, datetime
 
     from pe_bench.store.results import build_row
@@ -71,7 +71,7 @@ def test_only_an_effect_escapes_the_not_significant_flag(tmp_path: Path) -> None
     effect, null = CELLS[1], ("duplicate", CELLS[1][1], "none", {})
     some = [i % 2 == 0 for i in range(12)]
     others = [not h for h in some]
-    for seed in range(6):
+    for seed in range(10):
         swap = (others, some) if seed % 2 else (some, others)
         for cell, hits, clean in ((effect, [True] * 12, [False] * 12), (null, *swap)):
             metrics = trial_metrics([task("digits", hits, hits_clean=clean)])
@@ -240,18 +240,18 @@ def test_each_line_counts_its_distinct_target_pairs() -> None:
     (fresh,) = aggregate(typed(redrawn(row(s, [True, False]), s) for s in range(3)))
     assert (same.pairs, same.distinct_pairs, fresh.distinct_pairs) == (6, 2, 6)
     assert "| 6 (2) |" in to_markdown([same], "t") and "| 6 (6) |" in to_markdown([fresh], "t")
-    assert same.intervals["delta_asr"].units == 2 and fresh.intervals["delta_asr"].units == 6
+    assert same.intervals["delta_asr"].units == fresh.intervals["delta_asr"].units == 3  # seeds
 
 
 def test_the_flag_reads_the_holm_adjusted_exact_test() -> None:
-    """6 fresh targets, each hit and missed by the twin: exact p = 2/2^6 (flagged alone); two such
-    lines on one board: Holm doubles both to 1/16 (n.s.)."""
-    one = [redrawn(row(s, [True, True]), s) for s in range(3)]
+    """6 seeds, each hitting fresh targets its twin misses: exact p = 2/2^6 (flagged alone); two
+    such lines on one board: Holm doubles both to 1/16 (n.s.)."""
+    one = [redrawn(row(s, [True, True]), s) for s in range(6)]
     (alone,) = aggregate(typed(one))
     ci = alone.intervals["delta_asr"]
     assert ci.p == pytest.approx(1 / 32) and ci.p_adjusted == pytest.approx(1 / 32) and ci.significant
     assert "n.s." not in BY_KEY["delta_asr"].cell(alone) and BY_KEY["p_delta_asr"].cell(alone) == "0.031"
-    two = aggregate(typed([*one, *(redrawn(attacked(s, [True, True], "duplicate"), s) for s in range(3))]))
+    two = aggregate(typed([*one, *(redrawn(attacked(s, [True, True], "duplicate"), s) for s in range(6))]))
     for line in two:
         assert line.intervals["delta_asr"].p_adjusted == pytest.approx(1 / 16)
         assert BY_KEY["delta_asr"].cell(line).endswith(" n.s.")
@@ -264,7 +264,7 @@ def test_attacks_compare_pair_by_pair_and_pa_against_the_twin(tmp_path: Path,
         append(tmp_path, redrawn(attacked(s, [False, False, False], "duplicate"), s))
     lines = {ln.attack: ln for ln in from_store(tmp_path, versus="duplicate")}
     versus = lines["poisoned-encoder"].intervals["delta_asr_versus"]
-    assert versus.mean == pytest.approx(2 / 3) and versus.units == 9 and versus.p == pytest.approx(2 / 64)
+    assert versus.mean == pytest.approx(2 / 3) and versus.units == 3 and versus.p == pytest.approx(0.25)
     assert lines["duplicate"].intervals["delta_asr_versus"] is None
     pa = lines["poisoned-encoder"].intervals["delta_pa"]
     assert pa.mean == pytest.approx(-0.05) and pa.units == 3 and pa.p == pytest.approx(0.25)

@@ -1,6 +1,6 @@
 """The statistics behind leaderboard intervals and flags: reference formulas for the exact
-tests and Holm, invariance to row order, targets counted once, and simulations of whole
-suites showing the flag is calibrated under a null and detects a large effect."""
+tests, the t interval and Holm, invariance to row order, the seed as the unit. Simulations of
+the measured suites' designs: tests/unit/report/test_stats_designs.py."""
 
 from __future__ import annotations
 
@@ -52,10 +52,32 @@ def cells(diff: np.ndarray, targets_redrawn: bool) -> list[tuple[int, tuple[str,
 
 def test_the_interval_brackets_the_mean_and_detects_a_clear_effect() -> None:
     rng = np.random.default_rng(1)
-    diff = 0.3 + 0.05 * rng.normal(size=(3, 10))
+    diff = 0.3 + 0.05 * rng.normal(size=(6, 10))
     ci = paired_interval(cells(diff, targets_redrawn=True))
     assert ci is not None and ci.low < ci.mean < ci.high and ci.excludes_zero
-    assert ci.mean == pytest.approx(diff.mean()) and ci.units == 30 and ci.p < 0.001
+    assert ci.mean == pytest.approx(diff.mean()) and ci.units == 6 and ci.p == pytest.approx(2 / 64)
+
+
+def test_the_interval_is_students_t_over_the_seed_means() -> None:
+    """Pinned against the reference: mean +- t(n-1, 0.975) sd / sqrt(n) of the per-seed means
+    (t(9, 0.975) = 2.2622 for 10 seeds: a 90% interval would use 1.8331)."""
+    rng = np.random.default_rng(4)
+    diff = rng.normal(0.1, 0.3, size=(10, 5))
+    ci = paired_interval(cells(diff, targets_redrawn=True))
+    means = diff.mean(axis=1)
+    half = 2.2621571627982 * means.std(ddof=1) / math.sqrt(10)
+    assert ci is not None and ci.mean == pytest.approx(means.mean())
+    assert (ci.low, ci.high) == pytest.approx((means.mean() - half, means.mean() + half))
+    assert ci.p == pytest.approx(sign_flip_p(means))
+    one = seed_interval([(0, 0.4)])
+    assert one is not None and (one.low, one.mean, one.high, one.units) == (0.4, 0.4, 0.4, 1)
+
+
+def test_the_monte_carlo_p_keeps_its_plus_one() -> None:
+    """Beyond EXACT_MAX units the p-value is (1 + k) / (1 + draws): never 0. 20 positive values
+    of distinct sizes: no random sign pattern reaches the observed sum, so p = 1 / 20001."""
+    values = np.linspace(1.0, 2.0, 20)
+    assert sign_flip_p(values) == pytest.approx(1 / 20001)
 
 
 def test_no_order_of_the_cells_changes_a_result() -> None:
@@ -70,66 +92,29 @@ def test_no_order_of_the_cells_changes_a_result() -> None:
     assert seed_interval(per_seed[::-1]) == seed_interval(per_seed)
 
 
-def test_a_target_trained_at_several_seeds_counts_once() -> None:
-    """5 targets hit at every one of 6 seeds: 30 pairs but 5 units, so the exact test cannot
-    go below 2/2^5, and the interval reflects that only 5 targets were seen."""
+def test_the_seed_is_the_unit_however_many_targets_it_holds() -> None:
+    """5 targets hit at every one of 6 seeds: 30 pairs, 6 units, p = 2/2^6 whether the targets
+    recur or are redrawn: targets of one seed share its encoder."""
     fixed = paired_interval(cells(np.ones((6, 5)), targets_redrawn=False))
     redrawn = paired_interval(cells(np.ones((6, 5)), targets_redrawn=True))
-    assert fixed.units == 5 and fixed.p == pytest.approx(0.0625)
-    assert redrawn.units == 30 and redrawn.p < 1e-8
+    assert fixed == redrawn and fixed is not None and fixed.units == 6 and fixed.p == pytest.approx(2 / 64)
 
 
 def test_seed_level_variation_widens_the_interval() -> None:
-    """Same pair-level noise, but one seed far off: resampling seeds must show it."""
+    """Same pair-level noise, but one seed far off: the seed-level interval must show it."""
     rng = np.random.default_rng(3)
     tight = 0.2 + 0.01 * rng.normal(size=(3, 10))
     spread = tight.copy()
     spread[2] += 0.6
     a = paired_interval(cells(tight, targets_redrawn=True))
     b = paired_interval(cells(spread, targets_redrawn=True))
-    assert (b.high - b.low) > 5 * (a.high - a.low)
+    assert a is not None and b is not None and (b.high - b.low) > 5 * (a.high - a.low)
 
 
 def test_empty_and_the_adjusted_flag() -> None:
     assert paired_interval([]) is None and seed_interval([]) is None
-    raw = [paired_interval(cells(np.ones((1, 6)), targets_redrawn=True)) for _ in range(3)]
-    assert all(ci.p < 0.05 and ci.significant for ci in raw)  # p = 2/64 each
+    raw = [paired_interval(cells(np.ones((6, 1)), targets_redrawn=True)) for _ in range(3)]
+    assert all(ci is not None and ci.p is not None and ci.p < 0.05 and ci.significant for ci in raw)  # 2/64 each
     fixed = adjusted([*raw, None])
-    assert fixed[3] is None and all(ci.p_adjusted == pytest.approx(3 / 32) for ci in fixed[:3])
-    assert not any(ci.significant for ci in fixed[:3])  # the flag reads the corrected p
-
-
-# -- simulated suites ---------------------------------------------------------------------------------------
-def simulate(rng: np.random.Generator, effect: float, targets_redrawn: bool, n_targets: int = 5) -> bool:
-    """One suite of one cell: 3-6 seeds; targets with heterogeneous baseline hit probability
-    and, at `effect` 0, a target-specific effect of +-0.35 (random sign: zero on average over
-    targets, large for each target, the case where counting a target once per seed inflates
-    false positives); a per-seed shift shared by the attacked encoder and its clean twin.
-    Returns the flag: the exact test significant (one cell: nothing to correct)."""
-    seeds = int(rng.integers(3, 7))
-    shape = (seeds, n_targets)
-    per = shape if targets_redrawn else (n_targets,)
-    base = np.broadcast_to(rng.uniform(0.35, 0.65, size=per), shape)
-    clean = np.clip(base + rng.normal(0, 0.05, size=(seeds, 1)), 0.01, 0.99)
-    attacked = np.clip(clean + (effect or 0.35 * rng.choice([-1.0, 1.0], size=per)), 0.0, 1.0)
-    hit = rng.random(shape) < attacked
-    hit_clean = rng.random(shape) < clean
-    ci = paired_interval(cells(hit.astype(float) - hit_clean, targets_redrawn), resamples=100)
-    return ci is not None and ci.significant
-
-
-@pytest.mark.parametrize(("targets_redrawn", "n_targets"), [(False, 5), (False, 12), (True, 5)])
-def test_the_flag_is_calibrated_under_no_effect(targets_redrawn: bool, n_targets: int) -> None:
-    """600 suites each: the same targets at every seed (5 or 12) or targets redrawn per seed."""
-    rng = np.random.default_rng(12 + n_targets + targets_redrawn)
-    flags = [simulate(rng, 0.0, targets_redrawn, n_targets) for _ in range(600)]
-    assert np.mean(flags) <= 0.06
-
-
-@pytest.mark.parametrize(("targets_redrawn", "n_targets"), [(True, 5), (False, 12)])
-def test_the_flag_detects_a_large_effect(targets_redrawn: bool, n_targets: int) -> None:
-    """A +0.5 hit-probability effect: flagged in at least 80% of 300 suites (5 targets seen
-    at every seed can never be flagged: see test_a_target_trained_at_several_seeds_counts_once)."""
-    rng = np.random.default_rng(7)
-    flags = [simulate(rng, 0.5, targets_redrawn, n_targets) for _ in range(300)]
-    assert np.mean(flags) >= 0.8
+    assert fixed[3] is None and all(ci is not None and ci.p_adjusted == pytest.approx(3 / 32) for ci in fixed[:3])
+    assert not any(ci is not None and ci.significant for ci in fixed[:3])  # the flag reads the corrected p
