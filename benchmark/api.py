@@ -83,16 +83,17 @@ def cache_location(store: Path, cache: str | Path | None) -> str:
     return str(cache) if cache is not None and is_uri(cache) else root
 
 
-def _latest(rows: pa.Table) -> dict[str, tuple[bool, Any, str, str | None]]:
-    """trial_key -> (ok, finished, status, plugin versions) of its latest ok row, else of its
-    latest row."""
-    columns = [c for c in ("trial_key", "status", "finished_at", "plugin_versions") if c in rows.column_names]
-    states: dict[str, tuple[bool, Any, str, str | None]] = {}
+def _latest(rows: pa.Table) -> dict[str, tuple[bool, Any, str, str | None, int | None]]:
+    """trial_key -> (ok, finished, status, plugin versions, training revision) of its latest ok
+    row, else of its latest row."""
+    columns = [c for c in ("trial_key", "status", "finished_at", "plugin_versions", "training_revision")
+               if c in rows.column_names]
+    states: dict[str, tuple[bool, Any, str, str | None, int | None]] = {}
     for row in rows.select(columns).to_pylist():
         rank = (row["status"] == "ok", row["finished_at"] or datetime.min.replace(tzinfo=UTC))
         key = row["trial_key"]
         if key not in states or rank > states[key][:2]:
-            states[key] = (*rank, row["status"], row.get("plugin_versions"))
+            states[key] = (*rank, row["status"], row.get("plugin_versions"), row.get("training_revision"))
     return states
 
 
@@ -102,16 +103,26 @@ def trial_states(rows: pa.Table) -> dict[str, str]:
 
 
 def stale_trials(trials: Sequence[TrialSpec], rows: pa.Table) -> dict[str, list[str]]:
-    """trial_key -> the plugins (`kind/name: old -> new`) whose version changed since the trial's
-    latest ok row was written, for each trial where any did: `--resume` runs these again, so a
-    store never passes one plugin version's results off as another's."""
+    """trial_key -> what changed since the trial's latest ok row was written, for each trial
+    where anything did: the plugins whose version changed (`kind/name: old -> new`) and the
+    training revision (a row without one was written at revision 4 or earlier). `--resume` runs
+    these again, so a store never passes one version's results off as another's."""
+    from pe_bench.config.spec import TRAINING_REVISION
     from pe_bench.plugins.registry import plugin_versions
     from pe_bench.store.versions import changed
 
     latest = _latest(rows)
-    found = {t.trial_key: changed(latest[t.trial_key][3], plugin_versions(t.plugins_used()))
-             for t in trials if latest.get(t.trial_key, (False,))[0]}
-    return {key: plugins for key, plugins in found.items() if plugins}
+    found: dict[str, list[str]] = {}
+    for t in trials:
+        state = latest.get(t.trial_key)
+        if state is None or not state[0]:
+            continue
+        why = changed(state[3], plugin_versions(t.plugins_used()))
+        if state[4] != TRAINING_REVISION:
+            why.append(f"training revision {state[4] or '<= 4'} -> {TRAINING_REVISION}")
+        if why:
+            found[t.trial_key] = why
+    return found
 
 
 def select_trials(trials: Sequence[TrialSpec], rows: pa.Table | None, *, resume: bool,

@@ -18,12 +18,13 @@ from pe_bench.store.metrics import (
     TrialMetrics,
     trigger_rates,
 )
+from pe_bench.config.spec import TRAINING_REVISION
 from pe_bench.store.results import append, build_row
 from pe_bench.store.schema import TrialRow
 from pe_bench.store.upgrade import read_row
 from pe_bench.config.spec import EvalSpec, PluginRef, PretrainSpec, TaskSpec, TrainSpec, TrialSpec
 
-PROV = {"pe_bench_version": "0.1.0", "torch_version": "2.14.1", "ray_version": "2.60.0",
+PROV = {"training_revision": TRAINING_REVISION, "pe_bench_version": "0.1.0", "torch_version": "2.14.1", "ray_version": "2.60.0",
         "python_version": "3.11.9", "git_commit": "abc1234"}
 ATTACK = {"selection": "random", "poison_rate": 0.05}
 NO_DEFENSE = DefenseReport(defense_hooks="", n_encoders=1)

@@ -48,7 +48,7 @@ class RunContext:
     data_dir: Path  # datasets (absolute, so workers elsewhere agree)
     cache: str  # encoder cache: a directory or a filesystem URI (see pe_bench.worker.cache)
     run_id: str
-    provenance: Mapping[str, str | None]  # versions and commit, copied into every row
+    provenance: Mapping[str, str | int | None]  # versions and commit, copied into every row
     resources: Resources  # per trial
     max_concurrent: int  # trials at once, where the engine runs several
     source: str  # the suite file, for error messages naming its keys

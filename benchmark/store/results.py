@@ -35,7 +35,7 @@ from pe_bench.store.plugin_columns import attack_columns, encoder_label, line_la
 from pe_bench.store import versions
 from pe_bench.store.upgrade import read_rows
 from pe_bench.config.grid import attack_family, designed_for
-from pe_bench.config.spec import TrialSpec
+from pe_bench.config.spec import TRAINING_REVISION, TrialSpec
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "all_rows", "append", "attack_columns", "build_row", "conform",
            "failed_trials", "latest_ok", "line_label", "new_run_id", "provenance", "row_from_json",
@@ -68,13 +68,14 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def provenance() -> dict[str, str | None]:
-    """Versions and the git commit of the checkout pe-bench runs from (when it is one).
-    `ray_version` is None here: the Ray engine fills it in, as only its trials use Ray."""
+def provenance() -> dict[str, str | int | None]:
+    """Versions, the training revision and the git commit of the checkout pe-bench runs from
+    (when it is one). `ray_version` is None here: the Ray engine fills it in, as only its trials
+    use Ray."""
     commit = git_commit()
     return {"pe_bench_version": __version__, "torch_version": package_version("torch"),
             "ray_version": None, "python_version": platform.python_version(),
-            "git_commit": commit}
+            "git_commit": commit, "training_revision": TRAINING_REVISION}
 
 
 def build_row(spec: TrialSpec, run_id: str, prov: Mapping[str, Any], started: datetime,

@@ -33,7 +33,8 @@ from pe_bench.store.metrics import Flat, Frozen, TrialMetrics
 #    written with the row
 # 8: `train_precision`, the training step's precision (bf16 / fp32), and a filter's recall at
 #    1% / 5% clean FPR (`poison_recall_fpr1`, `_fpr5`), distinct poisons and their share of the
-#    target classes (`n_distinct_poisons`, `poison_class_share`); null in older stores
+#    target classes (`n_distinct_poisons`, `poison_class_share`), the `training_revision` of the
+#    code; null in older stores
 SCHEMA_VERSION = "8"
 SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
                                    bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
@@ -48,6 +49,9 @@ class Provenance(Frozen):
     ray_version: str | None = Field(default=None, title="ray")
     python_version: str | None = Field(default=None, title="python")
     git_commit: str | None = Field(default=None, title="git commit")
+    # config.spec.TRAINING_REVISION of the code that trained the row's encoders (None: written
+    # before schema 8, i.e. at revision 4 or earlier)
+    training_revision: int | None = Field(default=None, title="training revision")
 
 
 class TrialRow(Frozen):

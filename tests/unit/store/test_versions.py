@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pe_bench import api
+from pe_bench.config.spec import TRAINING_REVISION
 from pe_bench.plugins import registry
 from pe_bench.store.results import append, build_row, ok_rows, scan, source_note
 from pe_bench.store.versions import changed, mixed
@@ -58,3 +59,20 @@ def test_a_board_from_two_versions_says_so(tmp_path: Path) -> None:
     assert "Mixes plugin versions: attacks/duplicate: pe-bench 0.1.0 (1 rows), pe-bench 0.1.1 (1 rows)." \
         in source_note(rows)
     assert "Mixes" not in source_note(ok_rows(_store(tmp_path / "b", {0: NEW, 1: NEW}), "unit", None))
+
+
+def test_resume_runs_again_the_trials_of_an_older_training_revision(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row from an older TRAINING_REVISION (or one written before rows recorded it) is stale:
+    its encoders were trained by other code."""
+    store = tmp_path / "store"
+    cell = ("duplicate", {"selection": "random"}, "none", {})
+    trials = [trial(seed=s, cell=cell) for s in (0, 1, 2)]
+    for seed, revision in ((0, None), (1, TRAINING_REVISION - 1), (2, TRAINING_REVISION)):
+        prov = {**PROV, "training_revision": revision}
+        append(store, build_row(trials[seed], "r1", prov, datetime.now(UTC), metrics([True]),
+                                plugin_versions=json.dumps(NEW)))
+    monkeypatch.setattr(registry, "plugin_versions", lambda used: {k: NEW[k] for k in used if k in NEW})
+    stale = api.stale_trials(trials, scan(store, "unit"))
+    assert stale == {trials[0].trial_key: [f"training revision <= 4 -> {TRAINING_REVISION}"],
+                     trials[1].trial_key: [f"training revision {TRAINING_REVISION - 1} -> {TRAINING_REVISION}"]}
