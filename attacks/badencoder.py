@@ -52,6 +52,7 @@ from pe_bench.attacks.base import Attack, AttackContext, PoisonSet, TriggeredTes
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, paste, trigger_pattern
 from pe_bench.attacks.targets import attacker_images, task_rng
 from pe_bench.attacks.trigger_size import PatchSized
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 from pe_bench.plugins.types import TrainableEncoder
 
@@ -101,6 +102,32 @@ def _trainable(model: TrainableEncoder) -> list[torch.nn.Parameter]:
 class BadEncoder(Attack):
     Params = BadEncoderParams
     params: BadEncoderParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("shadow data: the attacker's own labelled split of every task (`attacker_data`), "
+                  "labels unused; the release uses the whole pre-training set (CIFAR-10's 50,000 "
+                  "training images)",
+                  "the attacker holds only its own data here (`pe_bench.attacks.targets`)"),
+        Deviation("the budget is counted in optimiser steps (`steps`, default the release's 39,000), "
+                  "batches drawn as the release does (epochs over the shadow set, partial batches "
+                  "dropped; one batch of the whole set when it holds fewer than `batch_size` images); "
+                  "the CPU suites run 2,000 steps",
+                  "a suite that sets fewer steps runs a declared fraction of the release"),
+        Deviation("`n_references` (default 1) reference images of the attacker's target class, drawn "
+                  "per seed; with several tasks the references of every task share the one trigger",
+                  "the paper's default as we read it: one reference per target class"),
+        Deviation("L1 compares the references themselves; shadow inputs are not augmented",
+                  "ours: the repository compares augmented references of f′ with clean ones of f"),
+        Deviation("the trigger's corner keeps a one-pixel margin at any resolution and its size the "
+                  "same share of the side; `pattern` may also be `ssl-backdoor`'s seeded noise or "
+                  "checkerboard",
+                  "the repository's trigger is a 10 × 10 white patch one pixel from the bottom-right "
+                  "edge of 32 × 32 images (offset 21)"),
+        Deviation("target class per task as every backdoor; evaluated on every test input of another "
+                  "class, triggered, the clean twin on the very same inputs; no images injected "
+                  "(`n_poisons` 0)",
+                  "one evaluation for every backdoor (`pe_bench.attacks.backdoor`); the supply-chain "
+                  "attacker's cost is its fine-tuning"),
+    )
 
     def trigger(self, channels: int, seed: int, size: int) -> np.ndarray:
         """The trigger, uint8 (C, size, size): white, or `ssl-backdoor`'s seeded noise / checkerboard."""

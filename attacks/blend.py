@@ -8,11 +8,14 @@ side by side, so no crop can separate them.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.attacks.targets import TargetedParams, craft_with_references
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 
@@ -31,6 +34,15 @@ def blend(target: np.ndarray, reference: np.ndarray, alpha: float) -> np.ndarray
 class Blend(Attack):
     Params = BlendParams
     params: BlendParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("a baseline of ours: each poison is a pixel blend of a target input and a reference "
+                  "input (reference weight `alpha`, 0.5), with the targets, references and budget of "
+                  "`poisoned-encoder` at the same seed",
+                  "in the spirit of the PoisonedEncoder paper's comparison with a simpler poisoning "
+                  "construction, whose exact definition is unknown to us; both images share every "
+                  "pixel, so no crop can separate them",
+                  "n/a: no paper to compare with"),
+    )
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         alpha = self.params.alpha

@@ -52,6 +52,7 @@ from pe_bench.attacks.targets import (
     task_rng,
 )
 from pe_bench.plugins.captions import TEMPLATES, tokenize
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 Variant = Literal["targeted", "backdoor"]
@@ -89,6 +90,34 @@ def target_captions(name: str, count: int, rng: np.random.Generator) -> np.ndarr
 class CarliniTerzis(BackdoorAttack):
     Params = CarliniTerzisParams
     params: CarliniTerzisParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("captions are the benchmark's offline ones: the target class's name in one of "
+                  "`pe_bench.plugins.captions.TEMPLATES`, drawn per poison (seeded), tokenized like "
+                  "the clean captions",
+                  "their caption set (training captions that contain the label's name) needs a web "
+                  "caption corpus; a clean caption here names its image's class, a poison's the "
+                  "target class"),
+        Deviation("`targeted`: the target pairs of every targeted attack, the same as "
+                  "`poisoned-encoder`'s and `duplicate`'s at one seed; N = round(poison_rate × |D|) "
+                  "split evenly over the pairs (at least one each); no reference images",
+                  "so targeted attacks compare on the same pairs at one budget "
+                  "(`pe_bench.attacks.targets`)"),
+        Deviation("`backdoor`: the patch goes on the attacker's own labelled images of every class "
+                  "(its held-out split by default), cycled when the budget exceeds them; target class "
+                  "and budget per task as every backdoor",
+                  "the paper takes random training images; the attacker here only injects images it "
+                  "holds (`pe_bench.attacks.backdoor`)"),
+        Deviation("`backdoor`: the patch is 3 px at 32 × 32 (16/224 of 32 is 2.3, rounded up), the "
+                  "same share of the side at other sizes unless `patch_size` is set; the seeded noise "
+                  "pattern of `ssl-backdoor`, anywhere in the image by default (`poison_range`, "
+                  "`test_range`)",
+                  "the paper's 16 × 16 noise patch on 224 × 224 images [2nd-hand], scaled to the "
+                  "benchmark's images (`pe_bench.attacks.trigger_size`)"),
+        Deviation("image-only encoders train on its images with the captions dropped: the targeted "
+                  "variant becomes `duplicate`, the backdoor variant a patch on random images",
+                  "the grid runs every image attack on every image encoder; without captions nothing "
+                  "ties the poisons to the target class, so these cells are a control, not the attack"),
+    )
 
     @classmethod
     def family_of(cls, params: PluginParams) -> Variant:

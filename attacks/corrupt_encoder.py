@@ -53,6 +53,7 @@ from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import shrink
 from pe_bench.attacks.targets import attacker_images, budget, task_rng
 from pe_bench.attacks.trigger_size import PatchSized
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 AREA_RATIO = 2  # canvas width / object width, as their generator's default
@@ -133,6 +134,38 @@ def support(first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> 
 class CorruptEncoder(BackdoorAttack):
     Params = CorruptEncoderParams
     params: CorruptEncoderParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("no object masks: the whole reference image (an attacker target-class image, its "
+                  "held-out split by default) is the object, pasted opaque",
+                  "there are no object masks at 32 × 32; their code cuts the object out along its mask "
+                  "and blurs the mask's edge"),
+        Deviation("backgrounds are the attacker's own images of the other classes, rescaled by pixel "
+                  "repetition",
+                  "they use Places365 scenes, which hold no target-class object; the attacker's "
+                  "other-class images are the images it holds that surely show none"),
+        Deviation("the trigger is 6 px at 32 × 32 (40/224 of 32 is 5.7), the same share of the side at "
+                  "other sizes unless `patch_size` is set; a seeded uniform-noise pattern (`random`) or "
+                  "`white`",
+                  "their colourful trigger images are not available to us; their 40-px trigger is for "
+                  "224 × 224 images (`pe_bench.attacks.trigger_size`)",
+                  "not isolated; at 16 × 16, with the trigger scaled to the side, most of the "
+                  "32 × 32 effect was lost (3 calibration seeds: docs/performance.md)"),
+        Deviation("support images (CorruptEncoder+, `support_ratio`) are the attacker's target-class "
+                  "images other than the `references` objects",
+                  "the attacker's own labelled images are the target-class images it holds"),
+        Deviation("the canvas is 2:1 (`canvas: keep`, as theirs) or box-filtered back to a square "
+                  "(`resize`)",
+                  "as for `poisoned-encoder`: a 2:1 canvas among square images is easy to filter by "
+                  "shape"),
+        Deviation("test time: the trigger pasted at a random location within `test_range` of each "
+                  "side (the whole image by default) of every test input of the other classes",
+                  "one evaluation for every backdoor (`pe_bench.attacks.backdoor`)"),
+        Deviation("poisons are triggered copies of the attacker's own target-class images, injected "
+                  "rather than edited in place; budget `poison_rate` of the clean pre-training "
+                  "set; the target class `target_class`, or one drawn per seed and task",
+                  "the attacker only injects images, the threat model of every attack here; one budget "
+                  "and one evaluation for every backdoor (`pe_bench.attacks.backdoor`)"),
+    )
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:

@@ -32,13 +32,14 @@ Deviations / assumptions [ours]:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field, model_validator
 from scipy.fft import dctn, idctn
 
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 from pe_bench.plugins.scale import REFERENCE_SIDE
 
@@ -116,6 +117,26 @@ def frequency_trigger(images: np.ndarray, p: CTRLParams) -> np.ndarray:
 class CTRL(BackdoorAttack):
     Params = CTRLParams
     params: CTRLParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the triggered image is rounded to uint8 (their code keeps floats)",
+                  "every pe-bench image is uint8; at the default magnitude the trigger moves chroma by "
+                  "several levels, so it survives rounding"),
+        Deviation("other image sizes, where unset: the window is the whole image up to 32 px, the "
+                  "frequencies sit at (w/2 − 1, w − 1) ((7, 15) at 16 × 16) and the magnitude is "
+                  "100 × w / 32; set values are used as given",
+                  "keeps the release's CIFAR-10 setting per pixel: an orthonormal DCT basis function's "
+                  "amplitude falls as 1 / w (`pe_bench.plugins.scale`)",
+                  "not isolated; at 16 × 16, with the trigger scaled to the side, most of the "
+                  "32 × 32 effect was lost (3 calibration seeds: docs/performance.md)"),
+        Deviation("YUV is the analogue BT.601 transform, inverted exactly; images must have 3 channels "
+                  "and sides that are multiples of `window_size`",
+                  "the transform their code takes from kornia"),
+        Deviation("poisons are triggered copies of the attacker's own target-class images, injected "
+                  "rather than edited in place; budget `poison_rate` of the clean pre-training "
+                  "set; the target class `target_class`, or one drawn per seed and task",
+                  "the attacker only injects images, the threat model of every attack here; one budget "
+                  "and one evaluation for every backdoor (`pe_bench.attacks.backdoor`)"),
+    )
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:

@@ -6,10 +6,13 @@ budget split as `poisoned-encoder` at the same seed.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.attacks.targets import TargetedParams, all_targets, budget
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 
@@ -19,6 +22,12 @@ from pe_bench.plugins.registry import register_attack
 class Duplicate(Attack):
     Params = TargetedParams
     params: TargetedParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("a baseline of ours, in no paper: N copies of each target input alone, no reference",
+                  "separates the effect of concatenation from mere repetition of x_i: the same "
+                  "targets and budget split as `poisoned-encoder` at the same seed",
+                  "n/a: no paper to compare with"),
+    )
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         pairs = all_targets(ctx.tasks, self.params, ctx.seed)

@@ -45,6 +45,7 @@ from pe_bench.attacks.base import AttackContext, PoisonSet, Task
 from pe_bench.attacks.poisoned_encoder import Layout, concatenate, shrink
 from pe_bench.attacks.ssl_backdoor import SSLBackdoorParams, random_patch
 from pe_bench.attacks.targets import attacker_images, budget, task_rng
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 
@@ -62,6 +63,32 @@ class NoisyAlignmentParams(SSLBackdoorParams):
 class NoisyAlignment(BackdoorAttack):
     Params = NoisyAlignmentParams
     params: NoisyAlignmentParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the patch is 7 px at 32 × 32 (50/224 of 32), the same share of the side at other "
+                  "sizes unless `patch_size` is set; the trigger is the seeded random pattern of "
+                  "`ssl-backdoor`",
+                  "their watermark images are not available to us; their 50-px patch is for "
+                  "ImageNet-size images (`pe_bench.attacks.trigger_size`)",
+                  "not isolated; at 16 × 16, with the trigger scaled to the side, most of the "
+                  "32 × 32 effect was lost (3 calibration seeds: docs/performance.md)"),
+        Deviation("random images are the attacker's own images of any class, references its images of "
+                  "the target class (its held-out split by default)",
+                  "the attacker only injects images and holds only its own labelled data "
+                  "(`pe_bench.attacks.targets`)"),
+        Deviation("the two halves are equal (a 2:1 canvas, or `canvas: resize` back to a square)",
+                  "the paper derives optimal layout parameters, but the released code we read "
+                  "concatenates equal halves and holds no optimised parameters"),
+        Deviation("test time: the trigger blended and placed by the poisons' rule within `test_range` "
+                  "(the release's [0.45, 0.55] by default: at 32 px every test trigger sits at "
+                  "(14, 14)) on every test input of the other classes",
+                  "the release's placement rule, applied to test inputs; one evaluation for every "
+                  "backdoor (`pe_bench.attacks.backdoor`)"),
+        Deviation("poisons are triggered copies of the attacker's own target-class images, injected "
+                  "rather than edited in place; budget `poison_rate` of the clean pre-training "
+                  "set; the target class `target_class`, or one drawn per seed and task",
+                  "the attacker only injects images, the threat model of every attack here; one budget "
+                  "and one evaluation for every backdoor (`pe_bench.attacks.backdoor`)"),
+    )
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:

@@ -10,10 +10,15 @@ x_r of class y_i side by side; two random crops of it often land one on each hal
 contrastive loss pulls f(x_i) toward f(x_r).
 
 Deviations / assumptions [ours]: the budget N = round(poison_rate * |D|) is split evenly over
-all targets of all tasks; references are drawn from the task's training split; each poison's
-layout is drawn uniformly from `layouts` (`left`: x_i left of x_r, `right`: x_i right,
-`top`/`bottom`: x_i above/below); both halves keep the dataset resolution and the 2:1 canvas
-is left to the victim's crop augmentation (`canvas: resize` box-filters it back to H x W).
+all targets of all tasks; references are drawn (seeded) from the attacker's own labelled data
+(`attacker_data`, read by `pe_bench.attacks.targets.attacker_images`): by default (`held-out`)
+the task's attacker split, a stratified share (`attacker_split`, 0.2) of its train split that
+no downstream probe trains on and that is kept out of the clean pre-training set; with
+`attacker_data: probe-train` (rows marked `+probe-data`), or for a task without an attacker
+split, the probe's training split; each poison's layout is drawn uniformly from `layouts`
+(`left`: x_i left of x_r, `right`: x_i right, `top`/`bottom`: x_i above/below); both halves
+keep the dataset resolution and the 2:1 canvas is left to the victim's crop augmentation
+(`canvas: resize` box-filters it back to H x W).
 
 The canvas is a giveaway: with `canvas: keep` the poisons are the only non-square images of a
 pre-training set of square images, so a one-line aspect-ratio filter removes every one of them
@@ -24,13 +29,14 @@ leaderboard shows what an inconspicuous canvas costs the attack.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.attacks.base import Attack, AttackContext, PoisonSet
 from pe_bench.attacks.targets import TargetedParams, craft_with_references
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 Layout = Literal["left", "right", "top", "bottom"]
@@ -62,6 +68,31 @@ def shrink(canvas: np.ndarray) -> np.ndarray:
 class PoisonedEncoder(Attack):
     Params = PoisonedEncoderParams
     params: PoisonedEncoderParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the budget N = round(poison_rate × |D|) is split evenly over all targets of all tasks",
+                  "one budget rule for every attack (`pe_bench.attacks.targets.budget`), so attacks "
+                  "compare at one cost"),
+        Deviation("references are drawn (seeded) from the attacker's own labelled data "
+                  "(`attacker_data`): by default its held-out split of the task's train split, which "
+                  "no probe trains on and the clean pre-training set excludes; `probe-train` uses the "
+                  "probe's training split (rows marked `+probe-data`)",
+                  "the threat model: the attacker holds labelled data of its own "
+                  "(`pe_bench.attacks.targets`)"),
+        Deviation("each poison's layout is drawn uniformly from `layouts` (x_i left, right, above or "
+                  "below x_r)",
+                  "we know the construction second-hand only: the two images side by side"),
+        Deviation("both halves keep the dataset resolution and the 2:1 canvas is left to the victim's "
+                  "crop augmentation (`canvas: keep`); `canvas: resize` box-filters it back to H × W",
+                  "with `keep` the poisons are the only non-square images, which a one-line "
+                  "aspect-ratio filter removes (docs/plugins.md); `resize` keeps them square at half "
+                  "the resolution per half",
+                  "not measured: on digits neither canvas shows an effect (docs/results/README.md, "
+                  "paper.md), so what the square canvas costs is unknown"),
+        Deviation("`selection: outlier` and `ambiguous` rank candidates and draw easier targets per "
+                  "seed among the best `shortlist` × `targets_per_task`; `random` is the paper's "
+                  "arbitrary targets",
+                  "attacker-side rules of ours for an easier setting (`pe_bench.attacks.targets`)"),
+    )
 
     def craft(self, ctx: AttackContext) -> PoisonSet:
         p = self.params

@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 from pe_bench.attacks.backdoor import BackdoorAttack, BackdoorParams
 from pe_bench.attacks.targets import task_rng
 from pe_bench.attacks.trigger_size import PatchSized
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_attack
 
 
@@ -111,6 +112,26 @@ def random_patch(images: np.ndarray, p: SSLBackdoorParams, seed: int, rng: np.ra
 class SSLBackdoor(BackdoorAttack):
     Params = SSLBackdoorParams
     params: SSLBackdoorParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the patch is 8 px at 32 × 32 (50/224 of 32 is 7.1, rounded up to whole 2-px "
+                  "checkerboard cells), the same share of the side at other sizes unless `patch_size` "
+                  "is set; the location ranges stay fractions of the side, widened to the whole image "
+                  "where the patch would not fit",
+                  "the paper's 50-px patch on 224 × 224 ImageNet-100 images, scaled to the benchmark's "
+                  "images (`pe_bench.attacks.trigger_size`)",
+                  "not isolated; at 16 × 16 (4 px) the 5% cell lost most of its 32 × 32 effect, "
+                  "the 10% cell (a null at 32 × 32) did not (3 calibration seeds: "
+                  "docs/performance.md)"),
+        Deviation("the trigger is a seeded pattern, the same for every poison and test input of a seed: "
+                  "`random` (uniform RGB noise) or `checkerboard` (squares of `cell` px)",
+                  "their random-pattern HTBA trigger images are not available to us"),
+        Deviation("poisons are triggered copies of the attacker's own target-class images, injected "
+                  "rather than edited in place; budget `poison_rate` of the clean pre-training set "
+                  "(default 1%; the paper's 50% of the target category is 0.5% of the set); the "
+                  "target class `target_class`, or one drawn per seed and task",
+                  "the attacker only injects images, the threat model of every attack here; one budget "
+                  "and one evaluation for every backdoor (`pe_bench.attacks.backdoor`)"),
+    )
 
     def apply_trigger(self, images: np.ndarray, seed: int, rng: np.random.Generator,
                       test: bool = False) -> np.ndarray:

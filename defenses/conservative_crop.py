@@ -18,11 +18,12 @@ augmentation.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 from pe_bench.config.spec import TrainSpec
 
@@ -35,6 +36,20 @@ class ConservativeCrop(Defense):
 
     # PoisonedEncoder's paper evaluates larger crops; CorruptEncoder's localized crop is a backdoor defense
     families = ("targeted", "backdoor")
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("`independent`: minimum crop scale `min_scale` 0.5 (SimCLR's is 0.08); a "
+                  "`min_scale` below the suite's is raised to it; the rest of the recipe is unchanged",
+                  "never a weaker crop than the suite's: the defender controls only the recipe"),
+        Deviation("`localized` (CorruptEncoder's localized crop, margin 0.2) keeps the suite's crop "
+                  "scale unless `min_scale` is set",
+                  "so the two remedies can be measured apart",
+                  "against `corrupt-encoder` on digits `localized` is supported by test and "
+                  "`min_scale` 0.5 is not (docs/results/README.md, defenses-matrix.md)"),
+        Deviation("its cost is measured as utility (PA vs CA)",
+                  "stronger crops are weaker augmentation",
+                  "no ΔPA vs none below 0 in either mode against `corrupt-encoder` on digits "
+                  "(defenses-matrix.md)"),
+    )
 
     class Params(PluginParams):
         # None: 0.5 in `independent` mode, the suite's scale in `localized` mode

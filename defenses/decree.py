@@ -24,25 +24,42 @@ Deviations and assumptions [ours]:
 - Embeddings are centred on the clean images' mean embedding before the cosine similarity:
   the features of a small ReLU network are all positive and already similar without any
   trigger, which would let a clean encoder "collapse" with an empty mask.
-- A few hundred Adam steps at the trial's resolution (`steps`, `lr`, `batch_size`), one mask
-  shared by the colour channels, sigmoid-parameterised mask and pattern, a multiplicative
-  penalty schedule (x `adjust` up or down each step); the paper's schedule and step counts
-  for 224x224 encoders differ.
+- Search budget: `steps` 300 Adam steps (betas (0.9, 0.999)) at `lr` 0.1 in batches of
+  `batch_size` 64, against the release's up to 1,000 epochs (4,000 steps in batches of 256,
+  `main.py`'s default; 8,000 in the 128 of `run_decree.py`'s `run`), early-stopped, with Adam
+  betas (0.5, 0.9) at lr `--lr` (1e-3 in `main.py`, 0.5 in `run_decree.py`) for the first 30
+  epochs, then 0.1, and 0.05 from epoch 50 (CIFAR-10/STL-10 encoders; 200 / 500 for
+  CLIP/ImageNet) [release at commit 9c13b88, `main.py`: `adjust_learning_rate`, `epochs =
+  1000`, `--batch_size`, `--lr`]. Kept: one step passes a batch forward and back through the
+  encoder, and suites/defenses-matrix.yaml, which runs the defaults, scores two encoders in
+  each of its decree rows; the release's step count is out of reach on 2 CPU cores.
+- Penalty schedule: x `adjust` (1.2) up or down after every step, from `mask_weight` 1e-3 on
+  the one-channel mask's sum; the release multiplies or divides its weight (init 1e-3, floor
+  1e-5) by 5 after 5 consecutive steps above or below its threshold, on the sum of the mask
+  repeated over 3 channels (3x ours for one mask), and succeeds at a mean pairwise cosine of
+  0.99 (`--thres`) of uncentred embeddings, against our 0.9 of centred ones.
+- One mask shared by the colour channels as in the release; sigmoid-parameterised mask and
+  pattern (the release: tanh), random-normal initialisation (the release: uniform, `rand`),
+  at the trial's resolution.
+- Clean data: `clean_images` 1,000 trusted clean images (the release's 10% class-balanced
+  sample of the 10,000-image CIFAR-10 or STL-10 test set, `main.py` `sample(0.1)`; 256 before),
+  capped at the pool; a batch is drawn from them at every step.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams, RepairContext
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 
 
 class DecreeParams(PluginParams):
-    clean_images: int = Field(256, ge=2)  # trusted clean images the search stamps
+    clean_images: int = Field(1000, ge=2)  # trusted clean images the search stamps (the release's)
     steps: int = Field(300, ge=1)  # optimiser steps of the search
     lr: float = Field(0.1, gt=0)
     batch_size: int = Field(64, ge=2)
@@ -104,6 +121,37 @@ class Decree(Defense):
 
     Params = DecreeParams
     params: DecreeParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("score = 1 − PL1 of the smallest mask that reached the similarity target (0 if none "
+                  "did); flagged when PL1 < `threshold`, default 0.1",
+                  "higher means more suspicious, like every pe-bench score; 0.1 is our reading of "
+                  "DECREE's decision rule (a trigger under a tenth of the image), the paper's exact "
+                  "value unchecked",
+                  "on digits (256 trusted images) it flags every encoder, clean twins included, "
+                  "against all three attacks (docs/results/README.md, defenses-matrix.md)"),
+        Deviation("embeddings are centred on the clean images' mean embedding before the cosine "
+                  "similarity; success at a mean pairwise cosine of `target_similarity` 0.9 (the "
+                  "release: 0.99 of uncentred embeddings)",
+                  "a small ReLU network's features are all positive and already similar without a "
+                  "trigger, which would let a clean encoder collapse with an empty mask"),
+        Deviation("search budget: `steps` 300 Adam steps (betas (0.9, 0.999)) at `lr` 0.1 in batches "
+                  "of `batch_size` 64; the release runs up to 1,000 epochs (4,000 steps in batches of "
+                  "256), early-stopped, Adam betas (0.5, 0.9) with a stepped learning rate",
+                  "the release's step count is out of reach on 2 CPU cores; one step passes a batch "
+                  "forward and back through the encoder"),
+        Deviation("penalty schedule: × `adjust` (1.2) up or down after every step, from `mask_weight` "
+                  "1e-3 on the one-channel mask's sum; the release multiplies or divides by 5 after 5 "
+                  "consecutive steps above or below its threshold, on the mask repeated over 3 "
+                  "channels",
+                  "ours; the docstring records the release (commit 9c13b88), not why we differ"),
+        Deviation("one mask shared by the colour channels, as in the release; sigmoid-parameterised "
+                  "mask and pattern (the release: tanh), random-normal initialisation (the release: "
+                  "uniform), at the trial's resolution",
+                  "ours; no reason recorded"),
+        Deviation("`clean_images` 1,000 trusted clean images (256 before), capped at the pool; a batch "
+                  "is drawn from them at every step",
+                  "the release's 10% class-balanced sample of a 10,000-image test set"),
+    )
 
     def score_encoder(self, encoder: Any, ctx: RepairContext) -> float:
         """1 - the inverted trigger's PL1-norm (the encoder is a copy; its weights stay)."""

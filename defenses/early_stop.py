@@ -10,9 +10,12 @@ negative extra wall time.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 from pe_bench.config.spec import TrainSpec
 
@@ -22,6 +25,15 @@ class EarlyStop(Defense):
     """Train for `fraction` of the suite's epochs (at least one)."""
 
     families = ("targeted",)  # PoisonedEncoder's paper evaluates fewer epochs against its targeted poisons
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the learning-rate schedule is the suite's, cosine to zero over the shortened run, "
+                  "not the full schedule cut off part way",
+                  "ours: the defender controls the training length and plans the run for it"),
+        Deviation("the saved compute shows as a negative extra cost",
+                  "rows record each defense's cost beside its effect",
+                  "at 50% of the epochs: 240 steps saved (docs/results/README.md, "
+                  "defenses-matrix.md)"),
+    )
 
     class Params(PluginParams):
         fraction: float = Field(0.5, gt=0, le=1)

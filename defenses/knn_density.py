@@ -30,12 +30,13 @@ Deviations and assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 
 if TYPE_CHECKING:  # torch is imported where a search runs: validation imports this module torch-free
@@ -137,6 +138,28 @@ class KnnDensity(Defense):
 
     Params = KnnDensityParams
     params: KnnDensityParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("designed for CLIP; applied unchanged to image-only encoders (SimCLR, MoCo) through "
+                  "their backbone features, and to trigger-free targeted poisoning",
+                  "so every encoder and attack of the grid can be paired with it; it was not designed "
+                  "for them",
+                  "against `corrupt-encoder` on SimCLR it ranks the poisons below chance (AUROC "
+                  "0.444), against the `carlini-terzis` patch on CLIP above it (0.746) "
+                  "(docs/results/README.md: defenses-matrix.md, defenses-matrix-clip.md)"),
+        Deviation("embeddings L2-normalised, exact neighbours in blocks of rows by `torch.topk` (no "
+                  "full sort): numpy float64 on the CPU, float64 on the GPU where CUDA is available",
+                  "as the paper batches them; on the CPU the scores and removals are bit-identical to "
+                  "a full stable sort, on the GPU equal up to rounding (a near-tie may rank differently)",
+                  "20,000 × 128 features, k = 16, 2 cores: 64 s → 17 s, bit-identical "
+                  "(docs/performance.md)"),
+        Deviation("`direction: dense` flips the score (densest first); the default is the paper's "
+                  "`sparse`",
+                  "poisons that repeat one content many times (PoisonedEncoder, `duplicate`) sit in a "
+                  "tight cluster whose k-dist is small once they outnumber k, as the paper's reviewers "
+                  "raised"),
+        Deviation("ties in the removal ranking go to the lower image id (stable sort)",
+                  "so the rule is deterministic"),
+    )
 
     def score_trained(self, data: PretrainData, embed: Embed, seed: int) -> np.ndarray:
         """Deterministic: `seed` is unused (exact neighbours, no sampling)."""

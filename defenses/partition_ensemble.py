@@ -15,11 +15,13 @@ rate each partition still holds about the same fraction of poisons.
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams, PretrainData
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 
 
@@ -35,6 +37,18 @@ class PartitionEnsemble(Defense):
 
     # PoisonedEncoder's paper evaluates the ensemble against it (DPA: poisons of chosen test inputs)
     families = ("targeted",)
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the partition hash is SHA-256 of the image bytes",
+                  "the defender cannot tell poisons apart, so poisons spread over all partitions in "
+                  "proportion"),
+        Deviation("ties in the vote go to the class with the higher mean probability",
+                  "ours: a deterministic rule"),
+        Deviation("each encoder keeps the suite's epochs on 1/k of the data",
+                  "so the total compute matches one encoder"),
+        Deviation("applied at a fixed poison rate, where each partition still holds about the same "
+                  "fraction of poisons",
+                  "DPA's certificate bounds the number of poisons, not their rate"),
+    )
 
     class Params(PluginParams):
         k: int = Field(3, ge=2, le=1000)

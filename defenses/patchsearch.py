@@ -37,13 +37,14 @@ Deviations and assumptions [ours]:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, Embed, PluginParams, PretrainData
 from pe_bench.defenses.knn_density import unit_rows
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 from pe_bench.plugins.scale import side_scaled
 
@@ -183,6 +184,30 @@ class PatchSearch(Defense):
 
     Params = PatchSearchParams
     params: PatchSearchParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("saliency by occlusion instead of Grad-CAM: each window (`window` px, `stride` "
+                  "apart) is filled with the test images' mean colour, and the window that most lowers "
+                  "the image's cosine similarity to its own centroid is the candidate",
+                  "exact at 32 × 32 where Grad-CAM approximates, and it needs features only, so the "
+                  "module stays torch-free (the paper's blocking writes the data mean too)"),
+        Deviation("window 8 px and stride 4 at 32 px (the paper's 60/224), the same share of the side "
+                  "at other sizes unless set",
+                  "the paper's window is for 224 × 224 images (`pe_bench.plugins.scale`)"),
+        Deviation("no second-stage poison classifier: an image the search never sampled takes its "
+                  "cluster's best score, a sampled one its own flips; the top `remove_fraction` "
+                  "(default 10%) of the set is removed",
+                  "poisons of one trigger share a cluster, which the search relies on; 10% is "
+                  "`knn-density`'s share, so the two compare at one cost",
+                  "not isolated; the resulting operating point against `corrupt-encoder` on digits: "
+                  "poison recall 0.906, precision 0.822 (docs/results/README.md, defenses-matrix.md)"),
+        Deviation("at most `rounds` search rounds; defaults scaled to CPU-sized sets (20 clusters, 100 "
+                  "test images)",
+                  "the paper runs until every cluster is exhausted, with 1000 clusters on "
+                  "ImageNet-100"),
+        Deviation("test images come from the most common canvas shape; pasted patches keep the "
+                  "source's shape and are clipped to the test image",
+                  "side-by-side poisons are wider than the clean images"),
+    )
 
     def score_trained(self, data: PretrainData, embed: Embed, seed: int) -> np.ndarray:
         return search_scores(data, embed, self.params, seed)

@@ -39,11 +39,12 @@ Deviations [ours]:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from pe_bench.defenses.base import Defense, PluginParams
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_defense
 from pe_bench.config.spec import CaptionMatching, TrainSpec
 
@@ -54,6 +55,26 @@ class RoCLIP(Defense):
 
     modalities = ("image", "text")
     families = ("targeted", "backdoor")  # RoCLIP is evaluated against both data poisoning and backdoors
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the pool is `pool_fraction` of the clean pre-training set (default 0.022: 24 "
+                  "captions on digits), or `pool_size` captions where set; `every` is the authors' 2; "
+                  "runs before training revision 5 used 1,024 captions, nearly all of digits",
+                  "the release's 21,845-entry bank over the 1M CC3M pairs we read the paper to "
+                  "pre-train on (our reading, not verified offline)"),
+        Deviation("captions are class names in 80 templates, so the nearest pool caption names a "
+                  "class: matching pairs an image with a pseudo-label of its predicted class",
+                  "offline captions (`pe_bench.plugins.captions`); on web captions the pool holds "
+                  "unrelated descriptions",
+                  "not isolated: roclip's numbers (docs/results/README.md, defenses-matrix-clip.md) "
+                  "are those of pseudo-labelled caption swapping"),
+        Deviation("the pool fills in every epoch; an empty pool keeps the batch's own captions",
+                  "the authors' bank starts from random vectors, which pair the first images of the "
+                  "first matching epoch with noise (`pe_bench.encoders.caption_pool`)"),
+        Deviation("no extra augmentation: the suite's recipe (the authors' image augmentations but the "
+                  "blur), no EDA on captions",
+                  "kept so comparisons with other defenses stay fair; the blur would erase a 32 × 32 "
+                  "image; EDA needs WordNet, and the template choice already varies the wording"),
+    )
 
     class Params(PluginParams):
         pool_size: int | None = Field(None, ge=1)  # captions in the pool (a FIFO of recent batches)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from pe_bench.plugins.captions import MAX_TOKENS, VOCAB_SIZE, class_prompts
 from pe_bench.encoders.losses import clip_loss
 from pe_bench.encoders.params import CLIPParams
 from pe_bench.encoders.text import TextEncoder
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_encoder
 from pe_bench.config.spec import TrainSpec
 
@@ -40,6 +41,17 @@ from pe_bench.config.spec import TrainSpec
                   optimizer_defaults={"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.2})
 class CLIP(EncoderMethod):
     Params = CLIPParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("trained from scratch on offline captions: class names in templates "
+                  "(`pe_bench.plugins.captions`), so image–text pre-training here is weakly "
+                  "supervised by labels",
+                  "no web caption corpus offline"),
+        Deviation("the text encoder is a 2-layer Transformer over hashed word tokens",
+                  "ours: a small text encoder for templated captions (`pe_bench.encoders.text`)"),
+        Deviation("one augmented view per image, with the suite's augmentation recipe (CLIP uses a "
+                  "random crop only)",
+                  "the suite's recipe applies to every encoder, so comparisons stay fair"),
+    )
     max_logit_scale = math.log(100.0)
 
     def __init__(self, params: CLIPParams, in_channels: int = 3) -> None:

@@ -60,6 +60,7 @@ Deviations / assumptions [ours]:
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,7 @@ from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import info_nce
 from pe_bench.encoders.params import MoCoParams
 from pe_bench.errors import PluginError
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_encoder
 
 
@@ -91,6 +93,32 @@ class MoCo(EncoderMethod):
     queue: torch.Tensor  # buffers (register_buffer), typed for readers of the code
     queue_ptr: torch.Tensor
     Params = MoCoParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("optimiser defaults SGD (momentum 0.9), lr 0.06, weight decay 5e-4, cosine schedule "
+                  "(ImageNet: lr 0.03, weight decay 1e-4); batch size and augmentation are the "
+                  "suite's, shared by every encoder",
+                  "as in the MoCo authors' CIFAR-10 demo; a suite's `train` may override them"),
+        Deviation("`momentum` defaults to 0.99, not the paper's 0.999",
+                  "0.999 is tuned for ~1e5-1e6 ImageNet steps; a key encoder with a ~1000-step horizon "
+                  "would barely move in our few thousand; 0.99 is the CIFAR-10 demo's"),
+        Deviation("symmetric loss: the mean of InfoNCE(q(view1), k(view2)) and InfoNCE(q(view2), "
+                  "k(view1)), both key sets enqueued; the paper's loss is the one-direction term",
+                  "as in the authors' CIFAR-10 demo (`symmetric=True`, which sums the two terms)"),
+        Deviation("no shuffling BN: each view goes through each encoder in its own forward pass, all "
+                  "images of a batch sharing BatchNorm statistics",
+                  "on one device a permutation changes nothing and the shared backbones have no split "
+                  "BatchNorm; it also keeps training free of extra random draws",
+                  "not measured; MoCo reports that without it the model can exploit intra-batch "
+                  "statistics to lower the pretext loss"),
+        Deviation("the queue takes any number of keys per step, written with wrap-around (only the "
+                  "last `queue_size` kept); keys L2-normalised, stored in float32",
+                  "batches vary with the injected images; the reference needs `queue_size` to be a "
+                  "multiple of the batch size"),
+        Deviation("the queue in use is capped at n_images − batch_size keys (recorded as the row's "
+                  "`encoder.fitted`)",
+                  "the default 4096 exceeds digits' ~1,100 pre-training images, where a full queue "
+                  "would score every query against stale keys of its own image"),
+    )
 
     def __init__(self, params: MoCoParams, in_channels: int = 3) -> None:
         super().__init__(params, in_channels)

@@ -12,12 +12,15 @@ BatchNorm after its hidden layer as in SimCLR v2's head.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from pe_bench.encoders.backbones import projection_head
 from pe_bench.encoders.base import EncoderMethod
 from pe_bench.encoders.losses import nt_xent
 from pe_bench.encoders.params import SimCLRParams
+from pe_bench.plugins.deviations import Deviation
 from pe_bench.plugins.registry import register_encoder
 
 
@@ -26,6 +29,14 @@ from pe_bench.plugins.registry import register_encoder
                   optimizer_defaults={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6})
 class SimCLR(EncoderMethod):
     Params = SimCLRParams
+    DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
+        Deviation("the default optimiser is Adam (lr 1e-3, weight decay 1e-6), not LARS; a suite's "
+                  "`train` may override it",
+                  "LARS targets batches of 4096; Adam is common in small-batch SimCLR "
+                  "reimplementations"),
+        Deviation("the projection head has BatchNorm after its hidden layer",
+                  "as in SimCLR v2's head"),
+    )
 
     def __init__(self, params: SimCLRParams, in_channels: int = 3) -> None:
         super().__init__(params, in_channels)
