@@ -6,7 +6,8 @@ of the same pair, e.g. hit vs the clean twin's hit), `per_seed` (a per-seed diff
 PA - CA of the paired twin) and `versus` (a field of this line's pairs against the same field of
 another attack's line at the same setting, matched by seed and target identity). A target's
 identity is (task, index, target_class); the board's p-values are Holm-adjusted per column
-over its lines (pe_bench.report.stats).
+over its lines (pe_bench.report.stats); a comparison that is zero by construction (a `none` defense, a detector that
+changes no encoder, against none) is no test and is left out.
 """
 
 from __future__ import annotations
@@ -36,16 +37,27 @@ def _diff(fields: tuple[PairField, PairField], x: TargetOutcome) -> float:
     return float(fields[0](x)) - float(fields[1](x))
 
 
+def changes_encoder(members: Sequence[Member]) -> bool:
+    """Whether the line's defense evaluates another encoder than the undefended one: any hook but
+    `score_encoder` (a detector scores the encoder and changes nothing)."""
+    hooks = {h for _, view in members for h in view.defense.defense_hooks.split(",") if h}
+    return bool(hooks - {"score_encoder"})
+
+
 def line_intervals(members: Sequence[Member], found: Sequence[Outcome],
                    attacked: bool = True) -> dict[str, Interval | None]:
     """The interval of every interval column for one line (versus columns: None until
     `compare` fills them; per-seed columns None on a line without an attack, whose encoder is
-    its own twin: no comparison, and no test in the board's multiplicity correction). A column
-    both paired and per-seed reads per target pair where the line has pairs, else per seed (a
-    backdoor's ΔASR: the seed is its unit)."""
+    its own twin: no comparison, and no test in the board's multiplicity correction; `vs none`
+    columns None where the defense changes no encoder: zero by construction, not a test). A
+    column both paired and per-seed reads per target pair where the line has pairs, else per
+    seed (a backdoor's ΔASR: the seed is its unit)."""
     out: dict[str, Interval | None] = {}
+    defended = changes_encoder(members)
     for c in INTERVALS:
-        if c.paired and (found or c.per_seed is None):
+        if c.defense_only and not defended:
+            out[c.key] = None
+        elif c.paired and (found or c.per_seed is None):
             fields = c.paired
             out[c.key] = paired_interval([(s, t, _diff(fields, x)) for s, t, x in found])
         elif c.per_seed and attacked:
