@@ -43,12 +43,13 @@ class ConservativeCrop(Defense):
         Deviation("`localized` (CorruptEncoder's localized crop, margin 0.2) keeps the suite's crop "
                   "scale unless `min_scale` is set",
                   "so the two remedies can be measured apart",
-                  "against `corrupt-encoder` on digits `localized` is supported by test and "
-                  "`min_scale` 0.5 is not (docs/results/README.md, defenses-matrix.md)"),
+                  "not measured: suites/defenses-matrix.yaml runs both against `corrupt-encoder` on "
+                  "digits; its table (defenses-matrix.md, revision 4) is withdrawn, re-run pending "
+                  "(docs/results/README.md)"),
         Deviation("its cost is measured as utility (PA vs CA)",
                   "stronger crops are weaker augmentation",
-                  "no ΔPA vs none below 0 in either mode against `corrupt-encoder` on digits "
-                  "(defenses-matrix.md)"),
+                  "not measured: ΔPA vs none of both modes against `corrupt-encoder` on digits is "
+                  "suites/defenses-matrix.yaml's, whose table is withdrawn, re-run pending"),
     )
 
     class Params(PluginParams):

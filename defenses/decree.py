@@ -127,8 +127,9 @@ class Decree(Defense):
                   "higher means more suspicious, like every pe-bench score; 0.1 is our reading of "
                   "DECREE's decision rule (a trigger under a tenth of the image), the paper's exact "
                   "value unchecked",
-                  "on digits (256 trusted images) it flags every encoder, clean twins included, "
-                  "against all three attacks (docs/results/README.md, defenses-matrix.md)"),
+                  "not measured: suites/defenses-matrix.yaml reads its operating point on digits, "
+                  "clean twins and `duplicate`-trained encoders as negative controls; its table "
+                  "(defenses-matrix.md, revision 4) is withdrawn, re-run pending (docs/results/README.md)"),
         Deviation("embeddings are centred on the clean images' mean embedding before the cosine "
                   "similarity; success at a mean pairwise cosine of `target_similarity` 0.9 (the "
                   "release: 0.99 of uncentred embeddings)",

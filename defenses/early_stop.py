@@ -31,8 +31,8 @@ class EarlyStop(Defense):
                   "ours: the defender controls the training length and plans the run for it"),
         Deviation("the saved compute shows as a negative extra cost",
                   "rows record each defense's cost beside its effect",
-                  "at 50% of the epochs: 240 steps saved (docs/results/README.md, "
-                  "defenses-matrix.md)"),
+                  "not measured: suites/defenses-matrix.yaml stops at 50% of the epochs; its table "
+                  "(defenses-matrix.md, revision 4) is withdrawn, re-run pending (docs/results/README.md)"),
     )
 
     class Params(PluginParams):

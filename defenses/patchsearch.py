@@ -198,8 +198,9 @@ class PatchSearch(Defense):
                   "(default 10%) of the set is removed",
                   "poisons of one trigger share a cluster, which the search relies on; 10% is "
                   "`knn-density`'s share, so the two compare at one cost",
-                  "not isolated; the resulting operating point against `corrupt-encoder` on digits: "
-                  "poison recall 0.906, precision 0.822 (docs/results/README.md, defenses-matrix.md)"),
+                  "not isolated; the resulting operating point against `corrupt-encoder` on digits "
+                  "is suites/defenses-matrix.yaml's, whose table (defenses-matrix.md, revision 4) is "
+                  "withdrawn, re-run pending (docs/results/README.md)"),
         Deviation("at most `rounds` search rounds; defaults scaled to CPU-sized sets (20 clusters, 100 "
                   "test images)",
                   "the paper runs until every cluster is exhausted, with 1000 clusters on "

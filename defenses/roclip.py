@@ -65,8 +65,8 @@ class RoCLIP(Defense):
                   "class: matching pairs an image with a pseudo-label of its predicted class",
                   "offline captions (`pe_bench.plugins.captions`); on web captions the pool holds "
                   "unrelated descriptions",
-                  "not isolated: roclip's numbers (docs/results/README.md, defenses-matrix-clip.md) "
-                  "are those of pseudo-labelled caption swapping"),
+                  "not isolated: roclip's numbers (suites/defenses-matrix-clip.yaml; its table, "
+                  "revision 4, is withdrawn, re-run pending) are those of pseudo-labelled caption swapping"),
         Deviation("the pool fills in every epoch; an empty pool keeps the batch's own captions",
                   "the authors' bank starts from random vectors, which pair the first images of the "
                   "first matching epoch with noise (`pe_bench.encoders.caption_pool`)"),
