@@ -6,6 +6,8 @@ shown in `validate` and docs/applicability.md."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,7 +80,8 @@ def test_a_backdoor_line_reads_its_delta_asr_per_seed(tmp_path: Path) -> None:
     assert line.family == "backdoor" and line.pairs == 0 and line.triggered == 300
     assert ci is not None and ci.units == 3  # the seed is the unit, not the 300 inputs
     assert ci.mean == pytest.approx(sum(deltas) / 3) and ci.p == sign_flip_p(deltas)
-    assert ci.low >= min(deltas) - 1e-12 and ci.high <= max(deltas) + 1e-12
+    half = 4.302652729911275 * statistics.stdev(deltas) / math.sqrt(3)  # Student's t(2, 0.975)
+    assert (ci.low, ci.high) == pytest.approx((ci.mean - half, ci.mean + half))
     assert line.intervals["delta_p"] is None  # no target pairs: no p(target)
     md = to_markdown([line], "t")
     assert "| 95/300 |" in md and "| 42/300 |" in md  # hits and clean hits over triggered inputs
