@@ -139,7 +139,8 @@ def print_trial_table(args: argparse.Namespace) -> int:
                            + (f" for suite {args.suite!r}" if args.suite else ""))
     title = f"pe-bench {what}: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
     if args.format == "terminal":
-        _console().print(view.to_rich(lines, title))
+        console = _console()
+        console.print(view.to_rich(lines, title, console.width))
         return 0
     source = source_note(rows, f"pe-bench leaderboard {option} --format md")
     text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)

@@ -112,5 +112,6 @@ def to_csv(lines: Sequence[PairLine]) -> str:
     return text_table.csv_text(*_cells(lines))
 
 
-def to_rich(lines: Sequence[PairLine], title: str) -> Any:
-    return text_table.rich(title, *_cells(lines), note(lines))
+def to_rich(lines: Sequence[PairLine], title: str, width: int = 120) -> Any:
+    """Stacked tables `width` wide, each repeating the pair's identity (setup, attack, A, B)."""
+    return text_table.rich(title, *_cells(lines), note(lines), width, keys=6)

@@ -69,5 +69,6 @@ def to_csv(lines: Sequence[SeedLine]) -> str:
     return text_table.csv_text(*_cells(lines))
 
 
-def to_rich(lines: Sequence[SeedLine], title: str) -> Any:
-    return text_table.rich(title, *_cells(lines), NOTE)
+def to_rich(lines: Sequence[SeedLine], title: str, width: int = 120) -> Any:
+    """Stacked tables `width` wide, each repeating the trial's identity (dataset to seed)."""
+    return text_table.rich(title, *_cells(lines), NOTE, width, keys=7)
