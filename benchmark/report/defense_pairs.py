@@ -26,7 +26,7 @@ from pe_bench.report.columns import pick_view
 from pe_bench.report.lines import PairLine, SeedLine
 from pe_bench.report.pairing import outcomes
 from pe_bench.report.per_seed import seed_lines
-from pe_bench.report.stats import Interval, adjusted, paired_interval, seed_interval
+from pe_bench.report.stats import Interval, adjusted, mean_present, paired_interval, seed_interval
 from pe_bench.store.schema import TrialRow
 
 __all__ = ["PairLine", "note", "pair_lines", "to_csv", "to_markdown", "to_rich"]
@@ -40,11 +40,6 @@ NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A -
 COLUMNS = pick_view(("dataset", "encoder", "task", "attack", "first", "second", "seeds", "asr_first",
                      "asr_second", "delta_asr_pair", "p_delta_asr_pair", "delta_pa_pair", "p_delta_pa_pair"),
                     lambda c: c.pair)
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    vals = [float(v) for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
 
 
 def _asr(line: SeedLine) -> float:
@@ -65,7 +60,7 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
     if not seeds:
         return None
     d_pa = seed_interval([(s, a[s].view.metrics.pa - b[s].view.metrics.pa) for s in seeds])
-    asr_a, asr_b = (_mean([x[s].view.metrics.asr for s in seeds]) for x in (a, b))
+    asr_a, asr_b = (mean_present([x[s].view.metrics.asr for s in seeds]) for x in (a, b))
     return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa)
 
 

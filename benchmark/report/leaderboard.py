@@ -32,6 +32,7 @@ from pe_bench.errors import PeBenchError
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
 from pe_bench.report.pairing import compare, correct, line_intervals, outcomes
+from pe_bench.report.stats import mean_present
 from pe_bench.store.schema import TrialRow
 
 __all__ = ["MIN_SEEDS", "Line", "aggregate", "from_store", "label_params", "sort_lines", "task_views",
@@ -58,8 +59,8 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         dataset=first.dataset, encoder=_encoder(first), attack=first.attack,
         selection=first.selection or "-", defense=first.defense, task=task, seeds=len(members),
         failed=failed, n_poisons=statistics.fmean(_poisons(members)) if members else None,
-        n_distinct=_mean(row.metrics.n_distinct_poisons for row, _ in members if row.metrics),
-        class_share=_mean(row.metrics.poison_class_share for row, _ in members if row.metrics),
+        n_distinct=mean_present(row.metrics.n_distinct_poisons for row, _ in members if row.metrics),
+        class_share=mean_present(row.metrics.poison_class_share for row, _ in members if row.metrics),
         pairs=sum(v.metrics.n_targets for v in views),
         successes=sum(v.metrics.successes for v in views),
         successes_clean=sum(v.hits_clean for v in views),
@@ -74,12 +75,6 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         attack_params=first.attack_params or "{}",
         label_params=first.label_params, designed_for=first.designed_for,
     )
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    """The mean of the values recorded (None where no trial recorded one)."""
-    got = [v for v in values if v is not None]
-    return statistics.fmean(got) if got else None
 
 
 def _total(counts: Iterable[int | None]) -> int:

@@ -28,7 +28,7 @@ many pairs and distinct targets it holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -64,6 +64,12 @@ class Interval:
         """The flag a line shows: the corrected exact test (raw p before any correction)."""
         p = self.p if self.p_adjusted is None else self.p_adjusted
         return p is not None and p < ALPHA
+
+
+def mean_present(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are there (None where none is: e.g. no trial recorded one)."""
+    got = [float(v) for v in values if v is not None]
+    return sum(got) / len(got) if got else None
 
 
 def _key(value: Hashable) -> str:
