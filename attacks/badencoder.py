@@ -140,7 +140,7 @@ class BadEncoder(Attack):
         p = self.params
         if p.pattern == "white":
             return np.full((channels, size, size), 255, dtype=np.uint8)
-        ssl = SSLBackdoorParams(patch_size=size, pattern=p.pattern, cell=p.cell)
+        ssl = SSLBackdoorParams(pattern=p.pattern, cell=p.cell)  # the size is passed on its own
         return trigger_pattern(ssl, channels, seed, size)
 
     def apply_trigger(self, images: np.ndarray, seed: int) -> np.ndarray:
