@@ -141,13 +141,15 @@ def select_trials(trials: Sequence[TrialSpec], rows: pa.Table | None, *, resume:
 def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str | Path | None = None,
               engine: str | Engine = "ray", address: str | None = None, resume: bool = False,
               run_id: str | None = None, show_progress: bool = True, retry_failed: bool = False,
-              cache: str | Path | None = None, overrides: Sequence[str] = ()) -> tuple[Plan, RunSummary]:
+              cache: str | Path | None = None, overrides: Sequence[str] = (),
+              redeclare: bool = False) -> tuple[Plan, RunSummary]:
     """Validate (with `--set` `overrides`) and find the data (`find_data`: a missing dataset is a
     DataError before any engine starts), then run the suite's cells: every cell, or with
     `resume` the cells without an ok row, or with `retry_failed` the cells whose latest row is
     an error. `engine` is a built-in engine's name (`ray`, joining `address` if given, or
-    `in-process`, which never imports Ray) or any `pe_bench.engines.base.Engine`. Raises
-    StoreWriteError when the store cannot be written (the rows written before stay)."""
+    `in-process`, which never imports Ray) or any `pe_bench.engines.base.Engine`. Records the
+    suite's comparisons first (pe_bench.store.declarations: changed ones need `redeclare`).
+    Raises StoreWriteError when the store cannot be written (the rows written before stay)."""
     plan = validate_suite(path, overrides)  # before the heavy imports: bad input fails fast
     data = find_data(plan.grid, data_dir, remote_data_note(engine, address))  # missing data too
     plan = replace(plan, data=data)
@@ -155,12 +157,14 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     from pe_bench.progress import TrialProgress
     from pe_bench.store.results import new_run_id, provenance, scan
     from pe_bench.engines.sink import RowSink, RunSummary
+    from pe_bench.store.declarations import record
 
     store = Path(store).resolve()
     ctx = RunContext(store=store, data_dir=data.data_dir, cache=cache_location(store, cache),
                      run_id=run_id or new_run_id(), provenance=provenance(),
                      resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
                      source=str(path))
+    record(store, plan.suite.name, plan.suite.comparisons, redeclare)
     rows = scan(store, plan.suite.name) if resume or retry_failed else None
     stale = stale_trials(plan.grid.trials, rows) if rows is not None and resume else {}
     todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed, stale=stale)

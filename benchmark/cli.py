@@ -89,6 +89,9 @@ def _add_run(run: argparse.ArgumentParser) -> None:
                      help="= --engine in-process: the trials one after another in this process, without "
                           "Ray (debugging; a machine without Ray); same rows, store and cache")
     run.add_argument("--no-leaderboard", action="store_true")
+    run.add_argument("--redeclare", action="store_true",
+                     help="replace the comparisons recorded in the store with the suite's (the board "
+                          "then says they changed after results existed)")
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:

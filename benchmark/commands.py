@@ -66,6 +66,16 @@ def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None 
     _print_cells("excluded", Counter(e.reason for e in grid.excluded), grid.excluded_cells())
     _print_cells("off-target (run, labelled)", Counter(o.reason for o in grid.off_target()),
                  grid.off_target_cells())
+    from pe_bench.config.comparisons import declared, describe
+
+    from pe_bench.plugins.registry import DEFENSES
+
+    detectors = {d.name for d in suite.defenses  # score an encoder, change none: no vs-none test
+                 if d.name != "none" and set(DEFENSES.get(d.name).implements()) <= {"score_encoder"}}
+    cells = {(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f"{t.attack.params}|{t.defense.params}")
+             for t in grid.trials}
+    for line in describe(declared(suite.comparisons), bool(suite.comparisons), cells, detectors):
+        print(f"  {line}")
     for line in plan.data.report() if plan.data else ():
         print(line)
     return 0
@@ -85,13 +95,14 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     """The leaderboard of a store, from one read of it: the lines, the Markdown board's source
     line and the note on mixed plugin versions all come from the same rows."""
     from pe_bench.report.columns import pick
-    from pe_bench.report.leaderboard import aggregate, sort_lines, to_csv, to_markdown, to_rich
+    from pe_bench.report.leaderboard import aggregate, sort_lines, store_families, to_csv, to_markdown, to_rich
     from pe_bench.store.results import failed_trials, latest_ok, no_ok_rows, scan, source_note
 
     chosen = pick(columns) if columns else None
     table = scan(Path(store), suite, run)
     rows = latest_ok(table)
-    lines = aggregate(rows, failed_trials(table), versus)
+    lines = aggregate(rows, failed_trials(table), versus, store_families(store), run is not None)
+    comparisons = _comparisons_note(store, rows, run)
     if versus and not any(ln.attack == versus for ln in lines):
         raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {store!r}")
     if sort:
@@ -104,14 +115,27 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         console = _console()
         console.print(to_rich(lines, title, chosen, console.width))
         _note_mixed_versions(rows)
+        print(f"pe-bench: {comparisons}", file=sys.stderr)
         return 0
     if fmt == "md":
         if not rows:  # lines of trials that only failed: no run to name
             raise no_ok_rows(store, suite)
-        text = to_markdown(lines, title, chosen, source_note(rows))
+        text = to_markdown(lines, title, chosen, f"{source_note(rows)}\n\n{comparisons}")
     else:
         text = to_csv(lines, chosen)
     return _emit(text, out)
+
+
+def _comparisons_note(store: str, rows: Sequence[TrialRow], run: str | None) -> str:
+    """Where the board's families come from, per suite (one run alone: exploratory only)."""
+    from pe_bench.store import declarations
+
+    if run is not None:
+        return "comparisons: one run of a suite is a partial board: every p is unadjusted and exploratory"
+    suites = sorted({r.suite for r in rows})
+    parts = [declarations.read(store, s).note() for s in suites]
+    return "; ".join(f"{s}: {p}" for s, p in zip(suites, parts, strict=True)) if len(suites) > 1 else (
+        parts[0] if parts else "comparisons: none")
 
 
 def print_trial_table(args: argparse.Namespace) -> int:
@@ -133,7 +157,10 @@ def print_trial_table(args: argparse.Namespace) -> int:
     if mixed:
         raise PeBenchError(f"{option}: does not take {', '.join(mixed)} ({why})")
     rows = ok_rows(args.store, args.suite, args.run)
-    lines = per_seed.seed_lines(rows) if args.by_seed else defense_pairs.pair_lines(rows)
+    from pe_bench.report.leaderboard import store_families
+
+    lines = (per_seed.seed_lines(rows) if args.by_seed
+             else defense_pairs.pair_lines(rows, store_families(args.store)))
     if not lines:  # --by-seed has a line per ok row
         raise PeBenchError(f"{option}: no two defense settings of one attack in store {args.store!r}"
                            + (f" for suite {args.suite!r}" if args.suite else ""))
@@ -198,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir, engine=args.engine,
                               address=args.address, resume=args.resume, run_id=args.run_id,
                               retry_failed=args.retry_failed, cache=args.cache,
-                              overrides=args.overrides)
+                              overrides=args.overrides, redeclare=args.redeclare)
     if summary.stale:
         print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins changed "
               f"version since ({'; '.join(summary.stale)})", file=sys.stderr)

@@ -147,25 +147,29 @@ BACKDOOR = ("ssl-backdoor", {"poison_rate": 0.05, "target_class": 0}, "none", {}
 
 
 def backdoor_task(name: str, hits: int, hits_clean: int, n: int = 100, ca: float = 0.9,
-                  pa: float = 0.88, target: int | None = None) -> TaskMetrics:
+                  pa: float = 0.88, target: int | None = None, undefended: int | None = None) -> TaskMetrics:
     """One task of a backdoor trial: `hits` of `n` triggered inputs go to the target class
-    (`hits_clean` on the clean twin); no target pairs."""
+    (`hits_clean` on the clean twin, `undefended` on the undefended encoder: default `hits`);
+    no target pairs."""
     counts = {"n_triggered": n, "triggered_hits": hits, "triggered_hits_clean": hits_clean,
-              "triggered_hits_undefended": hits}
+              "triggered_hits_undefended": hits if undefended is None else undefended}
     return TaskMetrics(task=name, n_classes=10, n_test=40, ca=ca, pa=pa, pa_undefended=pa, n_targets=0,
                        successes=0, trigger_target=target, **counts, **trigger_rates(counts))
 
 
 def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str = "unit",
                  target: int | None = None, defense: tuple[str, dict[str, Any]] = ("none", {}),
-                 pa: float = 0.88, attack_params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An ok row of the one-task backdoor cell (`BACKDOOR`, under `defense`) at `seed`
-    (`target`: the target class recorded for its task; None as in stores from before it was)."""
+                 pa: float = 0.88, attack_params: dict[str, Any] | None = None, hooks: str = "",
+                 undefended: int | None = None) -> dict[str, Any]:
+    """An ok row of the one-task backdoor cell (`BACKDOOR`, under `defense` implementing `hooks`,
+    its undefended encoder hitting `undefended`) at `seed` (`target`: the target class recorded
+    for its task; None as in stores from before it was)."""
     from pe_bench.worker.evaluate import overall
 
-    tasks = [backdoor_task("digits", hits, hits_clean, n, pa=pa, target=target)]
+    tasks = [backdoor_task("digits", hits, hits_clean, n, pa=pa, target=target, undefended=undefended)]
+    report = DefenseReport(defense_hooks=hooks, n_encoders=1) if hooks else NO_DEFENSE
     metrics = TrialMetrics(**overall(tasks).model_dump(), n_pretrain=100, n_poisons=5, cache_hits=0,
-                           tasks=tuple(tasks), defense=NO_DEFENSE)
+                           tasks=tuple(tasks), defense=report)
     cell = (BACKDOOR[0], BACKDOOR[1] if attack_params is None else attack_params, *defense)
     return build_row(trial(suite=suite, seed=seed, cell=cell), "run1", PROV,
                      datetime.now(UTC) - timedelta(seconds=3), metrics)

@@ -17,6 +17,7 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from pe_bench.errors import PeBenchError, SuiteError
+from pe_bench.config.comparisons import Family, check
 from pe_bench.config.overrides import attributed, with_overrides
 from pe_bench.plugins.registry import ATTACKS, DATASETS, DEFENSES, ENCODERS, Registry
 from pe_bench.config.spec import (
@@ -80,6 +81,7 @@ class Suite(Frozen):
     attacks: tuple[PluginRef, ...] = Field(min_length=1)
     defenses: tuple[PluginRef, ...] = (PluginRef(name="none"),)
     exclude: tuple[ExcludeRule, ...] = ()
+    comparisons: tuple[Family, ...] = ()  # pe_bench.config.comparisons; none: its DEFAULT
 
     @field_validator("datasets")
     @classmethod
@@ -243,6 +245,10 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
     for i, rule in enumerate(suite.exclude):
         names = {axis.removesuffix("s"): [v.name for v in values] for axis, values in axes.items()}
         _check_exclude(rule, f"exclude[{i}]", names, file)
+    problem = check(suite.comparisons, {axis: tuple(dict.fromkeys(v.name for v in values))
+                                        for axis, values in axes.items()})
+    if problem:
+        raise SuiteError(file, *problem)
     return suite.model_copy(update=axes)
 
 

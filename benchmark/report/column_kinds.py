@@ -22,7 +22,8 @@ Record = dict[str, tuple[type, Any]]  # Parquet column -> (Python type, value)
 PairField = Callable[["TargetOutcome"], float]  # a number of one target pair (a hit counts 1)
 PREAMBLE = "mean ± std over seeds"
 P_NOTE = ("p = exact paired sign-flip test over seeds (the seed is the unit: one encoder per seed), "
-          "Holm-adjusted over the board's lines per column; n.s. = adjusted p >= 0.05")
+          "Holm-adjusted within the suite's declared family (docs/metrics.md); n.s. = adjusted p >= 0.05; "
+          "expl. = exploratory, in no declared family: unadjusted p, never a verdict")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def fmt(stat: tuple[float, float] | None, digits: int = 3) -> str:
 def fmt_ci(ci: Interval | None) -> str:
     if ci is None:
         return "-"
-    flag = "" if ci.significant else " n.s."
+    flag = {"supported": "", "n.s.": " n.s.", "exploratory": " expl."}[ci.verdict]
     return f"{ci.mean:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]{flag}"
 
 
@@ -157,7 +158,9 @@ def paired(key: str, header: str, fields: tuple[PairField, PairField] | None, no
         parts = {"mean": "mean", "low": "low", "high": "high", "p": "p", "p_holm": "p_adjusted"}
         return {**{f"{key}_{name}": (float, None if ci is None else getattr(ci, part))
                    for name, part in parts.items()},
-                f"{key}_units": (int, None if ci is None else ci.units)}
+                f"{key}_units": (int, None if ci is None else ci.units),
+                f"{key}_family": (str, None if ci is None else ci.family),
+                f"{key}_verdict": (str, None if ci is None else ci.verdict)}
 
     def sort(ln: Line) -> float | None:
         ci = ln.intervals[key]
@@ -167,15 +170,18 @@ def paired(key: str, header: str, fields: tuple[PairField, PairField] | None, no
 
 
 def p_value(of: str, header: str, **flags: Any) -> Column:
-    """The Holm-adjusted p-value of `of`'s exact test (its raw p is in `of`'s record)."""
+    """The Holm-adjusted p-value of `of`'s exact test within its declared family; an exploratory
+    comparison's unadjusted p, marked `expl.` (its raw p is in `of`'s record either way)."""
 
     def value(ln: Line) -> float | None:
         ci = ln.intervals[of]
-        return None if ci is None else ci.p_adjusted
+        return None if ci is None else ci.p if ci.family is None else ci.p_adjusted
 
     def cell(ln: Line) -> str:
         p = value(ln)
         text = "-" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
+        ci = ln.intervals[of]
+        text += " expl." if ci is not None and ci.family is None and p is not None else ""
         return _defended(ln, text) if flags.get("defense_only") else text
 
     return Column(f"p_{of}", header, cell, lambda ln: {}, value, P_NOTE, **flags)

@@ -8,10 +8,11 @@ compared with each other the same way (`pe-bench leaderboard --defense-pairs`):
 - targeted: hit_A - hit_B per (seed, target pair) both hold, averaged per seed;
 - PA_A - PA_B per seed (same test images).
 The seed is the unit (one encoder per seed): Student-t interval and exact sign-flip test over
-seeds (pe_bench.report.stats). Only seeds both settings hold count. p-values are Holm-adjusted
-over every pair of the table, per column: with n seeds and m pairs a pair needs an exact p of
-at most 0.05/m, and the sign-flip test over n seeds cannot go below 2/2^n; an interval that
-excludes 0 is not a verdict (the note under the table says how many pairs count).
+seeds (pe_bench.report.stats). Only seeds both settings hold count. A pair's ΔASR is a test only
+where its suite declared it in a `defense-pair` family (pe_bench.config.comparisons): Holm within
+that family, with m pairs each needs an exact p of at most 0.05/m, and the sign-flip test over n
+seeds cannot go below 2/2^n. Every other pair's ΔASR, and every pair's ΔPA, is exploratory: its
+unadjusted p, never a verdict; an interval that excludes 0 is never one either.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pe_bench.report.columns import pick_view
 from pe_bench.report.lines import PairLine, SeedLine
 from pe_bench.report.pairing import outcomes
 from pe_bench.report.per_seed import seed_lines
+from pe_bench.report.pairing import Families
 from pe_bench.report.stats import Interval, adjusted, mean_present, paired_interval, seed_interval
+from pe_bench.store.declarations import DEFAULT
 from pe_bench.store.schema import TrialRow
 
 __all__ = ["PairLine", "note", "pair_lines", "to_csv", "to_markdown", "to_rich"]
@@ -34,8 +37,9 @@ __all__ = ["PairLine", "note", "pair_lines", "to_csv", "to_markdown", "to_rich"]
 NOTE = ("A and B = two defense settings of the same attack and setup; ΔASR (A - B): backdoor lines per "
         "seed on the same triggered inputs, targeted lines per target pair averaged per seed; ΔPA "
         "(A - B) per seed, same test images; 95% t CI and sign-flip test over seeds; seeds = seeds both settings hold; "
-        "ASR = mean over those seeds; p = exact test, Holm-adjusted over the table's {m} pairs per "
-        "column; n.s. = adjusted p >= 0.05")
+        "ASR = mean over those seeds; p = exact test: Holm-adjusted within the suite's declared "
+        "defense-pair family ({m} of the table's {n} pairs; n.s. = adjusted p >= 0.05), else "
+        "expl. = exploratory, unadjusted p, never a verdict")
 # the table's columns, in its order, from the one column table (pe_bench.report.columns)
 COLUMNS = pick_view(("dataset", "encoder", "task", "attack", "first", "second", "seeds", "asr_first",
                      "asr_second", "delta_asr_pair", "p_delta_asr_pair", "delta_pa_pair", "p_delta_pa_pair"),
@@ -61,13 +65,17 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
         return None
     d_pa = seed_interval([(s, a[s].view.metrics.pa - b[s].view.metrics.pa) for s in seeds])
     asr_a, asr_b = (mean_present([x[s].view.metrics.asr for s in seeds]) for x in (a, b))
-    return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa)
+    head_a, head_b = a[seeds[0]].row, b[seeds[0]].row
+    suites = tuple(sorted({x[s].row.suite for x in (a, b) for s in seeds}))
+    return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa,
+                    (head_a.attack, head_a.defense, head_b.defense), suites)
 
 
-def pair_lines(rows: Sequence[TrialRow]) -> list[PairLine]:
+def pair_lines(rows: Sequence[TrialRow], families: Families = lambda _: DEFAULT) -> list[PairLine]:
     """Every pair of defense settings (not `none`: the board's vs-none columns are that) of each
-    attack and setup in `rows` (the latest ok row per trial), in the leaderboard's order, with
-    p-values Holm-adjusted over the returned pairs per column. Two trials are settings of one
+    attack and setup in `rows` (the latest ok row per trial), in the leaderboard's order; ΔASR
+    p-values Holm-adjusted within each suite's declared defense-pair families (`families`),
+    every other p exploratory. Two trials are settings of one
     cell when their rows' `defense_free_key` agree: the same spec but for the defense and seed
     (data, encoder, attack with its params and target selection, training, evaluation), like the
     board's cell key not the suite's name (the same work in two suites is one cell)."""
@@ -86,12 +94,36 @@ def pair_lines(rows: Sequence[TrialRow]) -> list[PairLine]:
             line = _pair(setup, head.attack_label, first, second, settings[first], settings[second])
             if line is not None:
                 out.append(line)
-    asr, pa = adjusted([ln.d_asr for ln in out]), adjusted([ln.d_pa for ln in out])
-    return [replace(ln, d_asr=x, d_pa=y) for ln, x, y in zip(out, asr, pa, strict=True)]
+    return _corrected(out, families)
+
+
+def _corrected(lines: list[PairLine], families: Families) -> list[PairLine]:
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, ln in enumerate(lines):
+        if len(ln.suites) == 1 and ln.d_asr is not None:
+            found = [f for f in families(ln.suites[0]) if f.covers_pair(ln.setup[0], ln.setup[1], *ln.names)]
+            if found:
+                groups.setdefault((ln.suites[0], found[0].family), []).append(i)
+    out = [replace(ln, d_asr=_exploratory(ln.d_asr), d_pa=_exploratory(ln.d_pa)) for ln in lines]
+    for (_, family), members in groups.items():
+        tested = adjusted([_in(lines[i].d_asr, family) for i in members])
+        for i, ci in zip(members, tested, strict=True):
+            out[i] = replace(out[i], d_asr=ci)
+    return out
+
+
+def _in(ci: Interval | None, family: str) -> Interval:
+    assert ci is not None  # grouped only when present
+    return replace(ci, family=family)
+
+
+def _exploratory(ci: Interval | None) -> Interval | None:
+    return None if ci is None else replace(ci, family=None, p_adjusted=None)
 
 
 def note(lines: Sequence[PairLine]) -> str:
-    return NOTE.format(m=len(lines))
+    tested = sum(ln.d_asr is not None and ln.d_asr.family is not None for ln in lines)
+    return NOTE.format(m=tested, n=len(lines))
 
 
 def _cells(lines: Sequence[PairLine]) -> tuple[list[str], list[list[str]]]:

@@ -31,7 +31,8 @@ from typing import Any
 from pe_bench.errors import PeBenchError
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
-from pe_bench.report.pairing import compare, correct, line_intervals, outcomes
+from pe_bench.store.declarations import DEFAULT
+from pe_bench.report.pairing import Families, compare, correct, line_intervals, outcomes
 from pe_bench.report.stats import mean_present
 from pe_bench.store.schema import TrialRow
 
@@ -74,6 +75,7 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         defense_params=first.defense_params or "{}",
         attack_params=first.attack_params or "{}",
         label_params=first.label_params, designed_for=first.designed_for,
+        suites=tuple(sorted({row.suite for row, _ in members} or {first.suite})),
     )
 
 
@@ -93,11 +95,14 @@ def _task_names(row: TrialRow) -> list[str]:
 
 
 def aggregate(rows: Sequence[TrialRow], failures: Sequence[TrialRow] = (),
-              versus: str | None = None) -> list[Line]:
+              versus: str | None = None, families: Families = lambda _: DEFAULT,
+              partial: bool = False) -> list[Line]:
     """Leaderboard lines of `rows` (the latest ok row per trial), each counting the trials of
     its cell in `failures` (error rows of trials without an ok row); a cell whose every trial
     failed still gets its lines, with 0 seeds. `versus`: an attack every other attack's lines
-    are compared with, pair by pair. p-values are Holm-adjusted over the returned lines."""
+    are compared with, pair by pair. p-values are Holm-adjusted within each suite's declared
+    `families` (default: pe_bench.config.comparisons.DEFAULT); a `partial` board (one run of a
+    suite) has exploratory p-values only (pe_bench.report.pairing.correct)."""
     groups: dict[tuple[str, str], list[Member]] = {}
     firsts: dict[tuple[str, str], TrialRow] = {}
     for row in rows:
@@ -116,16 +121,24 @@ def aggregate(rows: Sequence[TrialRow], failures: Sequence[TrialRow] = (),
     lines.sort(key=lambda ln: (ln.dataset, ln.encoder, ln.task == "all", ln.task, ln.attack != "none",
                                ln.attack, ln.attack_label, ln.selection, ln.defense != "none",
                                ln.defense, ln.defense_params))
-    return correct(compare(lines, versus) if versus else lines)
+    return correct(compare(lines, versus) if versus else lines, families, partial)
+
+
+def store_families(store: str | Path) -> Families:
+    """Each suite's families as recorded in `store` (pe_bench.store.declarations)."""
+    from pe_bench.store import declarations
+
+    return lambda suite: declarations.read(store, suite).families
 
 
 def from_store(store: str | Path, suite: str | None = None, run: str | None = None,
                versus: str | None = None) -> list[Line]:
-    """The lines of a store (one suite / run when given), failed trials counted."""
+    """The lines of a store (one suite / run when given), failed trials counted, p-values
+    corrected within each suite's recorded families (exploratory for one run)."""
     from pe_bench.store.results import failed_trials, latest_ok, scan
 
     table = scan(Path(store), suite, run)
-    return aggregate(latest_ok(table), failed_trials(table), versus)
+    return aggregate(latest_ok(table), failed_trials(table), versus, store_families(store), run is not None)
 
 
 SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}

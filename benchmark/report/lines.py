@@ -111,6 +111,7 @@ class Line:
     triggered_hits: int = 0  # of them assigned to the target class (this encoder)
     triggered_hits_clean: int = 0  # likewise on the clean twins
     pooled: dict[str, Any] = dataclasses.field(default_factory=dict)  # `pooled` columns' values
+    suites: tuple[str, ...] = ()  # the suites its rows come from (its declared families: one suite's)
 
     @property
     def published(self) -> bool:
@@ -151,3 +152,5 @@ class PairLine:
     asr_second: float | None
     d_asr: Interval | None
     d_pa: Interval | None
+    names: tuple[str, str, str] = ("", "", "")  # attack, defense A, defense B: plugin names
+    suites: tuple[str, ...] = ()  # the suites its rows come from

@@ -5,9 +5,10 @@ line's members (store row, task view): `paired` (a target pair's field against a
 of the same pair, e.g. hit vs the clean twin's hit), `per_seed` (a per-seed difference, e.g.
 PA - CA of the paired twin) and `versus` (a field of this line's pairs against the same field of
 another attack's line at the same setting, matched by seed and target identity). A target's
-identity is (task, index, target_class); the board's p-values are Holm-adjusted per column
-over its lines (pe_bench.report.stats); a comparison that is zero by construction (a `none` defense, a detector that
-changes no encoder, against none) is no test and is left out.
+identity is (task, index, target_class). p-values are Holm-adjusted within the families the
+line's suite declared (pe_bench.config.comparisons: `correct`), never over whichever lines a table
+holds; a comparison no family covers is exploratory. A comparison that is zero by construction
+(a `none` defense, a detector that changes no encoder, against none) is no test and is left out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
+from collections.abc import Callable
+
+from pe_bench.store.declarations import DEFAULT, Family
 from pe_bench.report.column_kinds import PairField
 from pe_bench.report.columns import COLUMNS, Column
 from pe_bench.report.lines import Line, Member, Outcome
@@ -109,8 +113,36 @@ def compare(lines: Sequence[Line], attack: str) -> list[Line]:
     return out
 
 
-def correct(lines: Sequence[Line]) -> list[Line]:
-    """The lines with every interval's `p_adjusted`: Holm over the board's lines, per column."""
-    fixed = {c.key: adjusted([ln.intervals[c.key] for ln in lines]) for c in INTERVALS}
-    return [dataclasses.replace(ln, intervals={k: fixed[k][i] for k in ln.intervals})
-            for i, ln in enumerate(lines)]
+def _present(ci: Interval | None) -> Interval:
+    assert ci is not None  # `correct` groups present intervals only
+    return ci
+
+
+Families = Callable[[str], tuple[Family, ...]]  # a suite's name -> its declared families
+
+
+def correct(lines: Sequence[Line], families: Families = lambda _: DEFAULT, partial: bool = False
+            ) -> list[Line]:
+    """The lines with every interval's family and `p_adjusted`: Holm within each (suite, family)
+    over the comparisons it covers. An interval no family covers, or on a line whose rows come
+    from several suites, or on a `partial` board (one run of a suite), is exploratory: family and
+    p_adjusted None."""
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for i, ln in enumerate(lines):
+        if partial or len(ln.suites) != 1:
+            continue
+        for key, ci in ln.intervals.items():
+            if ci is None:
+                continue
+            found = [f for f in families(ln.suites[0]) if f.column == key
+                     and f.covers(ln.dataset, ln.encoder, ln.attack, ln.defense, ln.versus)]
+            if found:
+                groups.setdefault((ln.suites[0], found[0].family), []).append((i, key))
+    fixed: dict[tuple[int, str], Interval | None] = {}
+    for (_, family), members in groups.items():
+        tested = [dataclasses.replace(_present(lines[i].intervals[k]), family=family) for i, k in members]
+        for (i, k), ci in zip(members, adjusted(tested), strict=True):
+            fixed[i, k] = ci
+    return [dataclasses.replace(ln, intervals={
+        k: fixed.get((i, k), None if ci is None else dataclasses.replace(ci, family=None, p_adjusted=None))
+        for k, ci in ln.intervals.items()}) for i, ln in enumerate(lines)]

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pe_bench.report.columns import BOARD, COLUMNS, Column, footnote
-from pe_bench.report.leaderboard import aggregate, to_markdown
+from pe_bench.report.leaderboard import aggregate, store_families, to_markdown
 from pe_bench.report.lines import Line
 from pe_bench.store.schema import SCALARS, Provenance, TrialRow
 
@@ -159,7 +159,7 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
             continue
         pts, notes = points(used)
         png = png_bytes(figure(pts, f"{name}: attack success vs accuracy")) if pts else None
-        lines = aggregate(used, failed_trials(part))
+        lines = aggregate(used, failed_trials(part), families=store_families(store))
         reports.append(SuiteReport(name, all_rows(part), used, lines, png, notes))
     if not reports:
         raise no_ok_rows(store, suite)

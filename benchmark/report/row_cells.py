@@ -53,10 +53,13 @@ def family(s: SeedLine) -> str:
 
 
 def p_pair(ci: Interval | None) -> str:
-    """The Holm-adjusted p of a pair's test (`< 0.001` below that)."""
-    if ci is None or ci.p_adjusted is None:
+    """The Holm-adjusted p of a pair's declared test (`< 0.001` below that); an exploratory
+    pair's unadjusted p, marked `expl.`."""
+    if ci is None or ci.p is None:
         return "-"
-    return "< 0.001" if ci.p_adjusted < 0.001 else f"{ci.p_adjusted:.3f}"
+    p, mark = (ci.p, " expl.") if ci.family is None else (ci.p_adjusted, "")
+    assert p is not None
+    return ("< 0.001" if p < 0.001 else f"{p:.3f}") + mark
 
 
 def setup(part: int) -> Callable[[PairLine], str]:

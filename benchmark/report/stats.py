@@ -46,7 +46,8 @@ Cell = tuple[Hashable, Hashable, float]  # (seed, target identity, difference)
 class Interval:
     """A paired difference: the mean of its per-seed values with a Student-t interval, the exact
     sign-flip test's p-value over seeds (`p`), the p-value after the family's multiplicity
-    correction (`p_adjusted`), and the number of seeds the interval and test rest on (`units`)."""
+    correction (`p_adjusted`), the number of seeds the interval and test rest on (`units`), and
+    the declared family it was tested in (`family`; None: exploratory, pe_bench.config.comparisons)."""
 
     mean: float
     low: float
@@ -54,6 +55,7 @@ class Interval:
     p: float | None = None
     p_adjusted: float | None = None
     units: int = 0
+    family: str | None = None
 
     @property
     def excludes_zero(self) -> bool:
@@ -64,6 +66,14 @@ class Interval:
         """The flag a line shows: the corrected exact test (raw p before any correction)."""
         p = self.p if self.p_adjusted is None else self.p_adjusted
         return p is not None and p < ALPHA
+
+    @property
+    def verdict(self) -> str:
+        """What a board may say of it: `supported` (its declared family's adjusted p < ALPHA),
+        `n.s.`, or `exploratory` (no declared family: never supported, whatever its p)."""
+        if self.family is None or self.p_adjusted is None:
+            return "exploratory"
+        return "supported" if self.p_adjusted < ALPHA else "n.s."
 
 
 def mean_present(values: Iterable[float | None]) -> float | None:

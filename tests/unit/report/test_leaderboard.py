@@ -278,13 +278,17 @@ def test_attacks_compare_pair_by_pair_and_pa_against_the_twin(tmp_path: Path,
 
 
 def test_a_line_without_an_attack_is_no_test(lines: list[Line]) -> None:
-    """The `none` lines compare the twin with itself: no ΔPA test, none in Holm's family."""
+    """The `none` lines compare the twin with itself: no test, none in Holm's family. ΔPA is in no
+    default family (exploratory); ΔASR of the undefended attacked lines is `attack-effect`."""
     for line in lines:
         assert (line.intervals["delta_pa"] is None) == (line.attack == "none")
+        assert line.attack != "none" or line.intervals["delta_asr"] is None
     attacked = [ln for ln in lines if ln.attack != "none"]
-    raw = sorted(ln.intervals["delta_pa"].p for ln in attacked)
-    smallest = min(attacked, key=lambda ln: ln.intervals["delta_pa"].p).intervals["delta_pa"]
-    assert smallest.p_adjusted == pytest.approx(min(1.0, len(attacked) * raw[0]))
+    assert all(ln.intervals["delta_pa"].verdict == "exploratory" for ln in attacked)
+    tested = [ln.intervals["delta_asr"] for ln in attacked if ln.defense == "none" and ln.intervals["delta_asr"]]
+    assert tested and all(ci.family == "attack-effect" for ci in tested)
+    smallest = min(tested, key=lambda ci: ci.p)
+    assert smallest.p_adjusted == pytest.approx(min(1.0, len(tested) * smallest.p))
 
 
 def test_footnote_says_each_note_once_even_inside_a_longer_one() -> None:
