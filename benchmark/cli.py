@@ -47,10 +47,10 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lb.add_argument("--run", help="only this run id")
     lb.add_argument("--format", choices=("terminal", "md", "csv"), default="terminal")
     lb.add_argument("--out", help="write to this file (md/csv) instead of stdout")
-    lb.add_argument("--sort", help="order lines by a column, e.g. asr, pa, delta_asr_defense, "
+    lb.add_argument("--sort", help="a line table ordered by a column, e.g. asr, pa, delta_asr_defense, "
                                    "poison_recall, defense_cpu_s; descending: --sort=-asr")
-    lb.add_argument("--columns", metavar="A,B,C", help="show these columns (keys from --list-columns) "
-                                                      "instead of the default set")
+    lb.add_argument("--columns", metavar="A,B,C", help="a line table of these columns (keys from "
+                    "--list-columns; `all`: every column) instead of the default matrix board")
     lb.add_argument("--list-columns", action="store_true", help="list the columns --columns and --sort take")
     lb.add_argument("--versus", metavar="ATTACK", help="compare every other attack with ATTACK at the "
                                                        "same setting, seeds and target pairs")

@@ -111,19 +111,34 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
              + (f", other = {versus}" if versus else ""))
     if not lines:
         raise no_ok_rows(store, suite)
+    matrix = fmt != "csv" and not (chosen or sort or versus)  # the default board: pe_bench.report.matrix
     if fmt == "terminal":
         console = _console()
-        console.print(to_rich(lines, title, chosen, console.width))
+        console.print(_matrix_rich(lines, title, console.width) if matrix
+                      else to_rich(lines, title, chosen, console.width))
         _note_mixed_versions(rows)
         print(f"pe-bench: {comparisons}", file=sys.stderr)
         return 0
     if fmt == "md":
         if not rows:  # lines of trials that only failed: no run to name
             raise no_ok_rows(store, suite)
-        text = to_markdown(lines, title, chosen, f"{source_note(rows)}\n\n{comparisons}")
+        source = f"{source_note(rows)}\n\n{comparisons}"
+        text = _matrix_md(lines, title, source) if matrix else to_markdown(lines, title, chosen, source)
     else:
         text = to_csv(lines, chosen)
     return _emit(text, out)
+
+
+def _matrix_rich(lines: Sequence[Any], title: str, width: int) -> Any:
+    from pe_bench.report import matrix
+
+    return matrix.to_rich(matrix.board(lines), title, width)
+
+
+def _matrix_md(lines: Sequence[Any], title: str, source: str) -> str:
+    from pe_bench.report import matrix
+
+    return matrix.to_markdown(matrix.board(lines), title, source)
 
 
 def _comparisons_note(store: str, rows: Sequence[TrialRow], run: str | None) -> str:

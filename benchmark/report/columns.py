@@ -241,7 +241,10 @@ SORTABLE = tuple(c.key for c in COLUMNS if c.sort is not None and not c.identity
 
 
 def pick(names: str, option: str = "--columns") -> tuple[Column, ...]:
-    """Columns by key, comma-separated; an unknown name is a one-line error with a hint."""
+    """Columns by key, comma-separated (`all`: every column a line has); an unknown name is a
+    one-line error with a hint."""
+    if names.strip() == "all":
+        return COLUMNS
     chosen = []
     for name in (n.strip() for n in names.split(",")):
         if name not in BY_KEY:

@@ -266,10 +266,17 @@ def to_rich(lines: Sequence[Line], title: str, columns: Sequence[Column] | None 
     if not columns:
         caption += "; more columns: --columns (pe-bench leaderboard --list-columns)"
     title = " · ".join([title, *(f"{c.header} {value}" for c, value in lifted)])
+    whole = _keep_whole(lines, shown, width)
+    if not any(whole):  # too many columns to fit even folded: stacked tables, no cell broken
+        from pe_bench.report import text_table
+
+        keys = next((i for i, c in enumerate(shown) if not c.identity), len(shown))
+        return text_table.rich(title, [c.header for c in shown], [[c.cell(ln) for c in shown] for ln in lines],
+                               caption, width, keys=keys, lift=False)
     table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, padding=(0, 0, 0, GAP - 1), caption_justify="left")
-    for c, whole in zip(shown, _keep_whole(lines, shown, width), strict=True):
-        table.add_column(c.header, justify="right" if c.numeric else "left", overflow="fold", no_wrap=whole)
+    for c, keep in zip(shown, whole, strict=True):
+        table.add_column(c.header, justify="right" if c.numeric else "left", overflow="fold", no_wrap=keep)
     for ln in lines:
         table.add_row(*(c.cell(ln) for c in shown))
     return table

@@ -61,22 +61,22 @@ def _chunks(widths: Sequence[int], keys: int, width: int) -> list[list[int]]:
 
 
 def rich(title: str, headers: Sequence[str], cells: Cells, note: str, width: int = 120,
-         keys: int = 0) -> Any:
+         keys: int = 0, lift: bool = True) -> Any:
     """Rich tables `width` columns wide in which no cell is ever wrapped or cut: columns holding
-    one value go into the title, and a table still too wide is split into stacked tables that
-    each repeat the first `keys` remaining columns (the row's identity)."""
+    one value go into the title (unless not `lift`), and a table still too wide is split into
+    stacked tables that each repeat the first `keys` remaining columns (the row's identity)."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
 
-    keep, lifted = _lifted(headers, cells)
+    keep, lifted = _lifted(headers, cells) if lift else (list(range(len(headers))), [])
     widths = [max([len(headers[i]), *(len(row[i]) for row in cells)]) for i in keep]
     title = " · ".join([title, *lifted])
     groups = _chunks(widths, sum(i < keys for i in keep), width)
     tables = []
     for n, group in enumerate(groups):
         last = n == len(groups) - 1
-        table = Table(title=title if n == 0 else None, caption=note if last else None, box=box.SIMPLE_HEAD,
+        table = Table(title=(title or None) if n == 0 else None, caption=(note or None) if last else None, box=box.SIMPLE_HEAD,
                       show_edge=False, pad_edge=False, padding=(0, 0, 0, GAP - 1), caption_justify="left")
         for j in group:
             table.add_column(headers[keep[j]], no_wrap=True, min_width=widths[j])

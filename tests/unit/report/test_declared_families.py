@@ -100,7 +100,8 @@ def test_the_board_reads_the_recorded_families_and_says_where_they_come_from(
     lines = from_store(tmp_path, "a")
     assert _delta(lines, "a").verdict == "exploratory"  # attack vs twin: not declared by this suite
     assert _delta(lines, "a", "dedup", "delta_asr_defense").family == "defenses"
-    assert main(["leaderboard", "--store", str(tmp_path), "--suite", "a", "--format", "md"]) == 0
+    assert main(["leaderboard", "--store", str(tmp_path), "--suite", "a", "--format", "md",
+                 "--columns", "all"]) == 0
     md = capsys.readouterr().out
     assert "comparisons: declared families (defenses), recorded after 12 result rows existed" in md
     assert " expl." in md

@@ -198,7 +198,10 @@ def test_the_cli_uses_the_terminal_width(store: Path, capsys: pytest.CaptureFixt
     assert main(["leaderboard", "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "…" not in out and max(len(t) for t in out.splitlines()) <= WIDTH
-    assert "ΔASR [95% CI]" in out and "--list-columns" in out
+    assert "ΔASR vs clean twin" in out and "--columns all" in out  # the default: the matrix board
+    assert main(["leaderboard", "--store", str(store), "--columns", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "ΔASR [95% CI]" in out and "poison AUROC" in out
 
 
 def test_defense_columns_only_when_a_line_has_a_defense(lines: list[Line]) -> None:

@@ -1,0 +1,86 @@
+"""The default board a reader gets: per setup an attack × defense matrix of the effect with the
+verdict marks its lines already carry, then small tables; at most 12 columns per table, a legend
+of at most five lines, nothing broken or cut at 120 columns, nothing recomputed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pe_bench.cli import main
+from pe_bench.report import matrix
+from pe_bench.report.leaderboard import aggregate, from_store
+from pe_bench.store.results import append, latest_ok, scan
+from tests.rows import backdoor_row, make_store
+
+WIDTH = 120
+
+
+def _backdoor_store(store: Path, rates: int = 1, seeds: int = 6) -> Path:
+    """Backdoors at `rates` poison rates (one matrix column each), undefended and under a filter
+    that removes the effect, and a detector (changes no encoder)."""
+    for r in range(rates):
+        params = {"poison_rate": round(0.01 * (r + 1), 2), "target_class": 0}
+        for seed in range(seeds):
+            hits = 40 + seed
+            append(store, backdoor_row(seed, hits=hits, hits_clean=5, attack_params=params))
+            append(store, backdoor_row(seed, hits=5, hits_clean=5, attack_params=params,
+                                       defense=("dedup", {}), hooks="sanitize", undefended=hits))
+            append(store, backdoor_row(seed, hits=hits, hits_clean=5, attack_params=params,
+                                       defense=("decree", {}), hooks="score_encoder", undefended=hits))
+    return store
+
+
+def _render(tables: list[matrix.Table]) -> str:
+    console = Console(width=WIDTH, file=io.StringIO(), record=True)
+    console.print(matrix.to_rich(tables, "board", WIDTH))
+    return console.export_text()
+
+
+def test_the_matrix_marks_read_the_lines_verdicts(tmp_path: Path) -> None:
+    lines = from_store(_backdoor_store(tmp_path))
+    (table,) = matrix.effect_matrices(lines)
+    assert table.headers == ("defense", "ssl-backdoor")
+    cells = {row[0]: row[1] for row in table.rows}
+    undefended = next(ln for ln in lines if ln.defense == "none" and ln.attack != "none")
+    assert cells["none"] == f"{undefended.intervals['delta_asr'].mean:+.2f} ✓"  # attack-effect: supported
+    assert cells["dedup"].endswith(" ✓")  # defense-effect: removed it, supported
+    assert cells["decree"].endswith(" =")  # a detector: no test
+    exploratory = matrix.effect_matrices(aggregate(latest_ok(scan(tmp_path)), families=lambda _: ()))
+    assert all(row[1].endswith(" ?") or row[1].endswith(" =") for row in exploratory[0].rows)
+
+
+def test_every_table_has_at_most_twelve_columns_and_a_wide_matrix_splits(tmp_path: Path) -> None:
+    lines = from_store(_backdoor_store(tmp_path, rates=14, seeds=2))
+    tables = matrix.board(lines)
+    assert all(len(t.headers) <= matrix.MAX_COLUMNS for t in tables)
+    effects = [t for t in tables if "ΔASR vs clean twin" in t.title]
+    assert len(effects) == 2 and "(1/2)" in effects[0].title
+    assert sum(len(t.headers) - 1 for t in effects) == 14  # every attack setting once
+    assert all(row[1].endswith("(2)") for row in effects[0].rows)  # 2 seeds: marked as too few
+
+
+def test_the_board_fits_120_columns_with_a_short_legend(tmp_path: Path) -> None:
+    make_store(tmp_path / "a")
+    text = _render(matrix.board(from_store(tmp_path / "a")))
+    assert "…" not in text and max(len(t) for t in text.splitlines()) <= WIDTH
+    assert len(matrix.LEGEND) <= 5 and all(len(line) < WIDTH for line in matrix.LEGEND)
+    assert "docs/metrics.md" in matrix.LEGEND[-1]
+
+
+def test_the_markdown_board_is_the_default_and_the_detail_is_one_flag_away(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _backdoor_store(tmp_path)
+    assert main(["leaderboard", "--store", str(store), "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    tables = [ln for ln in md.splitlines() if ln.startswith("|---")]
+    assert tables and all(ln.count("---|") <= matrix.MAX_COLUMNS for ln in tables)
+    assert "## digits · simclr · backdoor: ΔASR vs clean twin" in md
+    assert "## digits · simclr · backdoor: detection" not in md  # no line has a detection number
+    assert md.rstrip().endswith(matrix.LEGEND[-1])
+    assert main(["leaderboard", "--store", str(store), "--format", "md", "--columns", "all"]) == 0
+    wide = capsys.readouterr().out
+    assert "p ΔASR" in wide and "poison AUROC" in wide
