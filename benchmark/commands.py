@@ -92,65 +92,34 @@ def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, li
 
 def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, out: str | None,
                       sort: str | None = None, columns: str | None = None, versus: str | None = None) -> int:
-    """The leaderboard of a store, from one read of it: the lines, the Markdown board's source
-    line and the note on mixed plugin versions all come from the same rows."""
+    """The leaderboard of a store: its board (pe_bench.report.board, one read of the store) as the
+    matrix (the default), a line table (`columns`, `sort`, `versus`) or CSV."""
+    from pe_bench.report import matrix
+    from pe_bench.report.board import load
     from pe_bench.report.columns import pick
-    from pe_bench.report.leaderboard import aggregate, sort_lines, store_families, to_csv, to_markdown, to_rich
-    from pe_bench.store.results import failed_trials, latest_ok, no_ok_rows, scan, source_note
+    from pe_bench.report.leaderboard import to_csv, to_markdown, to_rich
+    from pe_bench.store.results import no_ok_rows
 
     chosen = pick(columns) if columns else None
-    table = scan(Path(store), suite, run)
-    rows = latest_ok(table)
-    lines = aggregate(rows, failed_trials(table), versus, store_families(store), run is not None)
-    comparisons = _comparisons_note(store, rows, run)
-    if versus and not any(ln.attack == versus for ln in lines):
-        raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {store!r}")
-    if sort:
-        lines = sort_lines(lines, sort)
-    title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
-             + (f", other = {versus}" if versus else ""))
-    if not lines:
-        raise no_ok_rows(store, suite)
-    matrix = fmt != "csv" and not (chosen or sort or versus)  # the default board: pe_bench.report.matrix
+    board = load(store, suite, run, versus, sort)
+    lines = list(board.lines)
+    as_matrix = fmt != "csv" and not (chosen or sort or versus)
     if fmt == "terminal":
         console = _console()
-        console.print(_matrix_rich(lines, title, console.width) if matrix
-                      else to_rich(lines, title, chosen, console.width))
-        _note_mixed_versions(rows)
-        print(f"pe-bench: {comparisons}", file=sys.stderr)
+        console.print(matrix.to_rich(matrix.board(lines), board.title, console.width) if as_matrix
+                      else to_rich(lines, board.title, chosen, console.width))
+        if board.mixed:
+            print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
+        print(f"pe-bench: {board.comparisons}", file=sys.stderr)
         return 0
     if fmt == "md":
-        if not rows:  # lines of trials that only failed: no run to name
+        if not board.rows:  # lines of trials that only failed: no run to name
             raise no_ok_rows(store, suite)
-        source = f"{source_note(rows)}\n\n{comparisons}"
-        text = _matrix_md(lines, title, source) if matrix else to_markdown(lines, title, chosen, source)
+        text = (matrix.to_markdown(matrix.board(lines), board.title, board.source()) if as_matrix
+                else to_markdown(lines, board.title, chosen, board.source()))
     else:
         text = to_csv(lines, chosen)
     return _emit(text, out)
-
-
-def _matrix_rich(lines: Sequence[Any], title: str, width: int) -> Any:
-    from pe_bench.report import matrix
-
-    return matrix.to_rich(matrix.board(lines), title, width)
-
-
-def _matrix_md(lines: Sequence[Any], title: str, source: str) -> str:
-    from pe_bench.report import matrix
-
-    return matrix.to_markdown(matrix.board(lines), title, source)
-
-
-def _comparisons_note(store: str, rows: Sequence[TrialRow], run: str | None) -> str:
-    """Where the board's families come from, per suite (one run alone: exploratory only)."""
-    from pe_bench.store import declarations
-
-    if run is not None:
-        return "comparisons: one run of a suite is a partial board: every p is unadjusted and exploratory"
-    suites = sorted({r.suite for r in rows})
-    parts = [declarations.read(store, s).note() for s in suites]
-    return "; ".join(f"{s}: {p}" for s, p in zip(suites, parts, strict=True)) if len(suites) > 1 else (
-        parts[0] if parts else "comparisons: none")
 
 
 def print_trial_table(args: argparse.Namespace) -> int:
@@ -187,16 +156,6 @@ def print_trial_table(args: argparse.Namespace) -> int:
     source = source_note(rows, f"pe-bench leaderboard {option} --format md")
     text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)
     return _emit(text, args.out)
-
-
-def _note_mixed_versions(rows: Sequence[TrialRow]) -> None:
-    """Say so when the board's rows come from several versions of one plugin (the Markdown
-    board says it in its source line)."""
-    from pe_bench.store.versions import mixed
-
-    found = mixed(r.plugin_versions for r in rows)
-    if found:
-        print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(found)}", file=sys.stderr)
 
 
 def _emit(text: str, out: str | None) -> int:

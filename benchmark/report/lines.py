@@ -112,6 +112,7 @@ class Line:
     triggered_hits_clean: int = 0  # likewise on the clean twins
     pooled: dict[str, Any] = dataclasses.field(default_factory=dict)  # `pooled` columns' values
     suites: tuple[str, ...] = ()  # the suites its rows come from (its declared families: one suite's)
+    cell_key: str = ""  # the cell its rows share (every setting but the seed)
 
     @property
     def published(self) -> bool:

@@ -62,6 +62,13 @@ def _view(lines: Sequence[Line]) -> Line | None:
     return pooled[0] if pooled else lines[0] if len(lines) == 1 else None
 
 
+def _by_cell(lines: Sequence[Line]) -> dict[str, list[Line]]:
+    out: dict[str, list[Line]] = {}
+    for ln in lines:
+        out.setdefault(ln.cell_key, []).append(ln)
+    return out
+
+
 Setting = tuple[str, str]  # a plugin's name and its params as JSON
 
 
@@ -109,16 +116,19 @@ def _setting(row: TrialRow, rows: Sequence[TrialRow]) -> str:
     return "no defense" if row.defense == "none" else _named((row.defense, row.defense_params), defenses)
 
 
-def points(rows: Sequence[TrialRow]) -> tuple[list[Point], list[str]]:
-    """Plottable points of latest-ok store rows, and a note for each attacked cell left out."""
+def points(rows: Sequence[TrialRow], lines: Sequence[Line] | None = None) -> tuple[list[Point], list[str]]:
+    """Plottable points of latest-ok store rows, read from the board's `lines` of those rows
+    (built here when not given: nothing is aggregated twice), and a note for each attacked cell
+    left out."""
     cells: dict[str, list[TrialRow]] = {}
     for row in rows:
         if row.attack != "none":
             cells.setdefault(row.cell_key, []).append(row)
     parts, out, skipped = _group_parts(cells), [], []
     groups = {key: _label(part) for key, part in parts.items()}
+    board = _by_cell(aggregate(rows) if lines is None else lines)
     for key, members in cells.items():
-        first, line = members[0], _view(aggregate(members))
+        first, line = members[0], _view(board.get(key, []))
         pa, asr = (None, None) if line is None else (line.stats.get("pa"), line.stats.get("asr"))
         if line is None or pa is None or asr is None:
             found = {"pa": pa, "asr": asr}
@@ -193,10 +203,17 @@ def save(fig: Figure, prefix: str | Path) -> list[Path]:
 def plot_store(store: str | Path, out: str | Path, suite: str | None = None,
                run: str | None = None) -> tuple[list[Path], list[Point]]:
     """Figure of the store's latest ok rows (one suite / run when given); notes go to stderr."""
-    from pe_bench.store.results import ok_rows
+    from pe_bench.report.leaderboard import store_families
+    from pe_bench.store.results import failed_trials, latest_ok, scan
 
-    rows = ok_rows(store, suite, run)
-    pts, skipped = points(rows)
+    table = scan(Path(store), suite, run)
+    rows = latest_ok(table)
+    if not rows:
+        from pe_bench.store.results import no_ok_rows
+
+        raise no_ok_rows(store, suite)
+    lines = aggregate(rows, failed_trials(table), families=store_families(store), partial=run is not None)
+    pts, skipped = points(rows, lines)
     for note in skipped:
         print(f"pe-bench plot: skipped {note}", file=sys.stderr)
     name = suite or ", ".join(sorted({r.suite for r in rows}))

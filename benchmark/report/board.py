@@ -1,0 +1,69 @@
+"""The board: built once, from one read of the store, and what every view renders.
+
+A `Board` holds the typed lines (each cell's estimate, interval, raw and adjusted p, family and
+verdict, seeds, distinct targets, failed trials: pe_bench.report.lines.Line) and what the board
+says about where they come from (runs and commits, the comparison families, plugins at several
+versions). The terminal, Markdown and CSV boards, the matrix (pe_bench.report.matrix), the figure
+and the published site render from it; none aggregates rows or computes a statistic itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pe_bench.errors import PeBenchError
+from pe_bench.report.leaderboard import aggregate, sort_lines, store_families
+from pe_bench.report.lines import Line
+from pe_bench.store import declarations, versions
+from pe_bench.store.schema import TrialRow
+
+
+@dataclass(frozen=True)
+class Board:
+    """A store's board (one suite / run when given)."""
+
+    title: str
+    lines: tuple[Line, ...]
+    rows: tuple[TrialRow, ...]  # the latest ok row per trial: what the lines aggregate
+    comparisons: str  # where the families its verdicts are corrected over come from
+    mixed: tuple[str, ...]  # plugins its rows record at several versions
+
+    def source(self, command: str = "pe-bench leaderboard --format md") -> str:
+        """Which runs and commits it comes from, then the comparisons note (Markdown's head)."""
+        from pe_bench.store.results import source_note
+
+        return f"{source_note(self.rows, command)}\n\n{self.comparisons}"
+
+
+def comparisons_note(store: str | Path, rows: Sequence[TrialRow], run: str | None) -> str:
+    """Where the board's families come from, per suite (one run alone: exploratory only)."""
+    if run is not None:
+        return "comparisons: one run of a suite is a partial board: every p is unadjusted and exploratory"
+    suites = sorted({r.suite for r in rows})
+    parts = [declarations.read(store, s).note() for s in suites]
+    if len(suites) == 1:
+        return parts[0]
+    return "; ".join(f"{s}: {p}" for s, p in zip(suites, parts, strict=True)) or "comparisons: none"
+
+
+def load(store: str | Path, suite: str | None = None, run: str | None = None, versus: str | None = None,
+         sort: str | None = None) -> Board:
+    """Read the store once and build its board: lines corrected within each suite's recorded
+    families (pe_bench.store.declarations), `versus` columns, ordered by `sort` if given."""
+    from pe_bench.store.results import failed_trials, latest_ok, no_ok_rows, scan
+
+    table = scan(Path(store), suite, run)
+    rows = latest_ok(table)
+    lines = aggregate(rows, failed_trials(table), versus, store_families(store), run is not None)
+    if not lines:
+        raise no_ok_rows(store, suite)
+    if versus and not any(ln.attack == versus for ln in lines):
+        raise PeBenchError(f"--versus: no lines of attack {versus!r} in store {str(store)!r}")
+    if sort:
+        lines = sort_lines(lines, sort)
+    title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
+             + (f", other = {versus}" if versus else ""))
+    return Board(title, tuple(lines), tuple(rows), comparisons_note(store, rows, run),
+                 tuple(versions.mixed(r.plugin_versions for r in rows)))
