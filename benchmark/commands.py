@@ -103,7 +103,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
     chosen = pick(columns) if columns else None
     board = load(store, suite, run, versus, sort)
     lines = list(board.lines)
-    as_matrix = fmt != "csv" and not (chosen or sort or versus)
+    as_matrix = fmt != "csv" and not (chosen or sort)
     if fmt == "terminal":
         console = _console()
         console.print(matrix.to_rich(matrix.board(lines), board.title, console.width) if as_matrix

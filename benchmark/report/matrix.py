@@ -1,5 +1,5 @@
 """The default board: per setup (dataset, encoder, task, attack family) an attack × defense matrix
-of the effect, then small tables for ASR and utility, detection and cost.
+of the effect, then small tables for the effect's intervals and tests, utility, detection and cost.
 
 Built from the board's lines (pe_bench.report.leaderboard.aggregate): nothing here computes a
 statistic; every mark reads the verdict its line's interval already carries (pe_bench.report.stats:
@@ -136,10 +136,29 @@ def _stat(key: str) -> Callable[[Line], str]:
     return column.cell
 
 
+def _p(key: str) -> Callable[[Line], str]:
+    column = BY_KEY[f"p_{key}"]
+    return column.cell
+
+
+def _defended(cell: Callable[[Line], str]) -> Callable[[Line], str]:
+    return lambda ln: cell(ln) if ln.defense != "none" else "-"
+
+
+EFFECT: tuple[tuple[str, Callable[[Line], str]], ...] = (
+    ("seeds", BY_KEY["seeds"].cell), ("hits", BY_KEY["hits"].cell), ("clean hits", BY_KEY["clean_hits"].cell),
+    ("ΔASR [95% CI]", lambda ln: _ci(ln, "delta_asr")), ("p", _p("delta_asr")),
+    ("ΔASR vs none [95% CI]", _defended(lambda ln: _ci(ln, "delta_asr_defense"))),
+    ("p vs none", _defended(_p("delta_asr_defense"))),
+    ("Δp(target) [95% CI]", lambda ln: _ci(ln, "delta_p")),
+)
+VERSUS: tuple[tuple[str, Callable[[Line], str]], ...] = (  # with --versus: vs the other attack
+    ("ΔASR vs other [95% CI]", lambda ln: _ci(ln, "delta_asr_versus")), ("p vs other", _p("delta_asr_versus")),
+)
 UTILITY: tuple[tuple[str, Callable[[Line], str]], ...] = (
-    ("seeds", BY_KEY["seeds"].cell), ("ASR", _stat("asr")), ("clean ASR", _stat("baseline_asr")),
     ("CA", _stat("ca")), ("PA", _stat("pa")), ("ΔPA [95% CI]", lambda ln: _ci(ln, "delta_pa")),
-    ("ΔPA vs none [95% CI]", lambda ln: _ci(ln, "delta_pa_defense") if ln.defense != "none" else "-"),
+    ("p", _p("delta_pa")), ("ΔPA vs none [95% CI]", _defended(lambda ln: _ci(ln, "delta_pa_defense"))),
+    ("p vs none", _defended(_p("delta_pa_defense"))),
 )
 DETECTION: tuple[tuple[str, Callable[[Line], str]], ...] = tuple(
     (BY_KEY[k].header, BY_KEY[k].cell) for k in (
@@ -168,13 +187,18 @@ def _small(lines: Sequence[Line], name: str, columns: tuple[tuple[str, Callable[
 
 
 def board(lines: Sequence[Line]) -> list[Table]:
-    """Every table of the default board, in order: the effect matrices, then ASR and utility,
-    detection and cost (each only where some line has a value)."""
+    """Every table of the default board, in order: the effect matrices, then the effect's
+    intervals and p-values, utility, detection and cost (each only where some line has a value)."""
     defended = lambda ln: ln.defense != "none"  # noqa: E731
-    return [*effect_matrices(lines),
-            *_small(lines, "ASR and utility", UTILITY, lambda _: True),
-            *_small(lines, "detection", DETECTION, defended),
-            *_small(lines, "cost", COST, defended)]
+    effect = EFFECT + (VERSUS if any(ln.versus for ln in lines) else ())
+    out: list[Table] = []
+    for members in _groups(lines).values():  # one setup at a time
+        out += [*effect_matrices(members),
+                *_small(members, "effect", effect, lambda ln: ln.attack != "none"),
+                *_small(members, "utility", UTILITY, lambda _: True),
+                *_small(members, "detection", DETECTION, defended),
+                *_small(members, "cost", COST, defended)]
+    return out
 
 
 def to_markdown(tables: Sequence[Table], title: str, source: str = "") -> str:
