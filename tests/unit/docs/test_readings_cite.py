@@ -1,0 +1,95 @@
+"""Readings that cannot over-claim: every sentence of docs/results/README.md (and the README's demo
+summary) that says an effect is supported, absent or separated cites a declared comparison, and
+each citation says what the generated board says.
+
+A citation names a matrix cell of a generated table and the mark the board gives it:
+`[quick.md: digits · simclr/small-cnn · targeted | none | poisoned-encoder | ns]` = in quick.md,
+the matrix headed `## digits · simclr/small-cnn · targeted: ΔASR vs clean twin`, row `none`,
+column `poisoned-encoder`, mark `ns` (✓ supported, ns not supported, ? exploratory, = no test).
+Tables generated before the matrix board (the calibrations, whose 3 seeds can support nothing)
+are not matrix boards: their readings make no verdict claim, and a claim there fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = ROOT / "docs" / "results"
+CITATION = re.compile(r"\[([\w-]+\.md): ([^|\]]+?) \| ([^|\]]+?) \| ([^|\]]+?) \| (✓|ns|\?|=)\]")
+CLAIM = re.compile(r"\b(supported|no (measurable )?effect|not told apart|told apart|separat\w*|"
+                   r"remov(?:es|ed) (?:it|the effect|an effect)|absent)\b", re.I)
+MARKS = {"✓", "ns", "?", "="}
+
+
+def _readings() -> list[tuple[str, str]]:
+    """(where, text) of each published reading: docs/results/README.md's sections of tables not
+    withdrawn, and the README's demo summary."""
+    text = (RESULTS / "README.md").read_text(encoding="utf-8")
+    parts = [p for p in re.split(r"^## ", text, flags=re.M)[1:]
+             if re.match(r"[\w-]+\.md", p) and "(withdrawn" not in p.split("\n", 1)[0]]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    demo = readme[readme.index("### What the demo shows"):readme.index("## Everyday commands")]
+    return [(p.split(":", 1)[0], p) for p in parts] + [("README.md demo summary", demo)]
+
+
+def _sentences(text: str) -> list[str]:
+    flat = re.sub(r"\s+", " ", text)
+    return [s for s in re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.;])\s+(?=[A-Z`(*\[-])|\s+-\s+", flat) if s.strip()]
+
+
+def _cell(table: str, setup: str, defense: str, attack: str) -> str:
+    """The mark of a matrix cell of a generated table (AssertionError naming what is missing)."""
+    text = (RESULTS / table).read_text(encoding="utf-8")
+    heads = [m for m in re.finditer(rf"^## {re.escape(setup)}: ΔASR vs clean twin.*$", text, re.M)]
+    assert heads, f"{table} has no matrix for {setup!r}"
+    for head in heads:
+        rows = [ln for ln in text[head.end():].split("\n\n", 2)[1].splitlines() if ln.startswith("|")]
+        header = [c.strip() for c in rows[0].strip("|").split("|")]
+        for row in rows[2:]:
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            if cells[0] == defense and attack in header:
+                value = cells[header.index(attack)]
+                found = [m for m in MARKS if value.split(" (")[0].endswith(" " + m)]
+                return found[0] if found else ""
+    raise AssertionError(f"{table}: no cell {defense!r} × {attack!r} under {setup!r}")
+
+
+def _citations() -> list[tuple[str, tuple[str, ...]]]:
+    return [(where, m.groups()) for where, text in _readings() for m in CITATION.finditer(text)]
+
+
+def test_the_readings_cite_at_all() -> None:
+    assert _citations(), "no reading cites the board"
+
+
+@pytest.mark.parametrize(("where", "cited"), _citations(), ids=lambda v: v if isinstance(v, str) else "|".join(v))
+def test_a_citation_says_what_the_board_says(where: str, cited: tuple[str, ...]) -> None:
+    table, setup, defense, attack, mark = cited
+    assert (RESULTS / table).is_file(), f"{where} cites {table}, which docs/results lacks"
+    assert _cell(table, setup, defense, attack) == mark, f"{where}: the board does not mark {cited} {mark!r}"
+
+
+def test_every_claim_cites_a_declared_comparison() -> None:
+    bare = [f"{where}: {s[:120]}" for where, text in _readings() for s in _sentences(text)
+            if CLAIM.search(s) and not CITATION.search(s)]
+    assert not bare, "claims without a citation of the board:\n" + "\n".join(bare)
+
+
+def test_a_claim_of_support_cites_a_supported_cell() -> None:
+    """`supported` is said only of a ✓ cell; an exploratory cell is never called supported."""
+    for where, text in _readings():
+        for s in _sentences(text):
+            marks = [m.group(5) for m in CITATION.finditer(s)]
+            if re.search(r"\bis supported\b", s):
+                assert "✓" in marks, f"{where}: {s[:120]}"
+
+
+def test_the_checker_sees_an_uncited_claim_and_a_wrong_mark() -> None:
+    claim = "PoisonedEncoder is supported on digits."
+    assert CLAIM.search(claim) and not CITATION.search(claim)
+    table, setup, defense, attack, mark = _citations()[0][1]
+    assert all(_cell(table, setup, defense, attack) != m for m in MARKS - {mark})
