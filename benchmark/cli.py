@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("suite")
     _add_overrides(val)
     val.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")
+    val.add_argument("--budgets", action="store_true",
+                     help="craft each attack setting's poisons once (loads the data, imports torch) and "
+                          "name those that repeat images because the attacker's data cannot supply them")
     _add_run(sub.add_parser("run", help="run a suite (through Ray Tune, or --in-process)"))
     _results_commands(sub)
     return p
@@ -65,7 +68,8 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     plot.add_argument("--suite", help="only this suite")
     plot.add_argument("--run", help="only this run id")
     plot.add_argument("--out", required=True, metavar="PREFIX", help="output path without extension")
-    pub = sub.add_parser("publish", help="leaderboard md/csv/parquet and a self-contained index.html")
+    pub = sub.add_parser("publish", help="leaderboard md/csv/parquet and an offline static site "
+                         "(index.html, a page per suite)")
     pub.add_argument("--store", default="results")
     pub.add_argument("--out", required=True, help="output directory")
     pub.add_argument("--suite", help="only this suite (default: every suite in the store)")
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return cmd_list(args.kind, args.applicability, args.params)
         if args.command == "validate":
-            return cmd_validate(args.suite, args.overrides, args.data_dir)
+            return cmd_validate(args.suite, args.overrides, args.data_dir, args.budgets)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "plot":

@@ -41,7 +41,8 @@ def cmd_list(kind: str | None, applicable: bool = False, params: str | None = No
     return 0
 
 
-def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None = None) -> int:
+def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None = None,
+                 budgets: bool = False) -> int:
     from pe_bench.api import validate_suite
 
     plan = validate_suite(path, overrides, data_dir=data_dir, check_data=True)
@@ -66,8 +67,20 @@ def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None 
     _print_cells("excluded", Counter(e.reason for e in grid.excluded), grid.excluded_cells())
     _print_cells("off-target (run, labelled)", Counter(o.reason for o in grid.off_target()),
                  grid.off_target_cells())
-    from pe_bench.config.comparisons import declared, describe
+    _print_comparisons(suite, grid)
+    for line in plan.data.report() if plan.data else ():
+        print(line)
+    if budgets and plan.data and not plan.data.skipped:
+        _print_budgets(grid.trials, plan.data.data_dir)
+    elif any(t.attack.name != "none" for t in grid.trials):
+        print("  poison budgets: --budgets crafts each attack setting once (torch, the data) and names "
+              "those that repeat images")
+    return 0
 
+
+def _print_comparisons(suite: Any, grid: Any) -> None:
+    """The suite's comparison families with how many comparisons each holds in the grid."""
+    from pe_bench.config.comparisons import declared, describe
     from pe_bench.plugins.registry import DEFENSES
 
     detectors = {d.name for d in suite.defenses  # score an encoder, change none: no vs-none test
@@ -76,9 +89,39 @@ def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None 
              for t in grid.trials}
     for line in describe(declared(suite.comparisons), bool(suite.comparisons), cells, detectors):
         print(f"  {line}")
-    for line in plan.data.report() if plan.data else ():
+
+
+def _print_budgets(trials: Sequence[Any], data_dir: Path) -> None:
+    """Each data-poisoning attack setting's poisons and distinct images at its first seed (the
+    attack crafted as a run would), naming those the attacker's data cannot supply."""
+    from pe_bench.plugins.registry import ATTACKS
+    from pe_bench.worker.supply import supply
+
+    first: dict[tuple[str, str], Any] = {}
+    for t in trials:
+        if t.attack.name != "none" and ATTACKS.get(t.attack.name).stage == "data":
+            first.setdefault((t.dataset, f"{t.attack.name}{t.attack.params}"), t)
+    if not first:
+        return
+    import json
+
+    from pe_bench.report.leaderboard import varying
+
+    labels = varying([(t.attack.name, json.dumps(t.attack.params)) for t in first.values()])
+    short = []
+    for t, label in zip(first.values(), labels, strict=True):
+        try:
+            n, distinct = supply(t, data_dir)
+        except PeBenchError as exc:  # data found but unreadable here: the run would say so too
+            print(f"  poison budgets not checked: {exc}")
+            return
+        if distinct < n:
+            short.append(f"    {t.dataset} × {label}: {n} poisons, {distinct} distinct (seed {t.seed})")
+    print(f"  poison budgets (each attack setting crafted at its first seed): {len(first)} checked, "
+          f"{len(short)} repeat images (a copying baseline by design; any other attack because the "
+          "attacker's data cannot supply its budget); rows record the distinct count")
+    for line in short:
         print(line)
-    return 0
 
 
 def _print_cells(label: str, counts: Counter[str], cells_by_reason: dict[str, list[str]]) -> None:

@@ -173,3 +173,25 @@ def backdoor_row(seed: int, hits: int, hits_clean: int, n: int = 100, suite: str
     cell = (BACKDOOR[0], BACKDOOR[1] if attack_params is None else attack_params, *defense)
     return build_row(trial(suite=suite, seed=seed, cell=cell), "run1", PROV,
                      datetime.now(UTC) - timedelta(seconds=3), metrics)
+
+
+FILTER = ("dedup", {})  # a sanitizing defense for backdoor_suite
+
+
+def backdoor_suite(store: Path, suite: str = "unit", seeds: int = 6, effect: int = 40,
+                   versions: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None) -> Path:
+    """A backdoor cell hitting `effect` of 100 triggered inputs above its clean twin at every
+    seed, and `FILTER` under it removing that effect (its undefended encoder hits as the cell);
+    `versions`: the plugin versions recorded by each seed's two rows ({seed: {kind: {name:
+    "distribution version"}}}; seeds not named record none)."""
+    import json
+
+    for seed in range(seeds):
+        rows = (backdoor_row(seed, hits=20 + effect + seed, hits_clean=20, suite=suite),
+                backdoor_row(seed, hits=20 + seed % 2, hits_clean=20, suite=suite, defense=FILTER,
+                             hooks="sanitize", undefended=20 + effect + seed))
+        for record in rows:
+            if versions and seed in versions:
+                record["plugin_versions"] = json.dumps(versions[seed], sort_keys=True)
+            append(store, record)
+    return store

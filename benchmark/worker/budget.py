@@ -30,3 +30,4 @@ def target_class_share(poisons: PoisonSet, pre: ImageArray, tasks: Sequence[Task
     classes = {t.target_class for t in poisons.targets} | {t.target_class for t in triggered}
     held = int(np.isin(pre.labels, sorted(classes)).sum())
     return poisons.size / held if classes and held else None
+

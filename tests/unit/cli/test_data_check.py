@@ -117,22 +117,30 @@ def test_run_suite_never_calls_the_engine_for_missing_data(tmp_path: Path,
 def test_validate_prints_where_each_dataset_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = placeholder_data(tmp_path / "data")
     assert main(["validate", str(REPO / "suites" / "smoke.yaml"), "--data-dir", str(data)]) == 0
-    assert capsys.readouterr().out.splitlines()[-2:] == [f"  data in {data}:",
-                                                         "    digits: built in (scikit-learn)"]
+    out = capsys.readouterr().out.splitlines()
+    start = out.index(f"  data in {data}:")
+    assert out[start + 1] == "    digits: built in (scikit-learn)"
+    assert out[start + 2].startswith("  poison budgets: --budgets crafts each attack setting once")
     assert main(["validate", str(write_suite(tmp_path)), "--data-dir", str(data)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == f"    cifar10: {data / 'cifar10'} (Parquet)"
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"    cifar10: {data / 'cifar10'} (Parquet)"  # no attack: no budget to check
 
 
 @pytest.mark.data
 def test_validate_finds_the_real_data(capsys: pytest.CaptureFixture[str]) -> None:
     if not (SHARED_DATA / "cifar10").is_dir() or not (SHARED_DATA / "gtsrb").is_dir():
         pytest.skip(f"real data not found in {SHARED_DATA}")
-    assert main(["validate", str(REPO / "suites" / "quick.yaml"), "--data-dir", str(SHARED_DATA)]) == 0
+    assert main(["validate", str(REPO / "suites" / "quick.yaml"), "--data-dir", str(SHARED_DATA),
+                 "--budgets"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.splitlines()[-4:] == [f"  data in {SHARED_DATA}:", "    digits: built in (scikit-learn)",
-                                     f"    cifar10: {SHARED_DATA / 'cifar10'} (Parquet)",
-                                     f"    gtsrb: {SHARED_DATA / 'gtsrb'} (Parquet)"]
+    lines = out.splitlines()
+    start = lines.index(f"  data in {SHARED_DATA}:")
+    assert lines[start:start + 4] == [f"  data in {SHARED_DATA}:", "    digits: built in (scikit-learn)",
+                                      f"    cifar10: {SHARED_DATA / 'cifar10'} (Parquet)",
+                                      f"    gtsrb: {SHARED_DATA / 'gtsrb'} (Parquet)"]
+    # quick.yaml's PoisonedEncoder repeats images at its budget: validate says so before the run
+    assert "    digits × poisoned-encoder: 108 poisons, 49 distinct (seed 0)" in lines
 
 
 def test_third_party_dataset_without_locate_is_not_checked(
