@@ -137,7 +137,7 @@ def _overlap(a: Family, b: Family, axes: dict[str, tuple[str, ...]]) -> bool:
                for c in cells for y in axes["defenses"])
 
 
-Cell = tuple[str, str, str, str, str]  # dataset, encoder, attack, defense names; their params
+Cell = tuple[str, str, str, str, str]  # dataset, encoder, attack, defense names; "attack params|defense params"
 
 
 def count(family: Family, cells: set[Cell], detectors: set[str] = set()) -> int:
@@ -148,10 +148,10 @@ def count(family: Family, cells: set[Cell], detectors: set[str] = set()) -> int:
         cells = {c for c in cells if c[3] not in detectors}
     if family.test != "defense-pair":
         return sum(family.covers(d, e, a, x, family.versus or "") for d, e, a, x, _ in cells)
-    by_setup: dict[tuple[str, str, str], list[str]] = {}
-    for d, e, a, x, _ in sorted(cells):
-        by_setup.setdefault((d, e, a), []).append(x)
-    return sum(family.covers_pair(*setup, p, q) for setup, names in by_setup.items()
+    by_setup: dict[tuple[str, str, str, str], list[str]] = {}
+    for d, e, a, x, params in sorted(cells):  # one setup per attack setting
+        by_setup.setdefault((d, e, a, params.split("|")[0]), []).append(x)
+    return sum(family.covers_pair(*setup[:3], p, q) for setup, names in by_setup.items()
                for i, p in enumerate(names) for q in names[i + 1:])
 
 
