@@ -20,7 +20,7 @@ BY_SEED       := attacks attacks-cifar10 attacks-zeroshot defenses-matrix defens
 # suites whose readings compare defenses with each other: NAME-pairs.md (`leaderboard --defense-pairs`)
 PAIRS         := defenses defenses-matrix defenses-matrix-clip
 
-.PHONY: install demo test leaderboard results clean
+.PHONY: install demo test leaderboard results site clean
 
 EXAMPLE := examples/pe-bench-defense-example
 
@@ -40,6 +40,10 @@ test: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/pe-bench leaderboard --store $(STORE)
+
+# the measured suites as a static site (docs/publishing.md): site/index.html, a page per suite
+site: $(STAMP)
+	$(BIN)/pe-bench publish --store $(RESULTS_STORE) --out site
 
 results: $(STAMP)
 	set -e; for s in $(MEASURED); do \
