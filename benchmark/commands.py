@@ -151,6 +151,8 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         console = _console()
         console.print(matrix.to_rich(matrix.board(lines), board.title, console.width) if as_matrix
                       else to_rich(lines, board.title, chosen, console.width))
+        if board.seeds_note:
+            console.print(board.seeds_note)
         if board.mixed:
             print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
         print(f"pe-bench: {board.comparisons}", file=sys.stderr)

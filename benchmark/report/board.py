@@ -16,6 +16,7 @@ from pathlib import Path
 from pe_bench.errors import PeBenchError
 from pe_bench.report.leaderboard import aggregate, sort_lines, store_families
 from pe_bench.report.lines import Line
+from pe_bench.report.stats import ALPHA
 from pe_bench.store import declarations, versions
 from pe_bench.store.schema import TrialRow
 
@@ -31,10 +32,26 @@ class Board:
     mixed: tuple[str, ...]  # plugins its rows record at several versions
 
     def source(self, command: str = "pe-bench leaderboard --format md") -> str:
-        """Which runs and commits it comes from, then the comparisons note (Markdown's head)."""
+        """Which runs and commits it comes from, the comparisons note and what its seeds can
+        support (Markdown's head)."""
         from pe_bench.store.results import source_note
 
-        return f"{source_note(self.rows, command)}\n\n{self.comparisons}"
+        return "\n\n".join(p for p in (source_note(self.rows, command), self.comparisons, self.seeds_note) if p)
+
+    @property
+    def seeds_note(self) -> str:
+        """What the board's seeds can support: the exact sign-flip test over n seeds cannot go
+        below p = 2/2^n (pe_bench.report.stats), before any multiplicity correction."""
+        counts = [ln.seeds for ln in self.lines if ln.attack != "none" and ln.seeds > 0]
+        if not counts:
+            return ""
+        n, most = min(counts), max(counts)
+        floor = 2 / 2 ** n
+        seeds = f"{n} seeds per line" if n == most else f"{n} to {most} seeds per line"
+        if floor >= ALPHA:
+            return (f"seeds: {seeds}; an exact test over {n} seeds cannot go below p = {floor:.3g}, so no "
+                    "comparison on this board can be supported, however large its effect")
+        return f"seeds: {seeds}; the exact test's smallest p over {n} seeds is {floor:.3g}, before Holm"
 
 
 def comparisons_note(store: str | Path, rows: Sequence[TrialRow], run: str | None) -> str:
