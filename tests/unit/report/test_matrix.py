@@ -84,3 +84,13 @@ def test_the_markdown_board_is_the_default_and_the_detail_is_one_flag_away(
     assert main(["leaderboard", "--store", str(store), "--format", "md", "--columns", "all"]) == 0
     wide = capsys.readouterr().out
     assert "p ΔASR" in wide and "poison AUROC" in wide
+
+
+def test_the_board_says_what_its_seeds_can_support(tmp_path: Path) -> None:
+    from pe_bench.report.board import load
+
+    six = load(_backdoor_store(tmp_path / "six"))
+    assert six.seeds_note == "seeds: 6 seeds per line; the exact test's smallest p over 6 seeds is 0.0312, before Holm"
+    three = load(_backdoor_store(tmp_path / "three", seeds=3))
+    assert "cannot go below p = 0.25, so no comparison on this board can be supported" in three.seeds_note
+    assert three.seeds_note in three.source()
