@@ -7,8 +7,10 @@ exists; for a clean encoder only a large one does. DECREE searches for it: a mas
 pattern p, stamped as x' = (1 - m) x + m p on clean images, optimised to maximise the mean
 pairwise cosine similarity of the embeddings of the stamped images under an L1 penalty on m
 whose weight is raised while the similarity target is met and lowered while it is not. The
-verdict reads the inverted trigger's size relative to the image, the PL1-norm ||m||_1 / (H W):
-small means backdoored.
+verdict reads the inverted trigger's size relative to the image, the PL1-norm: small means
+backdoored. Release read: github.com/GiantSeaweed/DECREE at commit 9c13b88 (9c13b88bba862aef
+bc85a1d79dbd3e8d12458a24, 2023-09-25): `main.py`, `run_decree.py`, `utils.py`, `README.md`; the
+line numbers below are `main.py`'s at that commit.
 
 Threat model: the defender has the encoder and a small set of clean unlabeled images (here
 `clean_images` of the trusted pool, counted in `clean_used`), no labels, no downstream task, no
@@ -19,31 +21,44 @@ those of the undefended encoder; its output is `encoder_score` for the attacked 
 Deviations and assumptions [ours]:
 - Score = 1 - PL1 of the smallest mask that reached the similarity target during the search
   (1 - 1 = 0 if none did), so that higher means more suspicious like every pe-bench score;
-  flagged when PL1 < `threshold`. The default 0.1 is our reading of DECREE's decision rule
-  (a trigger under a tenth of the image); we could not check the paper's exact value here.
+  flagged when PL1 < `threshold` (default 0.1). Our PL1 is the one-channel mask's share of the
+  image, sum(m) / (H W) (`pl1`). The release's mask measure is the L1 norm of the (H, W) mask
+  repeated over the 3 colour channels, clipped to [0, 1] (lines 257-261, 290), so ours is that
+  L1 divided by 3 H W, the L1 of an all-ones image. The release computes no PL1 and names no
+  detection threshold: `main.py` returns and appends to `--result_file` the raw L1 of the
+  smallest mask that met the similarity target (lines 301-306, 380-385, 404-406), and the
+  README leaves "the PL1-norm can be then easily computed from the L1-norm" to the reader. The
+  denominator and the 0.1 are therefore the paper's, which we could not check; dividing by the
+  largest clean image's L1 instead would read 2.36x higher on digits (3 H W over the L1 of the
+  brightest of scikit-learn's 8x8 digits, mean intensity 0.423).
 - Embeddings are centred on the clean images' mean embedding before the cosine similarity:
   the features of a small ReLU network are all positive and already similar without any
   trigger, which would let a clean encoder "collapse" with an empty mask.
 - Search budget: `steps` 300 Adam steps (betas (0.9, 0.999)) at `lr` 0.1 in batches of
-  `batch_size` 64, against the release's up to 1,000 epochs (4,000 steps in batches of 256,
-  `main.py`'s default; 8,000 in the 128 of `run_decree.py`'s `run`), early-stopped, with Adam
-  betas (0.5, 0.9) at lr `--lr` (1e-3 in `main.py`, 0.5 in `run_decree.py`) for the first 30
-  epochs, then 0.1, and 0.05 from epoch 50 (CIFAR-10/STL-10 encoders; 200 / 500 for
-  CLIP/ImageNet) [release at commit 9c13b88, `main.py`: `adjust_learning_rate`, `epochs =
-  1000`, `--batch_size`, `--lr`]. Kept: one step passes a batch forward and back through the
-  encoder, and suites/defenses-matrix.yaml, which runs the defaults, scores two encoders in
-  each of its decree rows; the release's step count is out of reach on 2 CPU cores.
+  `batch_size` 64, against the release's up to 1,000 epochs (line 219; 4,000 steps in batches
+  of 256, `main.py`'s default, line 389; 8,000 in the 128 of `run_decree.py`'s `run`), with
+  Adam betas (0.5, 0.9) (lines 208-209) at lr `--lr` (1e-3 in `main.py`, line 391; 0.5 in
+  `run_decree.py`) for the first 30 epochs, then 0.1, and 0.05 from epoch 50 (CIFAR-10/STL-10
+  encoders; 200 / 500 for CLIP/ImageNet; `adjust_learning_rate`, lines 29-45), early-stopped
+  once an epoch's mean cosine exceeds 0.99 and the best L1 has not improved for more than 10
+  steps (35 for CLIP/ImageNet; lines 231-238, 308-314, 374-383). Kept: one step passes a batch
+  forward and back through the encoder, and suites/defenses-matrix.yaml, which runs the
+  defaults, scores two encoders in each of its decree rows; the release's step count is out of
+  reach on 2 CPU cores.
 - Penalty schedule: x `adjust` (1.2) up or down after every step, from `mask_weight` 1e-3 on
-  the one-channel mask's sum; the release multiplies or divides its weight (init 1e-3, floor
-  1e-5) by 5 after 5 consecutive steps above or below its threshold, on the sum of the mask
-  repeated over 3 channels (3x ours for one mask), and succeeds at a mean pairwise cosine of
-  0.99 (`--thres`) of uncentred embeddings, against our 0.9 of centred ones.
+  the one-channel mask's sum; the release multiplies or divides its weight (init 1e-3, lines
+  214-217) by 5 once more than 5 consecutive steps were above or below its threshold (up only
+  below 1e5; down only while at least 1e-5, the CIFAR-10/STL-10 floor, 1e-7 for CLIP/ImageNet;
+  reset to 1e-3 after more than 10 successful steps below the floor; lines 231-238, 316-345),
+  on the sum of the mask repeated over 3 channels (3x ours for one mask), and succeeds at a
+  mean pairwise cosine above 0.99 (`--thres`, line 400; `utils.py` `compute_self_cos_sim`) of
+  uncentred embeddings, against our 0.9 of centred ones.
 - One mask shared by the colour channels as in the release; sigmoid-parameterised mask and
-  pattern (the release: tanh), random-normal initialisation (the release: uniform, `rand`),
-  at the trial's resolution.
+  pattern (the release: tanh, lines 165-166, 258-259), random-normal initialisation (the
+  release: uniform, `rand`, lines 157-161), at the trial's resolution.
 - Clean data: `clean_images` 1,000 trusted clean images (the release's 10% class-balanced
-  sample of the 10,000-image CIFAR-10 or STL-10 test set, `main.py` `sample(0.1)`; 256 before),
-  capped at the pool; a batch is drawn from them at every step.
+  sample of the 10,000-image CIFAR-10 or STL-10 test set, `main.py` `sample(0.1)`, lines
+  178-191; 256 before), capped at the pool; a batch is drawn from them at every step.
 """
 
 from __future__ import annotations
@@ -79,6 +94,13 @@ def collapse(features: Any, centre: Any) -> Any:
     return (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
 
 
+def pl1(mask: Any) -> Any:
+    """The PL1-norm of a (1, 1, H, W) mask: its share of the image, sum(m) / (H W), which is the
+    release's L1 of the mask repeated over 3 channels divided by 3 H W (see the module doc)."""
+    h, w = mask.shape[-2:]
+    return mask.sum() / (h * w)
+
+
 def invert(encoder: Any, images: np.ndarray, p: DecreeParams, seed: int) -> float:
     """The PL1-norm of the smallest mask reaching `target_similarity` (1.0 if none did)."""
     import torch
@@ -100,7 +122,7 @@ def invert(encoder: Any, images: np.ndarray, p: DecreeParams, seed: int) -> floa
         mask, pattern = torch.sigmoid(mask_raw), torch.sigmoid(pattern_raw)
         stamped = (1 - mask) * batch + mask * pattern
         similarity = collapse(encoder.features(normalize(stamped)).float(), centre)
-        size = mask.sum() / (h * w)
+        size = pl1(mask)
         loss = -similarity + weight * mask.sum()  # the L1 norm of the mask, in pixels
         opt.zero_grad()
         loss.backward()
@@ -123,10 +145,13 @@ class Decree(Defense):
     params: DecreeParams
     DEVIATIONS: ClassVar[tuple[Deviation, ...]] = (
         Deviation("score = 1 − PL1 of the smallest mask that reached the similarity target (0 if none "
-                  "did); flagged when PL1 < `threshold`, default 0.1",
-                  "higher means more suspicious, like every pe-bench score; 0.1 is our reading of "
-                  "DECREE's decision rule (a trigger under a tenth of the image), the paper's exact "
-                  "value unchecked",
+                  "did); flagged when PL1 < `threshold`, default 0.1; PL1 = the release's 3-channel "
+                  "mask L1 / 3 H W (the one-channel mask's share of the image)",
+                  "higher means more suspicious, like every pe-bench score; the release (commit "
+                  "9c13b88) computes no PL1 and names no detection threshold (`main.py` returns the "
+                  "raw mask L1, lines 380-385, 404-406; its README leaves PL1 to the reader), so the "
+                  "denominator and 0.1 are our reading of the paper, unchecked; dividing by the "
+                  "largest clean image's L1 instead reads 2.36× higher on digits",
                   "not measured: suites/defenses-matrix.yaml reads its operating point on digits, "
                   "clean twins and `duplicate`-trained encoders as negative controls; its table "
                   "(defenses-matrix.md, revision 4) is withdrawn, re-run pending (docs/results/README.md)"),
@@ -141,9 +166,9 @@ class Decree(Defense):
                   "the release's step count is out of reach on 2 CPU cores; one step passes a batch "
                   "forward and back through the encoder"),
         Deviation("penalty schedule: × `adjust` (1.2) up or down after every step, from `mask_weight` "
-                  "1e-3 on the one-channel mask's sum; the release multiplies or divides by 5 after 5 "
-                  "consecutive steps above or below its threshold, on the mask repeated over 3 "
-                  "channels",
+                  "1e-3 on the one-channel mask's sum; the release multiplies or divides by 5 once more "
+                  "than 5 consecutive steps were above or below its threshold, on the mask repeated "
+                  "over 3 channels",
                   "ours; the docstring records the release (commit 9c13b88), not why we differ"),
         Deviation("one mask shared by the colour channels, as in the release; sigmoid-parameterised "
                   "mask and pattern (the release: tanh), random-normal initialisation (the release: "
