@@ -78,7 +78,7 @@ class Family(Frozen):
         if self.test == "versus" and (versus != self.versus or attack == self.versus):
             return False
         chosen = ((self.attacks, attack), (self.defenses, defense), (self.datasets, dataset),
-                  (self.encoders, encoder.split("(")[0]))  # a line's encoder label: name(params)
+                  (self.encoders, encoder))
         return all(not names or name in names for names, name in chosen)
 
     def covers_pair(self, dataset: str, encoder: str, attack: str, first: str, second: str) -> bool:

@@ -68,7 +68,8 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
     head_a, head_b = a[seeds[0]].row, b[seeds[0]].row
     suites = tuple(sorted({x[s].row.suite for x in (a, b) for s in seeds}))
     return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa,
-                    (head_a.attack, head_a.defense, head_b.defense), suites)
+                    names=(head_a.attack, head_a.defense, head_b.defense), suites=suites,
+                    encoder_name=head_a.encoder)
 
 
 def pair_lines(rows: Sequence[TrialRow], families: Families = lambda _: DEFAULT) -> list[PairLine]:
@@ -101,7 +102,7 @@ def _corrected(lines: list[PairLine], families: Families) -> list[PairLine]:
     groups: dict[tuple[str, str], list[int]] = {}
     for i, ln in enumerate(lines):
         if len(ln.suites) == 1 and ln.d_asr is not None:
-            found = [f for f in families(ln.suites[0]) if f.covers_pair(ln.setup[0], ln.setup[1], *ln.names)]
+            found = [f for f in families(ln.suites[0]) if f.covers_pair(ln.setup[0], ln.encoder_name, *ln.names)]
             if found:
                 groups.setdefault((ln.suites[0], found[0].family), []).append(i)
     out = [replace(ln, d_asr=_exploratory(ln.d_asr), d_pa=_exploratory(ln.d_pa)) for ln in lines]

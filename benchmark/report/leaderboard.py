@@ -76,6 +76,7 @@ def _line(first: TrialRow, task: str, members: Sequence[Member], failed: int) ->
         attack_params=first.attack_params or "{}",
         label_params=first.label_params, designed_for=first.designed_for,
         suites=tuple(sorted({row.suite for row, _ in members} or {first.suite})), cell_key=first.cell_key,
+        encoder_name=first.encoder,
     )
 
 

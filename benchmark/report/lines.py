@@ -113,6 +113,7 @@ class Line:
     pooled: dict[str, Any] = dataclasses.field(default_factory=dict)  # `pooled` columns' values
     suites: tuple[str, ...] = ()  # the suites its rows come from (its declared families: one suite's)
     cell_key: str = ""  # the cell its rows share (every setting but the seed)
+    encoder_name: str = ""  # the encoder plugin's registry name (`encoder` is its board label)
 
     @property
     def published(self) -> bool:
@@ -154,4 +155,5 @@ class PairLine:
     d_asr: Interval | None
     d_pa: Interval | None
     names: tuple[str, str, str] = ("", "", "")  # attack, defense A, defense B: plugin names
+    encoder_name: str = ""  # the encoder plugin's registry name
     suites: tuple[str, ...] = ()  # the suites its rows come from

@@ -135,7 +135,7 @@ def correct(lines: Sequence[Line], families: Families = lambda _: DEFAULT, parti
             if ci is None:
                 continue
             found = [f for f in families(ln.suites[0]) if f.column == key
-                     and f.covers(ln.dataset, ln.encoder, ln.attack, ln.defense, ln.versus)]
+                     and f.covers(ln.dataset, ln.encoder_name, ln.attack, ln.defense, ln.versus)]
             if found:
                 groups.setdefault((ln.suites[0], found[0].family), []).append((i, key))
     fixed: dict[tuple[int, str], Interval | None] = {}

@@ -34,7 +34,8 @@ def test_a_pair_is_counted_once_per_attack_setting() -> None:
 
 def test_filters_narrow_a_family() -> None:
     low = Family(family="x", test="vs-none", defenses=("patchsearch",), encoders=("simclr",))
-    assert low.covers("digits", "simclr(width=8)", "corrupt-encoder", "patchsearch")  # a label's name part
+    assert low.covers("digits", "simclr", "corrupt-encoder", "patchsearch")
+    assert not low.covers("digits", "moco", "corrupt-encoder", "patchsearch")
     assert not low.covers("digits", "simclr", "corrupt-encoder", "knn-density")
     assert not low.covers("digits", "simclr", "none", "patchsearch")  # no attack: no test
     versus = Family(family="v", test="versus", versus="duplicate")

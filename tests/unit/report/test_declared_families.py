@@ -105,3 +105,12 @@ def test_the_board_reads_the_recorded_families_and_says_where_they_come_from(
     md = capsys.readouterr().out
     assert "comparisons: declared families (defenses), recorded after 12 result rows existed" in md
     assert " expl." in md
+
+
+def test_a_family_narrowed_by_encoder_reads_the_plugin_name_not_the_board_label(tmp_path: Path) -> None:
+    _suite(tmp_path, "a", effect=10)
+    rows = latest_ok(scan(tmp_path))
+    simclr = (Family(family="simclr-only", test="vs-twin", encoders=("simclr",)),)
+    moco = (Family(family="moco-only", test="vs-twin", encoders=("moco",)),)
+    assert _delta(aggregate(rows, families=lambda _: simclr), "a").family == "simclr-only"
+    assert _delta(aggregate(rows, families=lambda _: moco), "a").verdict == "exploratory"
