@@ -14,9 +14,10 @@ HEAD = ("suite", "lines", "trials", "failed trials", "seeds", "runs", "compariso
 
 def _row(report: SuiteReport, href: str) -> str:
     values = (len(report.lines), len(report.used), len(report.failed),
-              ", ".join(map(str, report.seed_values)), ", ".join(report.run_ids), report.comparisons)
+              ", ".join(map(str, report.seed_values)), ", ".join(report.run_ids))
+    note = report.comparisons.removeprefix("comparisons: ")
     return (f"<tr><td>{link(href, report.name)}</td>"
-            + "".join(f"<td>{text(v)}</td>" for v in values) + "</tr>")
+            + "".join(f"<td>{text(v)}</td>" for v in values) + f'<td class="wrap">{text(note)}</td></tr>')
 
 
 def index_page(reports: Sequence[SuiteReport], pages: Mapping[str, str]) -> str:

@@ -16,6 +16,7 @@ h3{margin:1.4rem 0 .4rem}a{color:#1a4fa0}nav{font-size:.9rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:.3rem 0}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
 th,td{padding:.25rem .55rem;border-bottom:1px solid #e4e4e4;text-align:left;white-space:nowrap}
+td.wrap{white-space:normal;min-width:22rem}
 thead th{background:#f1f2f5}
 table.heatmap th[scope=row]{background:#f7f7f7}
 table.heatmap td.cell{padding:0;border:2px solid #fff;text-align:center;min-width:7rem}
