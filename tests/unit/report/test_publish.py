@@ -77,7 +77,7 @@ def test_the_index_links_every_suite_page(site: Path) -> None:
     assert '<a href="unit.html">unit</a>' in index and f'<a href="{HOSTILE_PAGE}">' in index
     for name in BOARD_FILES:
         assert f'<a href="{name}">' in index
-    assert "comparisons: default families" in index  # the suites' notes (no declaration recorded)
+    assert "default families (attack-effect, defense-effect)" in index  # the suites' notes (no declaration recorded)
 
 
 def test_the_parquet_has_typed_columns(site: Path, lines: dict[str, list[Line]]) -> None:
