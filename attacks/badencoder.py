@@ -115,9 +115,13 @@ class BadEncoder(Attack):
                   "cal-badencoder (digits, small CNN width 8, seed 100): triggered inputs sent to the "
                   "target class 145 / 8 / 0 of 405 after 60 / 2,000 / 8,000 steps, vs 106 for the "
                   "clean twin; the loss is met (mean cosine of triggered inputs to the reference "
-                  "0.974 / 0.992 / 0.996) but the probe sends them to other classes: on this small "
-                  "network's non-negative features a high cosine does not carry the class. The "
-                  "release's 39,000 steps: not run on CPU"),
+                  "0.974 / 0.992 / 0.996) but the probe sends them to other classes. Seed 100 was "
+                  "not typical: at 2,000 steps over attacks.yaml's seeds 0-9 (perf/badencoder_cosine.py "
+                  "on the cached encoders) the probe sends 2,548 of 4,051 triggered inputs to the "
+                  "target class vs 152 for the twins, at 6 seeds nearly all and at 4 few; the raw "
+                  "cosine (0.99 at every seed, 0.90-0.96 between any two clean images) tells them "
+                  "apart no better than chance, the cosine after centring the features (0.62-0.89 vs "
+                  "about 0 for the twins) does. The release's 39,000 steps: not run on CPU"),
         Deviation("`n_references` (default 1) reference images of the attacker's target class, drawn "
                   "per seed; with several tasks the references of every task share the one trigger",
                   "the paper's default as we read it: one reference per target class"),
