@@ -119,9 +119,9 @@ class BadEncoder(Attack):
                   "not typical: at 2,000 steps over attacks.yaml's seeds 0-9 (perf/badencoder_cosine.py "
                   "on the cached encoders) the probe sends 2,548 of 4,051 triggered inputs to the "
                   "target class vs 152 for the twins, at 6 seeds nearly all and at 4 few; the raw "
-                  "cosine (0.99 at every seed, 0.90-0.96 between any two clean images) tells them "
-                  "apart no better than chance, the cosine after centring the features (0.62-0.89 vs "
-                  "about 0 for the twins) does. The release's 39,000 steps: not run on CPU"),
+                  "cosine (0.99 at every seed, 0.90-0.96 between any two clean images) does not tell "
+                  "those seeds apart, the cosine after centring the features (0.62-0.89, twins about "
+                  "0) is lowest at the four that fail. The release's 39,000 steps: not run on CPU"),
         Deviation("`n_references` (default 1) reference images of the attacker's target class, drawn "
                   "per seed; with several tasks the references of every task share the one trigger",
                   "the paper's default as we read it: one reference per target class"),
