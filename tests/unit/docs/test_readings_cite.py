@@ -37,7 +37,9 @@ def _readings() -> list[tuple[str, str]]:
 
 
 def _sentences(text: str) -> list[str]:
-    flat = re.sub(r"\s+", " ", text)
+    """The text's sentences, each withdrawn reading quoted by name ("...") left out: a retraction
+    quotes the claim it withdraws, it does not make it."""
+    flat = re.sub(r"\s+", " ", re.sub(r'"[^"]*"', '""', text))
     return [s for s in re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.;])\s+(?=[A-Z`(*\[-])|\s+-\s+", flat) if s.strip()]
 
 
@@ -91,5 +93,7 @@ def test_a_claim_of_support_cites_a_supported_cell() -> None:
 def test_the_checker_sees_an_uncited_claim_and_a_wrong_mark() -> None:
     claim = "PoisonedEncoder is supported on digits."
     assert CLAIM.search(claim) and not CITATION.search(claim)
+    assert [CLAIM.search(s) for s in _sentences(claim)] != [None]
+    assert [CLAIM.search(s) for s in _sentences(f'Withdrawn: "{claim}"')] == [None]  # quoted: retracted
     table, setup, defense, attack, mark = _citations()[0][1]
     assert all(_cell(table, setup, defense, attack) != m for m in MARKS - {mark})
