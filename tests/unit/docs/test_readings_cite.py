@@ -2,7 +2,10 @@
 summary) that says an effect is supported, absent or separated cites a declared comparison, and
 each citation says what the generated board says.
 
-A citation names a matrix cell of a generated table and the mark the board gives it:
+A citation names a matrix cell of a generated table and the mark the board gives it (a verdict
+the matrix does not show, e.g. utility, names its small table, row and column instead:
+`[defenses-matrix-clip.md: digits · clip/small-cnn · backdoor: utility | carlini-terzis | roclip |
+ΔPA vs none [95% CI] | supported]`):
 `[quick.md: digits · simclr/small-cnn · targeted | none | poisoned-encoder | ns]` = in quick.md,
 the matrix headed `## digits · simclr/small-cnn · targeted: ΔASR vs clean twin`, row `none`,
 column `poisoned-encoder`, mark `ns` (✓ supported, ns not supported, ? exploratory, = no test).
@@ -20,6 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "docs" / "results"
 CITATION = re.compile(r"\[([\w-]+\.md): ([^|\]]+?) \| ([^|\]]+?) \| ([^|\]]+?) \| (✓|ns|\?|=)\]")
+# a verdict the matrix does not show (utility): [table: setup: utility | attack | defense | column | verdict]
+TABLED = re.compile(r"\[([\w-]+\.md): ([^|\]]+?): (utility|effect) \| ([^|\]]+?) \| ([^|\]]+?) \| "
+                    r"([^|]+?) \| (supported|n\.s\.|exploratory)\]")
 CLAIM = re.compile(r"\b(supported|no (measurable )?effect|not told apart|told apart|separat\w*|"
                    r"remov(?:es|ed) (?:it|the effect|an effect)|absent)\b", re.I)
 MARKS = {"✓", "ns", "?", "="}
@@ -60,6 +66,29 @@ def _cell(table: str, setup: str, defense: str, attack: str) -> str:
     raise AssertionError(f"{table}: no cell {defense!r} × {attack!r} under {setup!r}")
 
 
+def _tabled(table: str, setup: str, kind: str, attack: str, defense: str, column: str) -> str:
+    """The verdict of an interval cell of a small table (`utility`, `effect`): its flag."""
+    text = (RESULTS / table).read_text(encoding="utf-8")
+    head = re.search(rf"^## {re.escape(setup)}: {kind}$", text, re.M)
+    assert head, f"{table} has no {kind} table for {setup!r}"
+    rows = [ln for ln in text[head.end():].split("\n\n", 2)[1].splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert column in header, f"{table}: no column {column!r} in {kind} of {setup!r}"
+    for row in rows[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if cells[:2] == [attack, defense]:
+            value = cells[header.index(column)]
+            return "n.s." if value.endswith(" n.s.") else "exploratory" if value.endswith(" expl.") else "supported"
+    raise AssertionError(f"{table}: no row {attack!r} × {defense!r} in {kind} of {setup!r}")
+
+
+def test_a_tabled_citation_says_what_the_table_says() -> None:
+    found = [m.groups() for _, text in _readings() for m in TABLED.finditer(text)]
+    assert found, "no reading cites a small table's verdict"
+    for table, setup, kind, attack, defense, column, verdict in found:
+        assert _tabled(table, setup, kind, attack, defense, column) == verdict, (table, setup, attack, defense)
+
+
 def _citations() -> list[tuple[str, tuple[str, ...]]]:
     return [(where, m.groups()) for where, text in _readings() for m in CITATION.finditer(text)]
 
@@ -77,7 +106,7 @@ def test_a_citation_says_what_the_board_says(where: str, cited: tuple[str, ...])
 
 def test_every_claim_cites_a_declared_comparison() -> None:
     bare = [f"{where}: {s[:120]}" for where, text in _readings() for s in _sentences(text)
-            if CLAIM.search(s) and not CITATION.search(s)]
+            if CLAIM.search(s) and not (CITATION.search(s) or TABLED.search(s))]
     assert not bare, "claims without a citation of the board:\n" + "\n".join(bare)
 
 
