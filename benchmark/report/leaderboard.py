@@ -31,7 +31,7 @@ from typing import Any
 from pe_bench.errors import PeBenchError
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
-from pe_bench.store.declarations import DEFAULT
+from pe_bench.store.declarations import DEFAULT, Family
 from pe_bench.report.pairing import Families, compare, correct, line_intervals, outcomes
 from pe_bench.report.stats import mean_present
 from pe_bench.store.schema import TrialRow
@@ -129,7 +129,14 @@ def store_families(store: str | Path) -> Families:
     """Each suite's families as recorded in `store` (pe_bench.store.declarations)."""
     from pe_bench.store import declarations
 
-    return lambda suite: declarations.read(store, suite).families
+    read: dict[str, tuple[Family, ...]] = {}
+
+    def families(suite: str) -> tuple[Family, ...]:
+        if suite not in read:  # once per suite: a board asks for every line and column
+            read[suite] = declarations.read(store, suite).families
+        return read[suite]
+
+    return families
 
 
 def from_store(store: str | Path, suite: str | None = None, run: str | None = None,

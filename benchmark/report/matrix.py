@@ -146,7 +146,8 @@ def _defended(cell: Callable[[Line], str]) -> Callable[[Line], str]:
 
 
 EFFECT: tuple[tuple[str, Callable[[Line], str]], ...] = (
-    ("seeds", BY_KEY["seeds"].cell), ("hits", BY_KEY["hits"].cell), ("clean hits", BY_KEY["clean_hits"].cell),
+    ("seeds", lambda ln: BY_KEY["seeds"].cell(ln) + (f" ({ln.failed} failed)" if ln.failed else "")),
+    ("hits", BY_KEY["hits"].cell), ("clean hits", BY_KEY["clean_hits"].cell),
     ("ΔASR [95% CI]", lambda ln: _ci(ln, "delta_asr")), ("p", _p("delta_asr")),
     ("ΔASR vs none [95% CI]", _defended(lambda ln: _ci(ln, "delta_asr_defense"))),
     ("p vs none", _defended(_p("delta_asr_defense"))),

@@ -94,3 +94,11 @@ def test_the_board_says_what_its_seeds_can_support(tmp_path: Path) -> None:
     three = load(_backdoor_store(tmp_path / "three", seeds=3))
     assert "cannot go below p = 0.25, so no comparison on this board can be supported" in three.seeds_note
     assert three.seeds_note in three.source()
+
+
+def test_a_cell_with_failed_trials_says_so(tmp_path: Path) -> None:
+    from tests.rows import make_store
+
+    lines = from_store(make_store(tmp_path))  # its last cell has one trial that only failed
+    rows = [row for t in matrix.board(lines) if t.title.endswith(": effect") for row in t.rows]
+    assert any("(1 failed)" in cell for row in rows for cell in row)
