@@ -248,14 +248,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.stale:
         print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins changed "
               f"version since ({'; '.join(summary.stale)})", file=sys.stderr)
-    skipped = len(plan.grid.trials) - summary.ok - summary.errors
-    print(f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done; "
-          f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s", file=sys.stderr)
+    skipped = len(plan.grid.trials) - summary.planned
+    print(run_line(summary, len(plan.grid.trials)), file=sys.stderr)
     for message in summary.error_messages:
         print(f"  error {message}", file=sys.stderr)
     if not args.no_leaderboard and summary.ok + skipped > 0:
         print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
     return 1 if summary.errors else 0
+
+
+def run_line(summary: Any, total: int) -> str:
+    """What a run did: ok, failed, already done before it, and (a run stopped part-way) not run."""
+    skipped = total - summary.planned
+    unfinished = summary.planned - summary.ok - summary.errors
+    left = f", {unfinished} not run (stopped: --resume runs them)" if unfinished > 0 else ""
+    return (f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done{left}; "
+            f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

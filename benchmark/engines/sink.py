@@ -25,6 +25,7 @@ class RunSummary:
     error_messages: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # `kind/name: old -> new` that `--resume` re-ran for
     rerun_stale: int = 0  # trials run again because a plugin they used changed version
+    planned: int = 0  # trials this run set out to run (the rest of the grid was already done)
     # wall seconds per trial_key, from the trial starting to its row arriving (under Ray: the
     # trial's own time_total_s plus Ray's share: worker start, imports, result transport)
     trial_seconds: dict[str, float] = field(default_factory=dict)
