@@ -25,10 +25,9 @@ from typing import Any
 from pe_bench.report import text_table
 from pe_bench.report.columns import pick_view
 from pe_bench.report.lines import PairLine, SeedLine
-from pe_bench.report.pairing import outcomes
+from pe_bench.report.pairing import Families, outcomes
 from pe_bench.report.per_seed import seed_lines
-from pe_bench.report.pairing import Families
-from pe_bench.report.stats import Interval, adjusted, mean_present, paired_interval, seed_interval
+from pe_bench.report.stats import Interval, in_families, mean_present, paired_interval, seed_interval
 from pe_bench.store.declarations import DEFAULT
 from pe_bench.store.schema import TrialRow
 
@@ -99,27 +98,19 @@ def pair_lines(rows: Sequence[TrialRow], families: Families = lambda _: DEFAULT)
 
 
 def _corrected(lines: list[PairLine], families: Families) -> list[PairLine]:
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, ln in enumerate(lines):
-        if len(ln.suites) == 1 and ln.d_asr is not None:
-            found = [f for f in families(ln.suites[0]) if f.covers_pair(ln.setup[0], ln.encoder_name, *ln.names)]
-            if found:
-                groups.setdefault((ln.suites[0], found[0].family), []).append(i)
-    out = [replace(ln, d_asr=_exploratory(ln.d_asr), d_pa=_exploratory(ln.d_pa)) for ln in lines]
-    for (_, family), members in groups.items():
-        tested = adjusted([_in(lines[i].d_asr, family) for i in members])
-        for i, ci in zip(members, tested, strict=True):
-            out[i] = replace(out[i], d_asr=ci)
-    return out
+    """ΔASR tested within the suite's declared defense-pair family that covers the pair (every
+    other ΔASR, and every ΔPA, exploratory)."""
+    d_asr = in_families([(ln.d_asr, _family(ln, families)) for ln in lines])
+    d_pa = in_families([(ln.d_pa, None) for ln in lines])
+    return [replace(ln, d_asr=x, d_pa=y) for ln, x, y in zip(lines, d_asr, d_pa, strict=True)]
 
 
-def _in(ci: Interval | None, family: str) -> Interval:
-    assert ci is not None  # grouped only when present
-    return replace(ci, family=family)
-
-
-def _exploratory(ci: Interval | None) -> Interval | None:
-    return None if ci is None else replace(ci, family=None, p_adjusted=None)
+def _family(line: PairLine, families: Families) -> tuple[str, str] | None:
+    if len(line.suites) != 1:
+        return None
+    found = [f.family for f in families(line.suites[0])
+             if f.covers_pair(line.setup[0], line.encoder_name, *line.names)]
+    return (line.suites[0], found[0]) if found else None
 
 
 def note(lines: Sequence[PairLine]) -> str:

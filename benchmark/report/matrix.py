@@ -98,18 +98,14 @@ def effect_matrices(lines: Sequence[Line]) -> list[Table]:
     a column per attack: attacks are few, defense settings many and long-named), split so that
     no table has more than MAX_COLUMNS columns."""
     out = []
-    for setup, members in _groups(lines).items():
-        attacked = [ln for ln in members if ln.attack != "none"]
-        if not attacked:
-            continue
-        attacks = list(dict.fromkeys(_attack_label(ln, attacked) for ln in attacked))
-        defenses = list(dict.fromkeys(_defense_label(ln) for ln in attacked))
-        cells = {(_attack_label(ln, attacked), _defense_label(ln)): ln for ln in attacked}
+    for setup, cells in cell_lines(lines).items():
+        defenses = list(dict.fromkeys(d for d, _ in cells))
+        attacks = list(dict.fromkeys(a for _, a in cells))
         step = MAX_COLUMNS - 1
         for start in range(0, len(attacks), step):
             shown = attacks[start:start + step]
             part = f" ({start // step + 1}/{-(-len(attacks) // step)})" if len(attacks) > step else ""
-            rows = tuple((d, *(effect_cell(cells.get((a, d))) for a in shown)) for d in defenses)
+            rows = tuple((d, *(effect_cell(cells.get((d, a))) for a in shown)) for d in defenses)
             out.append(Table(f"{_setup_title(setup)}: ΔASR vs clean twin{part}", ("defense", *shown), rows))
     return out
 

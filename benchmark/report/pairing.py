@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pe_bench.store.declarations import DEFAULT, Family
 from pe_bench.report.column_kinds import PairField
 from pe_bench.report.columns import COLUMNS, Column
 from pe_bench.report.lines import Line, Member, Outcome
-from pe_bench.report.stats import Cell, Interval, adjusted, paired_interval, seed_interval
+from pe_bench.report.stats import Cell, Interval, in_families, paired_interval, seed_interval
 from pe_bench.store.metrics import TargetOutcome
 
 INTERVALS = tuple(c for c in COLUMNS if c.paired or c.per_seed or c.versus)
@@ -113,11 +111,6 @@ def compare(lines: Sequence[Line], attack: str) -> list[Line]:
     return out
 
 
-def _present(ci: Interval | None) -> Interval:
-    assert ci is not None  # `correct` groups present intervals only
-    return ci
-
-
 Families = Callable[[str], tuple[Family, ...]]  # a suite's name -> its declared families
 
 
@@ -127,22 +120,16 @@ def correct(lines: Sequence[Line], families: Families = lambda _: DEFAULT, parti
     over the comparisons it covers. An interval no family covers, or on a line whose rows come
     from several suites, or on a `partial` board (one run of a suite), is exploratory: family and
     p_adjusted None."""
-    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    for i, ln in enumerate(lines):
-        if partial or len(ln.suites) != 1:
-            continue
-        for key, ci in ln.intervals.items():
-            if ci is None:
-                continue
-            found = [f for f in families(ln.suites[0]) if f.column == key
-                     and f.covers(ln.dataset, ln.encoder_name, ln.attack, ln.defense, ln.versus)]
-            if found:
-                groups.setdefault((ln.suites[0], found[0].family), []).append((i, key))
-    fixed: dict[tuple[int, str], Interval | None] = {}
-    for (_, family), members in groups.items():
-        tested = [dataclasses.replace(_present(lines[i].intervals[k]), family=family) for i, k in members]
-        for (i, k), ci in zip(members, adjusted(tested), strict=True):
-            fixed[i, k] = ci
-    return [dataclasses.replace(ln, intervals={
-        k: fixed.get((i, k), None if ci is None else dataclasses.replace(ci, family=None, p_adjusted=None))
-        for k, ci in ln.intervals.items()}) for i, ln in enumerate(lines)]
+    fixed = iter(in_families([(ci, None if ci is None else _family(ln, k, families, partial))
+                              for ln in lines for k, ci in ln.intervals.items()]))
+    return [dataclasses.replace(ln, intervals={k: next(fixed) for k in ln.intervals}) for ln in lines]
+
+
+def _family(line: Line, key: str, families: Families, partial: bool) -> tuple[str, str] | None:
+    """(suite, family) of a line's comparison `key`, or None: exploratory (no family covers it,
+    a partial board, a line of several suites' rows)."""
+    if partial or len(line.suites) != 1:
+        return None
+    found = [f.family for f in families(line.suites[0]) if f.column == key
+             and f.covers(line.dataset, line.encoder_name, line.attack, line.defense, line.versus)]
+    return (line.suites[0], found[0]) if found else None

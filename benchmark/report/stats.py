@@ -163,3 +163,22 @@ def adjusted(intervals: Sequence[Interval | None]) -> list[Interval | None]:
     """`intervals` with `p_adjusted` set by Holm over those that carry a p-value."""
     ps = holm([None if ci is None else ci.p for ci in intervals])
     return [None if ci is None else replace(ci, p_adjusted=p) for ci, p in zip(intervals, ps, strict=True)]
+
+
+def in_families(entries: Sequence[tuple[Interval | None, Hashable | None]]) -> list[Interval | None]:
+    """Each interval tested in its family (entry: the interval and its family, e.g. (suite, name);
+    None: in no family) with `p_adjusted` by Holm over the family's present intervals and
+    `family` set to the family's last part; an interval in no family is exploratory (family and
+    p_adjusted None)."""
+    out: list[Interval | None] = [None if ci is None else replace(ci, family=None, p_adjusted=None)
+                                  for ci, _ in entries]
+    members: dict[Hashable, list[int]] = {}
+    for i, (ci, family) in enumerate(entries):
+        if ci is not None and family is not None:
+            members.setdefault(family, []).append(i)
+    for family, found in members.items():
+        name = str(family[-1] if isinstance(family, tuple) else family)
+        tested = adjusted([replace(ci, family=name) for i in found if (ci := out[i]) is not None])
+        for i, ci in zip(found, tested, strict=True):
+            out[i] = ci
+    return out
