@@ -10,7 +10,7 @@ STORE  ?= results
 # every suite whose tables live in docs/results, shortest first; one store and one encoder cache
 # for all of them (settings they share train once). Resumable: re-run `make results` after an
 # interruption and finished trials are skipped.
-MEASURED      ?= quick defenses encoders multitask paper attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
+MEASURED      ?= demo demo-clip quick defenses encoders multitask paper attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 RESULTS_STORE ?= results-measured
 FIGURES       := paper defenses attacks attacks-cifar10 defenses-matrix defenses-matrix-clip
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
@@ -32,8 +32,9 @@ $(STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml
 
 install: $(STAMP)
 
+# the README demo: two small suites into one store, ending with their boards (README, What the demo shows)
 demo: $(STAMP)
-	$(BIN)/pe-bench run suites/quick.yaml --data-dir $(DATA) --store $(STORE)
+	$(BIN)/pe-bench run suites/demo.yaml suites/demo-clip.yaml --data-dir $(DATA) --store $(STORE)
 
 test: $(STAMP)
 	PE_BENCH_DATA=$(DATA) $(BIN)/python -m pytest

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pe_bench.config import evidence
+from pe_bench.config.evidence import Tested
 from pe_bench.engines.base import Engine, RunContext
 from pe_bench.engines.named import engine_named
 from pe_bench.config.grid import Grid, expand
@@ -36,16 +38,19 @@ class Plan:
     suite: Suite
     grid: Grid
     data: DataCheck | None = None  # where the grid's datasets are; None: not looked for
+    evidence: tuple[Tested, ...] = ()  # its comparisons tested at more seeds (`evidence:`)
 
 
 def validate_suite(path: str | Path, overrides: Sequence[str] = (), *, data_dir: str | Path | None = None,
                    check_data: bool = False) -> Plan:
     """Load and fully validate a suite file with its `--set` overrides (pe_bench.config.overrides),
-    and expand its grid (raises SuiteError). With `check_data`, also locate its datasets
-    (`find_data`; raises DataError for a missing one)."""
+    and expand its grid (raises SuiteError), and find which of its comparisons the suites its
+    `evidence` names test at more seeds (pe_bench.config.evidence). With `check_data`, also locate
+    its datasets (`find_data`; raises DataError for a missing one)."""
     suite = load_suite(path, overrides)
     grid = expand(suite)
-    return Plan(suite, grid, find_data(grid, data_dir) if check_data else None)
+    tested = tuple(evidence.find(path, suite, grid, strict=not overrides)) if suite.evidence else ()
+    return Plan(suite, grid, find_data(grid, data_dir) if check_data else None, tested)
 
 
 def find_data(grid: Grid, data_dir: str | Path | None = None, skip: str | None = None) -> DataCheck:

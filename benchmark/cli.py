@@ -76,7 +76,8 @@ def _results_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
-    run.add_argument("suite")
+    run.add_argument("suites", nargs="+", metavar="suite",
+                     help="suite file(s); several run in order into one store, each board at the end")
     _add_overrides(run)
     run.add_argument("--store", default="results", help="results directory (default ./results)")
     run.add_argument("--data-dir", help="datasets folder (default $PE_BENCH_DATA, then the user cache)")

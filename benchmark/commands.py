@@ -68,6 +68,10 @@ def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None 
     _print_cells("off-target (run, labelled)", Counter(o.reason for o in grid.off_target()),
                  grid.off_target_cells())
     _print_comparisons(suite, grid)
+    if suite.evidence:
+        from pe_bench.config.evidence import closing_line
+
+        print(f"  evidence: {closing_line(suite, grid, list(plan.evidence))}")
     for line in plan.data.report() if plan.data else ():
         print(line)
     if budgets and plan.data and not plan.data.skipped:
@@ -236,25 +240,39 @@ def _console() -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pe_bench.api import remote_data_note, run_suite
+    """Run one suite or several in order into one store (every file and its data checked before
+    the first trial), then each suite's board, each ending with the suites its `evidence` names."""
+    from pe_bench.api import remote_data_note, run_suite, validate_suite
+    from pe_bench.config.evidence import closing_line
 
     note = remote_data_note(args.engine, args.address)
     if note:
         print(f"pe-bench: note: {note}", file=sys.stderr)
-    plan, summary = run_suite(args.suite, store=args.store, data_dir=args.data_dir, engine=args.engine,
-                              address=args.address, resume=args.resume, run_id=args.run_id,
-                              retry_failed=args.retry_failed, cache=args.cache,
-                              overrides=args.overrides, redeclare=args.redeclare)
-    if summary.stale:
-        print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins changed "
-              f"version since ({'; '.join(summary.stale)})", file=sys.stderr)
-    skipped = len(plan.grid.trials) - summary.planned
-    print(run_line(summary, len(plan.grid.trials)), file=sys.stderr)
-    for message in summary.error_messages:
-        print(f"  error {message}", file=sys.stderr)
-    if not args.no_leaderboard and summary.ok + skipped > 0:
-        print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
-    return 1 if summary.errors else 0
+    plans = [validate_suite(path, args.overrides, data_dir=args.data_dir, check_data=note is None)
+             for path in args.suites]
+    names = [p.suite.name for p in plans]
+    if (twice := next((n for n in names if names.count(n) > 1), None)) is not None:
+        raise PeBenchError(f"run: suite {twice!r} is given twice (a store keeps one suite per name)")
+    done = []
+    for path in args.suites:
+        plan, summary = run_suite(path, store=args.store, data_dir=args.data_dir, engine=args.engine,
+                                  address=args.address, resume=args.resume, run_id=args.run_id,
+                                  retry_failed=args.retry_failed, cache=args.cache,
+                                  overrides=args.overrides, redeclare=args.redeclare)
+        if summary.stale:
+            print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins "
+                  f"changed version since ({'; '.join(summary.stale)})", file=sys.stderr)
+        print(f"{plan.suite.name}: " * (len(args.suites) > 1) + run_line(summary, len(plan.grid.trials)),
+              file=sys.stderr)
+        for message in summary.error_messages:
+            print(f"  error {message}", file=sys.stderr)
+        done.append((plan, summary))
+    for plan, summary in done if not args.no_leaderboard else ():
+        if summary.ok + len(plan.grid.trials) - summary.planned > 0:
+            print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
+            if plan.suite.evidence:
+                _console().print(closing_line(plan.suite, plan.grid, list(plan.evidence)))
+    return 1 if any(summary.errors for _, summary in done) else 0
 
 
 def run_line(summary: Any, total: int) -> str:

@@ -82,6 +82,8 @@ class Suite(Frozen):
     defenses: tuple[PluginRef, ...] = (PluginRef(name="none"),)
     exclude: tuple[ExcludeRule, ...] = ()
     comparisons: tuple[Family, ...] = ()  # pe_bench.config.comparisons; none: its DEFAULT
+    # suites (paths beside this file) testing its comparisons at more seeds: pe_bench.config.evidence
+    evidence: tuple[Annotated[str, Field(min_length=1)], ...] = ()
 
     @field_validator("datasets")
     @classmethod

@@ -1,0 +1,116 @@
+"""Where a suite's comparisons are tested at more seeds: the suites its `evidence` names.
+
+A small suite (the demo's 3 seeds) cannot support any comparison: an exact test over n seeds
+cannot go below p = 2/2^n (pe_bench.report.stats). Its `evidence:` names suites, by path
+relative to its own file, that run the same cells at more seeds and declare the same comparison
+in one of their families, so the board of the small suite can end by saying which suite tests
+what it shows. "The same cell" is the same `cell_key` (data, tasks, encoder, attack and defense
+with their params, training recipe, evaluation: everything but the seed and the suite's name);
+"the same comparison" is one declared family's test covering that cell in both suites
+(pe_bench.config.comparisons). A named suite that tests none of them at more seeds is an error:
+the pointer would mislead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pe_bench.config.comparisons import Family, declared
+from pe_bench.config.grid import Grid, expand
+from pe_bench.config.spec import TrialSpec
+from pe_bench.config.suite import Suite, load_suite
+from pe_bench.errors import PeBenchError, SuiteError
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One declared comparison of a suite: a family's test on one cell."""
+
+    test: str
+    versus: str | None
+    spec: TrialSpec  # the cell at one of its seeds
+    seeds: int
+
+    @property
+    def label(self) -> str:
+        s = self.spec
+        what = {"vs-twin": f"{s.attack.name} vs its clean twin",
+                "p-vs-twin": f"{s.attack.name}'s p(target) vs its clean twin",
+                "pa-vs-twin": f"{s.attack.name}'s PA vs its clean twin",
+                "vs-none": f"{s.defense.name} vs no defense under {s.attack.name}",
+                "pa-vs-none": f"{s.defense.name}'s PA vs no defense under {s.attack.name}",
+                "versus": f"{s.attack.name} vs {self.versus}"}[self.test]
+        return f"{what} ({s.dataset}, {s.encoder.name})"
+
+
+@dataclass(frozen=True)
+class Tested:
+    """A comparison of the small suite, tested in a named suite's family at more seeds."""
+
+    comparison: Comparison
+    suite: str  # the evidence suite's file name, as the small suite names it
+    family: str
+    seeds: int
+
+
+def comparisons(suite: Suite, grid: Grid) -> list[Comparison]:
+    """Every comparison the suite's declared families (or the defaults) hold in its grid, one
+    per cell and test (defense pairs are not matched: they compare two cells)."""
+    seeds: dict[str, set[int]] = {}
+    first: dict[str, TrialSpec] = {}
+    for t in grid.trials:
+        seeds.setdefault(t.cell_key, set()).add(t.seed)
+        first.setdefault(t.cell_key, t)
+    out = []
+    for f in declared(suite.comparisons):
+        if f.test == "defense-pair":
+            continue
+        for key, t in first.items():
+            if _covers(f, t):
+                out.append(Comparison(f.test, f.versus, t, len(seeds[key])))
+    return out
+
+
+def _covers(f: Family, t: TrialSpec) -> bool:
+    return bool(f.covers(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f.versus or ""))
+
+
+def find(path: str | Path, suite: Suite, grid: Grid, strict: bool = True) -> list[Tested]:
+    """The suite's comparisons that its `evidence` suites test at more seeds, in declaration
+    order. Raises SuiteError (key `evidence[i]`) for a named suite that cannot be read or, when
+    `strict` (the suite as written, no `--set` overrides, which may change its cells), that
+    tests none of them at more seeds."""
+    own = comparisons(suite, grid)
+    found: list[Tested] = []
+    for i, name in enumerate(suite.evidence):
+        key = f"evidence[{i}]"
+        other_path = Path(path).parent / name
+        try:
+            other = load_suite(other_path)
+            other_grid = expand(other)
+        except PeBenchError as exc:
+            raise SuiteError(str(path), key, f"cannot read {name}: {exc}") from None
+        theirs = {(c.test, c.versus, c.spec.cell_key): c for c in comparisons(other, other_grid)}
+        hits = []
+        for c in own:
+            match = theirs.get((c.test, c.versus, c.spec.cell_key))
+            if match is not None and match.seeds > c.seeds:
+                family = next(f.family for f in declared(other.comparisons) if f.test == c.test
+                              and f.versus == c.versus and _covers(f, match.spec))
+                hits.append(Tested(c, name, family, match.seeds))
+        if not hits and strict:
+            raise SuiteError(str(path), key, f"{name} tests none of this suite's declared comparisons at "
+                             "more seeds (same cell: data, encoder, attack, defense, training, evaluation)")
+        found.extend(hits)
+    return found
+
+
+def closing_line(suite: Suite, grid: Grid, tested: list[Tested]) -> str:
+    """Which named suite tests each of the suite's comparisons at more seeds, and which none does."""
+    done = [t.comparison for t in tested]
+    untested = [c.label for c in comparisons(suite, grid) if c not in done]
+    parts = [f"{t.comparison.label} in {t.suite} ({t.family}, {t.seeds} seeds)" for t in tested]
+    if untested:
+        parts.append(f"by none of the suites named ({', '.join(suite.evidence)}): {'; '.join(untested)}")
+    return "tested at more seeds: " + "; ".join(parts)
