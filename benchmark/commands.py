@@ -155,8 +155,9 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         console = _console()
         console.print(matrix.to_rich(matrix.board(lines), board.title, console.width) if as_matrix
                       else to_rich(lines, board.title, chosen, console.width))
-        if board.seeds_note:
-            console.print(board.seeds_note)
+        for note in (board.seeds_note, board.evidence):
+            if note:
+                console.print(note)
         if board.mixed:
             print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
         print(f"pe-bench: {board.comparisons}", file=sys.stderr)
@@ -241,9 +242,8 @@ def _console() -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one suite or several in order into one store (every file and its data checked before
-    the first trial), then each suite's board, each ending with the suites its `evidence` names."""
+    the first trial), then each suite's board (which ends with the suites its `evidence` names)."""
     from pe_bench.api import remote_data_note, run_suite, validate_suite
-    from pe_bench.config.evidence import closing_line
 
     note = remote_data_note(args.engine, args.address)
     if note:
@@ -270,8 +270,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for plan, summary in done if not args.no_leaderboard else ():
         if summary.ok + len(plan.grid.trials) - summary.planned > 0:
             print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
-            if plan.suite.evidence:
-                _console().print(closing_line(plan.suite, plan.grid, list(plan.evidence)))
     return 1 if any(summary.errors for _, summary in done) else 0
 
 

@@ -30,13 +30,15 @@ class Board:
     rows: tuple[TrialRow, ...]  # the latest ok row per trial: what the lines aggregate
     comparisons: str  # where the families its verdicts are corrected over come from
     mixed: tuple[str, ...]  # plugins its rows record at several versions
+    evidence: str = ""  # which suites test its comparisons at more seeds (a suite's `evidence`)
 
     def source(self, command: str = "pe-bench leaderboard --format md") -> str:
         """Which runs and commits it comes from, the comparisons note and what its seeds can
         support (Markdown's head)."""
         from pe_bench.store.results import source_note
 
-        return "\n\n".join(p for p in (source_note(self.rows, command), self.comparisons, self.seeds_note) if p)
+        return "\n\n".join(p for p in (source_note(self.rows, command), self.comparisons, self.seeds_note,
+                                        self.evidence) if p)
 
     @property
     def seeds_note(self) -> str:
@@ -83,4 +85,13 @@ def load(store: str | Path, suite: str | None = None, run: str | None = None, ve
     title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
              + (f", other = {versus}" if versus else ""))
     return Board(title, tuple(lines), tuple(rows), comparisons_note(store, rows, run),
-                 tuple(versions.mixed(r.plugin_versions for r in rows)))
+                 tuple(versions.mixed(r.plugin_versions for r in rows)), evidence_note(store, rows))
+
+
+def evidence_note(store: str | Path, rows: Sequence[TrialRow]) -> str:
+    """Per suite that names `evidence`, the suites testing its comparisons at more seeds (as its
+    latest run recorded them: pe_bench.store.declarations)."""
+    suites = sorted({r.suite for r in rows})
+    found = [(s, declarations.read(store, s).evidence) for s in suites]
+    found = [(s, e) for s, e in found if e]
+    return "; ".join(f"{s}: {e}" if len(suites) > 1 else e for s, e in found)

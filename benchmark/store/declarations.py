@@ -33,6 +33,7 @@ class Declaration:
     defaults: bool  # the suite declared no families: DEFAULT
     results_before: int = 0  # the suite's result rows in the store when the families were recorded
     changes: int = 0  # earlier declarations replaced with --redeclare
+    evidence: str = ""  # which suites test its comparisons at more seeds, as its last run found
 
     def note(self) -> str:
         """One sentence on where the board's families come from."""
@@ -65,14 +66,16 @@ def read(store: str | Path, suite: str) -> Declaration:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PeBenchError(f"{path}: unreadable comparisons record ({exc})") from None
     return Declaration(declared(families), True, not families, int(data.get("results_before", 0)),
-                       len(data.get("history", [])))
+                       len(data.get("history", [])), str(data.get("evidence", "")))
 
 
-def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclare: bool = False
-           ) -> Declaration:
+def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclare: bool = False,
+           evidence: str = "") -> Declaration:
     """Record the suite's families (as declared: empty means the defaults) unless the same are
     recorded, with the count of the suite's result rows already in the store; other families
-    already recorded are refused unless `redeclare`."""
+    already recorded are refused unless `redeclare`. `evidence` (the line naming the suites that
+    test its comparisons at more seeds: pe_bench.config.evidence) is kept as the latest run
+    found it; it changes no family, so a new one is no re-declaration."""
     path = _path(Path(store), suite)
     results_before = sum(1 for _ in (Path(store) / f"suite={suite}").glob("run=*/*.parquet"))
     new = _payload(families)
@@ -80,6 +83,8 @@ def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclar
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("families") == new:
+            if data.get("evidence", "") != evidence:
+                _write(path, {**data, "evidence": evidence})
             return read(store, suite)
         if not redeclare:
             raise PeBenchError(
@@ -88,10 +93,13 @@ def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclar
                 "board then says the comparisons changed after results existed)")
         history = [*data.get("history", []), {k: data[k] for k in ("families", "recorded_at",
                                                                      "results_before") if k in data}]
+    _write(path, {"suite": suite, "families": new, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "results_before": results_before, "history": history, "evidence": evidence})
+    return read(store, suite)
+
+
+def _write(path: Path, body: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"suite": suite, "families": new, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "results_before": results_before, "history": history}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-    return read(store, suite)

@@ -52,6 +52,7 @@ def _header(report: SuiteReport, setups: Sequence[Setup]) -> str:
             f"latest ok row of each), {len(report.failed)} trial(s) that only failed; seeds {text(seeds)}; "
             f"runs {text(', '.join(report.run_ids))}; generated {generated()} from the results store</p>"
             f'<p class="meta">{text(report.comparisons)}</p>'
+            + (f'<p class="meta">{text(report.evidence)}</p>' if report.evidence else "") +
             f'<p class="meta">every column of every line: {", ".join(link(f, f) for f in BOARD_FILES)}</p>'
             f'<p class="meta">contents: {" · ".join(contents)}</p>')
 

@@ -29,6 +29,7 @@ class SuiteReport:
     failed: tuple[TrialRow, ...] = ()  # the latest error row of each trial without an ok row
     comparisons: str = ""  # where the families come from (pe_bench.store.declarations)
     seeds: tuple[SeedLine, ...] = ()  # one per (trial, task) of `used`
+    evidence: str = ""  # the suites testing its comparisons at more seeds (its `evidence`)
 
     @property
     def seed_values(self) -> list[int]:
@@ -59,8 +60,9 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
         lines = aggregate(used, failed, families=families)
         pts, notes = points(used, lines)  # the figure reads these lines: nothing aggregated twice
         png = png_bytes(figure(pts, f"{name}: attack success vs accuracy")) if pts else None
+        declared = declarations.read(store, name)
         reports.append(SuiteReport(name, all_rows(part), used, lines, png, notes, tuple(failed),
-                                   declarations.read(store, name).note(), tuple(seed_lines(used))))
+                                   declared.note(), tuple(seed_lines(used)), declared.evidence))
     if not reports:
         raise no_ok_rows(store, suite)
     return reports

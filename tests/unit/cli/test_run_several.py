@@ -4,6 +4,7 @@ with the line naming where its comparisons are tested at more seeds (`evidence`)
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,12 @@ def test_two_suites_run_into_one_store_and_end_with_their_boards(
     closing = out.rstrip().splitlines()[-1]
     assert closing.startswith("tested at more seeds: duplicate vs its clean twin"), out[-600:]
     assert "in wide.yaml (attack-effect, 2 seeds)" in out
+    # every view of the board says it: the Markdown head too (the store records the line)
+    assert main(["leaderboard", "--store", str(store), "--suite", "second", "--format", "md"]) == 0
+    assert closing in capsys.readouterr().out
+    assert main(["publish", "--store", str(store), "--out", str(tmp_path / "site"), "--suite", "second"]) == 0
+    page = next((tmp_path / "site").glob("*second*.html")).read_text(encoding="utf-8")
+    assert html.escape(closing) in page
 
 
 def test_a_bad_later_suite_stops_before_the_first_runs(

@@ -80,3 +80,15 @@ def test_the_demo_names_where_each_of_its_comparisons_is_tested(name: str) -> No
     plan = validate_suite(REPO / "suites" / f"{name}.yaml")
     assert plan.evidence and len(plan.evidence) == len(evidence.comparisons(plan.suite, plan.grid))
     assert all(t.seeds >= 6 > len(plan.suite.seeds) for t in plan.evidence)
+
+
+def test_the_store_keeps_the_latest_evidence_line_without_a_redeclaration(tmp_path: Path) -> None:
+    from pe_bench.store import declarations
+
+    first = declarations.record(tmp_path, "small", (), evidence="tested at more seeds: a in big.yaml")
+    assert first.evidence == "tested at more seeds: a in big.yaml" and not first.changes
+    (tmp_path / "suite=small" / "run=r").mkdir(parents=True)
+    (tmp_path / "suite=small" / "run=r" / "row.parquet").write_bytes(b"")
+    again = declarations.record(tmp_path, "small", (), evidence="tested at more seeds: b in big.yaml")
+    assert again.evidence == "tested at more seeds: b in big.yaml"
+    assert again.changes == 0 and again.results_before == 0  # no family changed: not re-declared
