@@ -155,12 +155,13 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         console = _console()
         console.print(matrix.to_rich(matrix.board(lines), board.title, console.width) if as_matrix
                       else to_rich(lines, board.title, chosen, console.width))
-        for note in (board.seeds_note, board.evidence):
-            if note:
-                console.print(note)
+        sys.stdout.flush()  # the notes on stderr come before the closing lines, as a terminal shows them
         if board.mixed:
             print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
         print(f"pe-bench: {board.comparisons}", file=sys.stderr)
+        for note in (board.seeds_note, board.evidence):  # what its seeds support, which suite tests more
+            if note:
+                console.print(note)
         return 0
     if fmt == "md":
         if not board.rows:  # lines of trials that only failed: no run to name
