@@ -86,10 +86,21 @@ def effect_cell(line: Line | None) -> str:
     return f"{effect.mean:+.2f}{mark(line)}{few}"
 
 
-def _groups(lines: Sequence[Line]) -> dict[Setup, list[Line]]:
+def setups(lines: Sequence[Line]) -> dict[Setup, list[Line]]:
+    """The lines by setup, in order. The clean twins' own lines (attack `none`, filed as targeted)
+    join the attacked lines of their dataset, encoder and task when none of those is targeted
+    (a backdoor-only grid), so no setup holds the twins alone."""
+    attacked: dict[tuple[str, str, str], list[str]] = {}
+    for ln in lines:
+        if ln.attack != "none":
+            attacked.setdefault(setup_of(ln)[:3], []).append(ln.family)
     out: dict[Setup, list[Line]] = {}
     for ln in lines:
-        out.setdefault(setup_of(ln), []).append(ln)
+        setup = setup_of(ln)
+        families = attacked.get(setup[:3])
+        if ln.attack == "none" and families and ln.family not in families:
+            setup = (*setup[:3], families[0])
+        out.setdefault(setup, []).append(ln)
     return out
 
 
@@ -115,7 +126,7 @@ def cell_lines(lines: Sequence[Line]) -> dict[Setup, dict[tuple[str, str], Line]
     (defense, attack) as the matrix labels them (its first column, its headers): what
     `effect_matrices` reads each cell from."""
     out = {}
-    for setup, members in _groups(lines).items():
+    for setup, members in setups(lines).items():
         attacked = [ln for ln in members if ln.attack != "none"]
         if attacked:
             out[setup] = {(_defense_label(ln), _attack_label(ln, attacked)): ln for ln in attacked}
@@ -169,7 +180,7 @@ def _small(lines: Sequence[Line], name: str, columns: tuple[tuple[str, Callable[
            keep: Callable[[Line], bool]) -> list[Table]:
     """Per setup, one line per (attack, defense) that `keep` keeps, the columns that have a value."""
     out = []
-    for setup, members in _groups(lines).items():
+    for setup, members in setups(lines).items():
         found = [(ln, [cell(ln) for _, cell in columns]) for ln in members if keep(ln)]
         found = [(ln, row) for ln, row in found if any(c not in ("-", "") for c in row)]
         chosen, cells = [ln for ln, _ in found], [row for _, row in found]
@@ -189,7 +200,7 @@ def board(lines: Sequence[Line]) -> list[Table]:
     defended = lambda ln: ln.defense != "none"  # noqa: E731
     effect = EFFECT + (VERSUS if any(ln.versus for ln in lines) else ())
     out: list[Table] = []
-    for members in _groups(lines).values():  # one setup at a time
+    for members in setups(lines).values():  # one setup at a time
         out += [*effect_matrices(members),
                 *_small(members, "effect", effect, lambda ln: ln.attack != "none"),
                 *_small(members, "utility", UTILITY, lambda _: True),

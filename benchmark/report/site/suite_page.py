@@ -9,7 +9,7 @@ import base64
 from collections.abc import Mapping, Sequence
 
 from pe_bench.report.lines import Line
-from pe_bench.report.matrix import LEGEND, Setup, board, cell_lines, effect_matrices, setup_of
+from pe_bench.report.matrix import LEGEND, Setup, board, cell_lines, effect_matrices, setups
 from pe_bench.report.site.drill import SeedIndex, section
 from pe_bench.report.site.heatmap import heatmap, matrix_attacks, scale
 from pe_bench.report.site.markup import generated, items, link, page, small, text
@@ -19,13 +19,6 @@ from pe_bench.report.site.suites import SuiteReport
 
 BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.parquet")
 METRICS_DOC = "docs/metrics.md"
-
-
-def _setups(lines: Sequence[Line]) -> dict[Setup, list[Line]]:
-    out: dict[Setup, list[Line]] = {}
-    for ln in lines:
-        out.setdefault(setup_of(ln), []).append(ln)
-    return out
 
 
 def _setup(k: int, setup: Setup, members: Sequence[Line], anchors: Mapping[int, str], index: SeedIndex
@@ -79,7 +72,7 @@ def suite_page(report: SuiteReport, metrics: str | None = None) -> str:
     """The page of `report`; `metrics`: where the metric definitions are, relative to the page
     (None: not published beside it)."""
     anchors = {id(ln): f"cell-{i}" for i, ln in enumerate(report.lines)}
-    groups = _setups(report.lines)
+    groups = setups(report.lines)
     index = SeedIndex(report.seeds)
     body = [_header(report, list(groups))]
     body += [_setup(k, setup, members, anchors, index)

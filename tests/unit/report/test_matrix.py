@@ -102,3 +102,21 @@ def test_a_cell_with_failed_trials_says_so(tmp_path: Path) -> None:
     lines = from_store(make_store(tmp_path))  # its last cell has one trial that only failed
     rows = [row for t in matrix.board(lines) if t.title.endswith(": effect") for row in t.rows]
     assert any("(1 failed)" in cell for row in rows for cell in row)
+
+
+def test_in_a_backdoor_only_grid_the_twins_own_lines_join_the_backdoor_setup(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pe_bench.store.results import build_row
+    from tests.rows import CELLS, PROV, _random_metrics, trial
+
+    store = _backdoor_store(tmp_path, seeds=3)
+    for seed in range(3):
+        spec = trial(seed=seed, cell=CELLS[0])  # attack none, filed as targeted
+        append(store, build_row(spec, "run1", PROV, datetime.now(UTC), _random_metrics(["digits"], seed, CELLS[0])))
+    lines = from_store(store)
+    groups = matrix.setups(lines)
+    assert [setup[3] for setup in groups] == ["backdoor"]  # no setup holds the twins alone
+    assert any(ln.attack == "none" for ln in next(iter(groups.values())))
+    utility = next(t for t in matrix.board(lines) if t.title.endswith(": utility"))
+    assert utility.rows[0][:2] == ("none", "none")
