@@ -175,7 +175,7 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
     stale = stale_trials(plan.grid.trials, rows) if rows is not None and resume else {}
     todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed, stale=stale)
     summary = RunSummary(ctx.run_id, stale=sorted({p for plugins in stale.values() for p in plugins}),
-                         rerun_stale=len(stale), planned=len(todo))
+                         rerun_stale=len(stale), planned=len(todo), total=len(plan.grid.trials))
     if not todo:
         return plan, summary
     progress = TrialProgress(len(todo)) if show_progress else None

@@ -263,24 +263,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if summary.stale:
             print(f"pe-bench: note: --resume runs {summary.rerun_stale} finished trials again: plugins "
                   f"changed version since ({'; '.join(summary.stale)})", file=sys.stderr)
-        print(f"{plan.suite.name}: " * (len(args.suites) > 1) + run_line(summary, len(plan.grid.trials)),
-              file=sys.stderr)
+        print(f"{plan.suite.name}: " * (len(args.suites) > 1) + run_line(summary), file=sys.stderr)
         for message in summary.error_messages:
             print(f"  error {message}", file=sys.stderr)
         done.append((plan, summary))
     for plan, summary in done if not args.no_leaderboard else ():
-        if summary.ok + len(plan.grid.trials) - summary.planned > 0:
+        if summary.ok + summary.already_done > 0:
             print_leaderboard(args.store, plan.suite.name, None, "terminal", None)
     return 1 if any(summary.errors for _, summary in done) else 0
 
 
-def run_line(summary: Any, total: int) -> str:
+def run_line(summary: Any) -> str:
     """What a run did: ok, failed, already done before it, and (a run stopped part-way) not run."""
-    skipped = total - summary.planned
     unfinished = summary.planned - summary.ok - summary.errors
     left = f", {unfinished} not run (stopped: --resume runs them)" if unfinished > 0 else ""
-    return (f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {skipped} already done{left}; "
-            f"{summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s")
+    return (f"run {summary.run_id}: {summary.ok} ok, {summary.errors} failed, {summary.already_done} already "
+            f"done{left}; {summary.cache_hits} encoder cache hits; {summary.seconds:.0f} s")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -26,9 +26,16 @@ class RunSummary:
     stale: list[str] = field(default_factory=list)  # `kind/name: old -> new` that `--resume` re-ran for
     rerun_stale: int = 0  # trials run again because a plugin they used changed version
     planned: int = 0  # trials this run set out to run (the rest of the grid was already done)
+    total: int = 0  # trials of the suite's grid
     # wall seconds per trial_key, from the trial starting to its row arriving (under Ray: the
     # trial's own time_total_s plus Ray's share: worker start, imports, result transport)
     trial_seconds: dict[str, float] = field(default_factory=dict)
+
+
+    @property
+    def already_done(self) -> int:
+        """Trials of the grid with a row from before this run (so not planned)."""
+        return self.total - self.planned
 
 
 class RowSink:

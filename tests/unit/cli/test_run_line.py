@@ -8,11 +8,11 @@ from pe_bench.engines.sink import RunSummary
 
 
 def test_a_stopped_run_says_what_it_did_not_run() -> None:
-    stopped = RunSummary("r", ok=36, planned=250, cache_hits=72, seconds=1400)
-    assert run_line(stopped, 250) == ("run r: 36 ok, 0 failed, 0 already done, 214 not run (stopped: "
+    stopped = RunSummary("r", ok=36, planned=250, total=250, cache_hits=72, seconds=1400)
+    assert run_line(stopped) == ("run r: 36 ok, 0 failed, 0 already done, 214 not run (stopped: "
                                       "--resume runs them); 72 encoder cache hits; 1400 s")
 
 
 def test_a_resumed_run_counts_what_was_done_before_it() -> None:
-    resumed = RunSummary("r", ok=1, planned=1)
-    assert run_line(resumed, 2) == "run r: 1 ok, 0 failed, 1 already done; 0 encoder cache hits; 0 s"
+    resumed = RunSummary("r", ok=1, planned=1, total=2)
+    assert run_line(resumed) == "run r: 1 ok, 0 failed, 1 already done; 0 encoder cache hits; 0 s"
