@@ -40,6 +40,11 @@ class Plan:
     data: DataCheck | None = None  # where the grid's datasets are; None: not looked for
     evidence: tuple[Tested, ...] = ()  # its comparisons tested at more seeds (`evidence:`)
 
+    @property
+    def evidence_line(self) -> str:
+        """Which suite tests each of its comparisons at more seeds ("" if it names none)."""
+        return evidence.closing_line(self.suite, self.grid, list(self.evidence))
+
 
 def validate_suite(path: str | Path, overrides: Sequence[str] = (), *, data_dir: str | Path | None = None,
                    check_data: bool = False) -> Plan:
@@ -169,8 +174,7 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
                      run_id=run_id or new_run_id(), provenance=provenance(),
                      resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
                      source=str(path))
-    tested = evidence.closing_line(plan.suite, plan.grid, list(plan.evidence)) if plan.suite.evidence else ""
-    record(store, plan.suite.name, plan.suite.comparisons, redeclare, tested)
+    record(store, plan.suite.name, plan.suite.comparisons, redeclare, plan.evidence_line)
     rows = scan(store, plan.suite.name) if resume or retry_failed else None
     stale = stale_trials(plan.grid.trials, rows) if rows is not None and resume else {}
     todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed, stale=stale)

@@ -69,9 +69,7 @@ def cmd_validate(path: str, overrides: Sequence[str] = (), data_dir: str | None 
                  grid.off_target_cells())
     _print_comparisons(suite, grid)
     if suite.evidence:
-        from pe_bench.config.evidence import closing_line
-
-        print(f"  evidence: {closing_line(suite, grid, list(plan.evidence))}")
+        print(f"  evidence: {plan.evidence_line}")
     for line in plan.data.report() if plan.data else ():
         print(line)
     if budgets and plan.data and not plan.data.skipped:

@@ -107,7 +107,10 @@ def find(path: str | Path, suite: Suite, grid: Grid, strict: bool = True) -> lis
 
 
 def closing_line(suite: Suite, grid: Grid, tested: list[Tested]) -> str:
-    """Which named suite tests each of the suite's comparisons at more seeds, and which none does."""
+    """Which named suite tests each of the suite's comparisons at more seeds, and which none does
+    ("" for a suite that names none)."""
+    if not suite.evidence:
+        return ""
     done = [t.comparison for t in tested]
     untested = [c.label for c in comparisons(suite, grid) if c not in done]
     parts = [f"{t.comparison.label} in {t.suite} ({t.family}, {t.seeds} seeds)" for t in tested]
