@@ -152,9 +152,10 @@ class Decree(Defense):
                   "raw mask L1, lines 380-385, 404-406; its README leaves PL1 to the reader), so the "
                   "denominator and 0.1 are our reading of the paper, unchecked; dividing by the "
                   "largest clean image's L1 instead reads 2.36× higher on digits",
-                  "not measured: suites/defenses-matrix.yaml reads its operating point on digits, "
-                  "clean twins and `duplicate`-trained encoders as negative controls; its table "
-                  "(defenses-matrix.md, revision 4) is withdrawn, re-run pending (docs/results/README.md)"),
+                  "defenses-matrix.md (revision 5, digits, 10 seeds): encoder AUROC against the clean "
+                  "twins 0.990 / 0.950 / 0.590 (corrupt-encoder / noisy-alignment / badencoder), 0.560 "
+                  "for `duplicate`-trained encoders (no trigger); at 0.1 it flags every encoder, 10/10 "
+                  "attacked and 10/10 clean in each cell (docs/results/README.md)"),
         Deviation("embeddings are centred on the clean images' mean embedding before the cosine "
                   "similarity; success at a mean pairwise cosine of `target_similarity` 0.9 (the "
                   "release: 0.99 of uncentred embeddings)",

@@ -61,12 +61,12 @@ class RoCLIP(Defense):
                   "runs before training revision 5 used 1,024 captions, nearly all of digits",
                   "the release's 21,845-entry bank over the 1M CC3M pairs we read the paper to "
                   "pre-train on (our reading, not verified offline)"),
-        Deviation("captions are class names in 80 templates, so the nearest pool caption names a "
+        Deviation("captions are class names in 8 templates, so the nearest pool caption names a "
                   "class: matching pairs an image with a pseudo-label of its predicted class",
                   "offline captions (`pe_bench.plugins.captions`); on web captions the pool holds "
                   "unrelated descriptions",
-                  "not isolated: roclip's numbers (suites/defenses-matrix-clip.yaml; its table, "
-                  "revision 4, is withdrawn, re-run pending) are those of pseudo-labelled caption swapping"),
+                  "not isolated: roclip's numbers (defenses-matrix-clip.md, revision 5) are those of "
+                  "pseudo-labelled caption swapping"),
         Deviation("the pool fills in every epoch; an empty pool keeps the batch's own captions",
                   "the authors' bank starts from random vectors, which pair the first images of the "
                   "first matching epoch with noise (`pe_bench.encoders.caption_pool`)"),

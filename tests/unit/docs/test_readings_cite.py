@@ -9,6 +9,8 @@ the matrix does not show, e.g. utility, names its small table, row and column in
 `[quick.md: digits · simclr/small-cnn · targeted | none | poisoned-encoder | ns]` = in quick.md,
 the matrix headed `## digits · simclr/small-cnn · targeted: ΔASR vs clean twin`, row `none`,
 column `poisoned-encoder`, mark `ns` (✓ supported, ns not supported, ? exploratory, = no test).
+A declared defense pair cites its pair table's row and the verdict of its ΔASR (A - B):
+`[defenses-matrix-pairs.md: corrupt-encoder(rate=0.1) | knn-density | patchsearch | supported]`.
 Tables generated before the matrix board (the calibrations, whose 3 seeds can support nothing)
 are not matrix boards: their readings make no verdict claim, and a claim there fails here.
 """
@@ -26,6 +28,8 @@ CITATION = re.compile(r"\[([\w-]+\.md): ([^|\]]+?) \| ([^|\]]+?) \| ([^|\]]+?) \
 # a verdict the matrix does not show (utility): [table: setup: utility | attack | defense | column | verdict]
 TABLED = re.compile(r"\[([\w-]+\.md): ([^|\]]+?): (utility|effect) \| ([^|\]]+?) \| ([^|\]]+?) \| "
                     r"([^|]+?) \| (supported|n\.s\.|exploratory)\]")
+# a declared defense pair's verdict in a pair table: [table-pairs.md: attack | A | B | verdict]
+PAIRED = re.compile(r"\[([\w-]+-pairs\.md): ([^|\]]+?) \| ([^|\]]+?) \| ([^|\]]+?) \| (supported|n\.s\.|exploratory)\]")
 CLAIM = re.compile(r"\b(supported|no (measurable )?effect|not told apart|told apart|separat\w*|"
                    r"remov(?:es|ed) (?:it|the effect|an effect)|absent)\b", re.I)
 MARKS = {"✓", "ns", "?", "="}
@@ -82,6 +86,26 @@ def _tabled(table: str, setup: str, kind: str, attack: str, defense: str, column
     raise AssertionError(f"{table}: no row {attack!r} × {defense!r} in {kind} of {setup!r}")
 
 
+def _paired(table: str, attack: str, first: str, second: str) -> str:
+    """The verdict of the ΔASR of one defense pair of a pair table (its one row of that attack)."""
+    rows = [ln for ln in (RESULTS / table).read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    column = next(h for h in header if h.startswith("ΔASR (A - B)"))
+    found = [cells for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows[2:])
+             if cells[header.index("attack")] == attack and cells[header.index("A")] == first
+             and cells[header.index("B")] == second]
+    assert len(found) == 1, f"{table}: {len(found)} rows of {attack!r} with A {first!r}, B {second!r}"
+    value = found[0][header.index(column)]
+    return "n.s." if value.endswith(" n.s.") else "exploratory" if value.endswith(" expl.") else "supported"
+
+
+def test_a_paired_citation_says_what_the_pair_table_says() -> None:
+    found = [m.groups() for _, text in _readings() for m in PAIRED.finditer(text)]
+    assert found, "no reading cites a declared defense pair"
+    for table, attack, first, second, verdict in found:
+        assert _paired(table, attack, first, second) == verdict, (table, attack, first, second)
+
+
 def test_a_tabled_citation_says_what_the_table_says() -> None:
     found = [m.groups() for _, text in _readings() for m in TABLED.finditer(text)]
     assert found, "no reading cites a small table's verdict"
@@ -106,7 +130,7 @@ def test_a_citation_says_what_the_board_says(where: str, cited: tuple[str, ...])
 
 def test_every_claim_cites_a_declared_comparison() -> None:
     bare = [f"{where}: {s[:120]}" for where, text in _readings() for s in _sentences(text)
-            if CLAIM.search(s) and not (CITATION.search(s) or TABLED.search(s))]
+            if CLAIM.search(s) and not (CITATION.search(s) or TABLED.search(s) or PAIRED.search(s))]
     assert not bare, "claims without a citation of the board:\n" + "\n".join(bare)
 
 
