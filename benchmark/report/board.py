@@ -53,7 +53,20 @@ class Board:
         if floor >= ALPHA:
             return (f"seeds: {seeds}; an exact test over {n} seeds cannot go below p = {floor:.3g}, so no "
                     "comparison on this board can be supported, however large its effect")
-        return f"seeds: {seeds}; the exact test's smallest p over {n} seeds is {floor:.3g}, before Holm"
+        return f"seeds: {seeds}; the exact test's smallest p over {n} seeds is {floor:.3g}, before Holm" + "".join(
+            f"; in family {family} ({m} comparisons) Holm cannot go below {m} × {best:.3g} = {m * best:.3g}, "
+            "so none of them can be supported" for family, m, best in self._closed_families())
+
+    def _closed_families(self) -> list[tuple[str, int, float]]:
+        """The declared families of the board's lines too large for their seeds: m comparisons whose
+        best exact p is 2/2^n cannot pass Holm's first step (m · 2/2^n) at ALPHA. (family, m, best p)."""
+        units: dict[tuple[tuple[str, ...], str], list[int]] = {}
+        for ln in self.lines:
+            for ci in ln.intervals.values():
+                if ci is not None and ci.family is not None and ci.p is not None:
+                    units.setdefault((ln.suites, ci.family), []).append(ci.units)
+        found = [(family, len(u), 2 / 2 ** max(u)) for (_, family), u in sorted(units.items())]
+        return [(family, m, best) for family, m, best in found if m * best >= ALPHA]
 
 
 def comparisons_note(store: str | Path, rows: Sequence[TrialRow], run: str | None) -> str:

@@ -120,3 +120,15 @@ def test_in_a_backdoor_only_grid_the_twins_own_lines_join_the_backdoor_setup(tmp
     assert any(ln.attack == "none" for ln in next(iter(groups.values())))
     utility = next(t for t in matrix.board(lines) if t.title.endswith(": utility"))
     assert utility.rows[0][:2] == ("none", "none")
+
+
+def test_the_board_names_a_family_too_large_for_its_seeds(tmp_path: Path) -> None:
+    """Two comparisons at 6 seeds: the exact test's best p, 2/64, times 2 is above 0.05, so Holm
+    can support neither; the seeds note says so for each such family."""
+    from pe_bench.report.board import load
+
+    board = load(_backdoor_store(tmp_path, rates=2, seeds=6))
+    for family in ("attack-effect", "defense-effect"):
+        assert (f"in family {family} (2 comparisons) Holm cannot go below 2 × 0.0312 = 0.0625, so none of "
+                "them can be supported") in board.seeds_note
+    assert not any(ci.verdict == "supported" for ln in board.lines for ci in ln.intervals.values() if ci)
