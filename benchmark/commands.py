@@ -89,7 +89,8 @@ def _print_comparisons(suite: Any, grid: Any) -> None:
                  if d.name != "none" and set(DEFENSES.get(d.name).implements()) <= {"score_encoder"}}
     cells = {(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f"{t.attack.params}|{t.defense.params}")
              for t in grid.trials}
-    for line in describe(declared(suite.comparisons), bool(suite.comparisons), cells, detectors):
+    seeds = max(len(d.seeds or suite.seeds) for d in suite.datasets)
+    for line in describe(declared(suite.comparisons), bool(suite.comparisons), cells, detectors, seeds):
         print(f"  {line}")
 
 

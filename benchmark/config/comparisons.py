@@ -156,9 +156,11 @@ def count(family: Family, cells: set[Cell], detectors: set[str] = set()) -> int:
 
 
 def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
-             detectors: set[str] = set()) -> list[str]:
+             detectors: set[str] = set(), seeds: int = 0) -> list[str]:
     """What `validate` prints: each family, its test, what it narrows to and how many
-    comparisons it holds in the grid's `cells` (per task)."""
+    comparisons it holds in the grid's `cells` (per task), and, for a family too large for the
+    suite's most `seeds`, that Holm cannot support any of them (m · 2/2^n >= 0.05: the exact
+    test over n seeds cannot go below 2/2^n), before anything is run."""
     head = "comparisons (declared):" if declared else "comparisons (defaults: the suite declares none):"
     out = [head]
     for f in families:
@@ -169,8 +171,11 @@ def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
         if f.pairs:
             narrow.append("pairs " + "; ".join(f"{a} vs {b}" for a, b in f.pairs))
         scope = f" ({'; '.join(narrow)})" if narrow else ""
-        out.append(f"  {f.family}: {TESTS[f.test].what}{scope}: {count(f, cells, detectors)} comparisons per task, "
-                   "Holm within the family")
+        m = count(f, cells, detectors)
+        closed = f"; at {seeds} seeds Holm cannot go below {m} × {2 / 2 ** seeds:.3g} = {m * 2 / 2 ** seeds:.3g}: " \
+                 "none of them can be supported" if seeds and m and m * 2 / 2 ** seeds >= 0.05 else ""
+        out.append(f"  {f.family}: {TESTS[f.test].what}{scope}: {m} comparisons per task, "
+                   f"Holm within the family{closed}")
     out.append("  anything else is exploratory: unadjusted p, never labelled supported")
     return out
 

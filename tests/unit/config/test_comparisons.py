@@ -48,3 +48,12 @@ def test_validate_says_what_is_declared_and_what_is_exploratory() -> None:
     text = "\n".join(describe(DEFAULT, False, CELLS, {"decree"}))
     assert "defaults: the suite declares none" in text and "4 comparisons per task" in text
     assert text.endswith("anything else is exploratory: unadjusted p, never labelled supported")
+
+
+def test_validate_says_when_a_family_is_too_large_for_the_seeds() -> None:
+    """Before the run: m comparisons at n seeds cannot pass Holm's first step when m·2/2^n >= 0.05."""
+    six = describe(DEFAULT, False, CELLS, {"decree"}, seeds=6)  # 2 × 2/64 = 0.0625; 4 × 2/64
+    assert all("none of them can be supported" in line for line in six[1:3]), six
+    assert "at 6 seeds Holm cannot go below 2 × 0.0312 = 0.0625" in six[1]
+    ten = describe(DEFAULT, False, CELLS, {"decree"}, seeds=10)  # 4 × 2/1024 = 0.0078
+    assert not any("cannot go below" in line for line in ten)
