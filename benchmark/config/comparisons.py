@@ -23,6 +23,16 @@ from pydantic import Field, field_validator
 
 from pe_bench.config.spec import Frozen
 
+ALPHA = 0.05  # the level of every verdict (pe_bench.report.stats tests at it)
+
+
+def holm_floor(m: int, seeds: int) -> float:
+    """The smallest adjusted p Holm can give a family of `m` comparisons each tested exactly over
+    `seeds` seeds (pe_bench.report.stats): m · 2/2^seeds, its first step at the best p. At or
+    above ALPHA the family can support none of them, however large their effects."""
+    return m * 2.0 ** (1 - seeds)
+
+
 Test = Literal["vs-twin", "p-vs-twin", "pa-vs-twin", "vs-none", "pa-vs-none", "versus", "defense-pair"]
 
 
@@ -172,8 +182,9 @@ def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
             narrow.append("pairs " + "; ".join(f"{a} vs {b}" for a, b in f.pairs))
         scope = f" ({'; '.join(narrow)})" if narrow else ""
         m = count(f, cells, detectors)
-        closed = f"; at {seeds} seeds Holm cannot go below {m} × {2 / 2 ** seeds:.3g} = {m * 2 / 2 ** seeds:.3g}: " \
-                 "none of them can be supported" if seeds and m and m * 2 / 2 ** seeds >= 0.05 else ""
+        closed = f"; at {seeds} seeds Holm cannot go below {m} × {holm_floor(1, seeds):.3g} = " \
+                 f"{holm_floor(m, seeds):.3g}: none of them can be supported" \
+            if seeds and m and holm_floor(m, seeds) >= ALPHA else ""
         out.append(f"  {f.family}: {TESTS[f.test].what}{scope}: {m} comparisons per task, "
                    f"Holm within the family{closed}")
     out.append("  anything else is exploratory: unadjusted p, never labelled supported")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pe_bench.config.comparisons import Family, declared
+from pe_bench.config.comparisons import ALPHA, Family, declared, holm_floor
 from pe_bench.config.grid import Grid, expand
 from pe_bench.config.spec import TrialSpec
 from pe_bench.config.suite import Suite, load_suite
@@ -52,6 +52,20 @@ class Tested:
     suite: str  # the evidence suite's file name, as the small suite names it
     family: str
     seeds: int
+    family_size: int = 1  # comparisons of that family there (a line per task: at least this many)
+
+    @property
+    def floor(self) -> float:
+        """The smallest adjusted p the named suite's family can give it (Holm over its size)."""
+        return holm_floor(self.family_size, self.seeds)
+
+    @property
+    def described(self) -> str:
+        where = f"{self.comparison.label} in {self.suite} ({self.family}, {self.seeds} seeds"
+        if self.floor < ALPHA:
+            return where + ")"
+        size = f"{self.family_size} comparison{'s' * (self.family_size != 1)}"
+        return f"{where}; but {size} there: Holm cannot go below {self.floor:.3g}, so it cannot be supported there either)"
 
 
 def comparisons(suite: Suite, grid: Grid) -> list[Comparison]:
@@ -91,14 +105,16 @@ def find(path: str | Path, suite: Suite, grid: Grid, strict: bool = True) -> lis
             other_grid = expand(other)
         except PeBenchError as exc:
             raise SuiteError(str(path), key, f"cannot read {name}: {exc}") from None
-        theirs = {(c.test, c.versus, c.spec.cell_key): c for c in comparisons(other, other_grid)}
+        all_theirs = comparisons(other, other_grid)
+        theirs = {(c.test, c.versus, c.spec.cell_key): c for c in all_theirs}
         hits = []
         for c in own:
             match = theirs.get((c.test, c.versus, c.spec.cell_key))
             if match is not None and match.seeds > c.seeds:
-                family = next(f.family for f in declared(other.comparisons) if f.test == c.test
+                family = next(f for f in declared(other.comparisons) if f.test == c.test
                               and f.versus == c.versus and _covers(f, match.spec))
-                hits.append(Tested(c, name, family, match.seeds))
+                size = sum(len(t.spec.tasks) for t in all_theirs if t.test == family.test and _covers(family, t.spec))
+                hits.append(Tested(c, name, family.family, match.seeds, size))
         if not hits and strict:
             raise SuiteError(str(path), key, f"{name} tests none of this suite's declared comparisons at "
                              "more seeds (same cell: data, encoder, attack, defense, training, evaluation)")
@@ -113,7 +129,7 @@ def closing_line(suite: Suite, grid: Grid, tested: list[Tested]) -> str:
         return ""
     done = [t.comparison for t in tested]
     untested = [c.label for c in comparisons(suite, grid) if c not in done]
-    parts = [f"{t.comparison.label} in {t.suite} ({t.family}, {t.seeds} seeds)" for t in tested]
+    parts = [t.described for t in tested]
     if untested:
         parts.append(f"by none of the suites named ({', '.join(suite.evidence)}): {'; '.join(untested)}")
     return "tested at more seeds: " + "; ".join(parts)

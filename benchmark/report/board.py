@@ -16,7 +16,7 @@ from pathlib import Path
 from pe_bench.errors import PeBenchError
 from pe_bench.report.leaderboard import aggregate, sort_lines, store_families
 from pe_bench.report.lines import Line
-from pe_bench.report.stats import ALPHA
+from pe_bench.store.declarations import ALPHA, holm_floor
 from pe_bench.store import declarations, versions
 from pe_bench.store.schema import TrialRow
 
@@ -65,8 +65,8 @@ class Board:
             for ci in ln.intervals.values():
                 if ci is not None and ci.family is not None and ci.p is not None:
                     units.setdefault((ln.suites, ci.family), []).append(ci.units)
-        found = [(family, len(u), 2 / 2 ** max(u)) for (_, family), u in sorted(units.items())]
-        return [(family, m, best) for family, m, best in found if m * best >= ALPHA]
+        found = [(family, len(u), max(u)) for (_, family), u in sorted(units.items())]
+        return [(family, m, holm_floor(1, n)) for family, m, n in found if holm_floor(m, n) >= ALPHA]
 
 
 def comparisons_note(store: str | Path, rows: Sequence[TrialRow], run: str | None) -> str:

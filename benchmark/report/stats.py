@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import stdtrit
 
-ALPHA = 0.05
+from pe_bench.store.declarations import ALPHA  # one level for every verdict (pe_bench.config.comparisons)
+
 LEVEL = 0.95
 EXACT_MAX = 16  # sign-flip tests enumerate every sign pattern up to this many units
 RANDOM_FLIPS = 20000  # beyond it: Monte Carlo flips, p = (1 + hits) / (1 + draws)

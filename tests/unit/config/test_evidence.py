@@ -92,3 +92,14 @@ def test_the_store_keeps_the_latest_evidence_line_without_a_redeclaration(tmp_pa
     again = declarations.record(tmp_path, "small", (), evidence="tested at more seeds: b in big.yaml")
     assert again.evidence == "tested at more seeds: b in big.yaml"
     assert again.changes == 0 and again.results_before == 0  # no family changed: not re-declared
+
+
+def test_a_named_suite_whose_family_cannot_support_it_is_said_so(tmp_path: Path) -> None:
+    """More seeds than the small suite, but still too few for its family: 3 seeds cannot go below
+    p = 0.25, so the line must not suggest the named suite supports anything."""
+    write(tmp_path, "big", big(seeds=[0, 1, 2]))
+    plan = validate_suite(write(tmp_path, "small", {**SMALL, "evidence": ["big.yaml"]}))
+    assert plan.evidence and all(t.floor >= 0.05 for t in plan.evidence)
+    line = evidence.closing_line(plan.suite, plan.grid, list(plan.evidence))
+    assert ("in big.yaml (attack-effect, 3 seeds; but 1 comparison there: Holm cannot go below 0.25, "
+            "so it cannot be supported there either)") in line
