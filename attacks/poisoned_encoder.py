@@ -86,8 +86,9 @@ class PoisonedEncoder(Attack):
                   "with `keep` the poisons are the only non-square images, which a one-line "
                   "aspect-ratio filter removes (docs/plugins.md); `resize` keeps them square at half "
                   "the resolution per half",
-                  "not measured: suites/paper.yaml's `canvas: resize` cell is there for it; its "
-                  "table (paper.md, revision 4) is withdrawn, re-run pending (docs/results/README.md)"),
+                  "paper.md (revision 5, digits, 6 seeds): no PoisonedEncoder cell shows an effect with "
+                  "either canvas (SimCLR main cell 6/30 target pairs with `keep`, 4/30 with `resize`, "
+                  "twins 5/30), so what the square canvas costs is not measured (docs/results/README.md)"),
         Deviation("`selection: outlier` and `ambiguous` rank candidates and draw easier targets per "
                   "seed among the best `shortlist` × `targets_per_task`; `random` is the paper's "
                   "arbitrary targets",
