@@ -33,6 +33,13 @@ def holm_floor(m: int, seeds: int) -> float:
     return m * 2.0 ** (1 - seeds)
 
 
+def closed(m: int, seeds: int) -> str:
+    """"Holm cannot go below m × 2/2^n = floor" for a family too large for its seeds, else ""."""
+    if not (seeds and m and holm_floor(m, seeds) >= ALPHA):
+        return ""
+    return f"Holm cannot go below {m} × {holm_floor(1, seeds):.3g} = {holm_floor(m, seeds):.3g}"
+
+
 Test = Literal["vs-twin", "p-vs-twin", "pa-vs-twin", "vs-none", "pa-vs-none", "versus", "defense-pair"]
 
 
@@ -182,11 +189,9 @@ def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
             narrow.append("pairs " + "; ".join(f"{a} vs {b}" for a, b in f.pairs))
         scope = f" ({'; '.join(narrow)})" if narrow else ""
         m = count(f, cells, detectors)
-        closed = f"; at {seeds} seeds Holm cannot go below {m} × {holm_floor(1, seeds):.3g} = " \
-                 f"{holm_floor(m, seeds):.3g}: none of them can be supported" \
-            if seeds and m and holm_floor(m, seeds) >= ALPHA else ""
-        out.append(f"  {f.family}: {TESTS[f.test].what}{scope}: {m} comparisons per task, "
-                   f"Holm within the family{closed}")
+        floor = closed(m, seeds)
+        out.append(f"  {f.family}: {TESTS[f.test].what}{scope}: {m} comparisons per task, Holm within the "
+                   f"family" + (f"; at {seeds} seeds {floor}: none of them can be supported" if floor else ""))
     out.append("  anything else is exploratory: unadjusted p, never labelled supported")
     return out
 

@@ -27,10 +27,17 @@ from pe_bench.errors import PeBenchError, SuiteError
 class Comparison:
     """One declared comparison of a suite: a family's test on one cell."""
 
-    test: str
-    versus: str | None
+    family: Family  # the declared family (or default) whose test it is
     spec: TrialSpec  # the cell at one of its seeds
     seeds: int
+
+    @property
+    def test(self) -> str:
+        return self.family.test
+
+    @property
+    def versus(self) -> str | None:
+        return self.family.versus
 
     @property
     def label(self) -> str:
@@ -82,7 +89,7 @@ def comparisons(suite: Suite, grid: Grid) -> list[Comparison]:
             continue
         for key, t in first.items():
             if _covers(f, t):
-                out.append(Comparison(f.test, f.versus, t, len(seeds[key])))
+                out.append(Comparison(f, t, len(seeds[key])))
     return out
 
 
@@ -111,10 +118,8 @@ def find(path: str | Path, suite: Suite, grid: Grid, strict: bool = True) -> lis
         for c in own:
             match = theirs.get((c.test, c.versus, c.spec.cell_key))
             if match is not None and match.seeds > c.seeds:
-                family = next(f for f in declared(other.comparisons) if f.test == c.test
-                              and f.versus == c.versus and _covers(f, match.spec))
-                size = sum(len(t.spec.tasks) for t in all_theirs if t.test == family.test and _covers(family, t.spec))
-                hits.append(Tested(c, name, family.family, match.seeds, size))
+                size = sum(len(t.spec.tasks) for t in all_theirs if t.family == match.family)
+                hits.append(Tested(c, name, match.family.family, match.seeds, size))
         if not hits and strict:
             raise SuiteError(str(path), key, f"{name} tests none of this suite's declared comparisons at "
                              "more seeds (same cell: data, encoder, attack, defense, training, evaluation)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from pe_bench.errors import PeBenchError
 from pe_bench.report.leaderboard import aggregate, sort_lines, store_families
 from pe_bench.report.lines import Line
-from pe_bench.store.declarations import ALPHA, holm_floor
+from pe_bench.store.declarations import ALPHA, Declaration, closed
 from pe_bench.store import declarations, versions
 from pe_bench.store.schema import TrialRow
 
@@ -54,30 +54,29 @@ class Board:
             return (f"seeds: {seeds}; an exact test over {n} seeds cannot go below p = {floor:.3g}, so no "
                     "comparison on this board can be supported, however large its effect")
         return f"seeds: {seeds}; the exact test's smallest p over {n} seeds is {floor:.3g}, before Holm" + "".join(
-            f"; in family {family} ({m} comparisons) Holm cannot go below {m} × {best:.3g} = {m * best:.3g}, "
-            "so none of them can be supported" for family, m, best in self._closed_families())
+            f"; in family {family} ({m} comparisons) {text}, so none of them can be supported"
+            for family, m, text in self._closed_families())
 
-    def _closed_families(self) -> list[tuple[str, int, float]]:
+    def _closed_families(self) -> list[tuple[str, int, str]]:
         """The declared families of the board's lines too large for their seeds: m comparisons whose
-        best exact p is 2/2^n cannot pass Holm's first step (m · 2/2^n) at ALPHA. (family, m, best p)."""
+        best exact p is 2/2^n cannot pass Holm's first step (m · 2/2^n) at ALPHA. (family, m, why)."""
         units: dict[tuple[tuple[str, ...], str], list[int]] = {}
         for ln in self.lines:
             for ci in ln.intervals.values():
                 if ci is not None and ci.family is not None and ci.p is not None:
                     units.setdefault((ln.suites, ci.family), []).append(ci.units)
-        found = [(family, len(u), max(u)) for (_, family), u in sorted(units.items())]
-        return [(family, m, holm_floor(1, n)) for family, m, n in found if holm_floor(m, n) >= ALPHA]
+        found = [(family, len(u), closed(len(u), max(u))) for (_, family), u in sorted(units.items())]
+        return [(family, m, text) for family, m, text in found if text]
 
 
-def comparisons_note(store: str | Path, rows: Sequence[TrialRow], run: str | None) -> str:
-    """Where the board's families come from, per suite (one run alone: exploratory only)."""
+def comparisons_note(records: dict[str, Declaration], run: str | None) -> str:
+    """Where the board's families come from, per suite (`records`: its suites' declarations;
+    one run alone: exploratory only)."""
     if run is not None:
         return "comparisons: one run of a suite is a partial board: every p is unadjusted and exploratory"
-    suites = sorted({r.suite for r in rows})
-    parts = [declarations.read(store, s).note() for s in suites]
-    if len(suites) == 1:
-        return parts[0]
-    return "; ".join(f"{s}: {p}" for s, p in zip(suites, parts, strict=True)) or "comparisons: none"
+    if len(records) == 1:
+        return next(iter(records.values())).note()
+    return "; ".join(f"{s}: {d.note()}" for s, d in records.items()) or "comparisons: none"
 
 
 def load(store: str | Path, suite: str | None = None, run: str | None = None, versus: str | None = None,
@@ -97,14 +96,13 @@ def load(store: str | Path, suite: str | None = None, run: str | None = None, ve
         lines = sort_lines(lines, sort)
     title = (f"pe-bench leaderboard: {suite or 'all suites'}" + (f", run {run}" if run else "")
              + (f", other = {versus}" if versus else ""))
-    return Board(title, tuple(lines), tuple(rows), comparisons_note(store, rows, run),
-                 tuple(versions.mixed(r.plugin_versions for r in rows)), evidence_note(store, rows))
+    records = {s: declarations.read(store, s) for s in sorted({r.suite for r in rows})}
+    return Board(title, tuple(lines), tuple(rows), comparisons_note(records, run),
+                 tuple(versions.mixed(r.plugin_versions for r in rows)), evidence_note(records))
 
 
-def evidence_note(store: str | Path, rows: Sequence[TrialRow]) -> str:
+def evidence_note(records: dict[str, Declaration]) -> str:
     """Per suite that names `evidence`, the suites testing its comparisons at more seeds (as its
     latest run recorded them: pe_bench.store.declarations)."""
-    suites = sorted({r.suite for r in rows})
-    found = [(s, declarations.read(store, s).evidence) for s in suites]
-    found = [(s, e) for s, e in found if e]
-    return "; ".join(f"{s}: {e}" if len(suites) > 1 else e for s, e in found)
+    found = [(s, d.evidence) for s, d in records.items() if d.evidence]
+    return "; ".join(f"{s}: {e}" if len(records) > 1 else e for s, e in found)

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pe_bench.config.comparisons import ALPHA, DEFAULT, Family, declared, holm_floor
+from pe_bench.config.comparisons import ALPHA, DEFAULT, Family, closed, declared, holm_floor
 from pe_bench.errors import PeBenchError
 
 # the report reads families (and the level its verdicts use) from here
-__all__ = ["ALPHA", "DEFAULT", "Declaration", "Family", "holm_floor", "read", "record"]
+__all__ = ["ALPHA", "DEFAULT", "Declaration", "Family", "closed", "holm_floor", "read", "record"]
 FOLDER = "_declarations"
 
 
