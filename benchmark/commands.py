@@ -7,6 +7,7 @@ CLI prints as one line."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
@@ -87,8 +88,8 @@ def _print_comparisons(suite: Any, grid: Any) -> None:
 
     detectors = {d.name for d in suite.defenses  # score an encoder, change none: no vs-none test
                  if d.name != "none" and set(DEFENSES.get(d.name).implements()) <= {"score_encoder"}}
-    cells = {(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f"{t.attack.params}|{t.defense.params}")
-             for t in grid.trials}
+    cells = {(t.dataset, t.encoder.name, t.attack.name, t.defense.name, json.dumps(t.attack.params, sort_keys=True),
+              json.dumps(t.defense.params, sort_keys=True)) for t in grid.trials}
     seeds = max(len(d.seeds or suite.seeds) for d in suite.datasets)
     for line in describe(declared(suite.comparisons), bool(suite.comparisons), cells, detectors, seeds):
         print(f"  {line}")

@@ -9,21 +9,32 @@ clinical-trial reporting (one primary family per question; Holm, Scand. J. Stati
 A suite declares them under `comparisons:`; a suite that declares none gets `DEFAULT`: each
 attack vs its clean twin, and each defense vs no defense under each attack. Each entry names a
 `test` (one of `TESTS`) and may narrow the lines it covers by attack, defense, dataset and
-encoder names; `defense-pair` names its pairs of defenses. A comparison zero by construction
+encoder names and by params the attack's (`attack_params`) or defense's (`defense_params`)
+settings hold, as `exclude` does: one primary comparison among several settings of an attack;
+`defense-pair` names its pairs of defenses. A comparison zero by construction
 (a `none` defense or a detector against no defense; a line without an attack against its
 twin) carries no interval and is never counted in a family.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from pe_bench.config.spec import Frozen
 
 ALPHA = 0.05  # the level of every verdict (pe_bench.report.stats tests at it)
+
+Params = Mapping[str, Any]
+
+
+def holds(params: Params, wanted: Params | None) -> bool:
+    """Whether a plugin setting's (resolved) params hold every value `wanted` names (None: any)."""
+    return all(k in params and params[k] == v for k, v in (wanted or {}).items())
 
 
 def holm_floor(m: int, seeds: int) -> float:
@@ -71,6 +82,8 @@ class Family(Frozen):
     defenses: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     encoders: tuple[str, ...] = ()
+    attack_params: dict[str, Any] | None = None  # values the attack's params must hold
+    defense_params: dict[str, Any] | None = None  # likewise the defense's (tests of a defense)
     versus: str | None = None  # the `versus` test's reference attack
     pairs: tuple[tuple[str, str], ...] = ()  # the `defense-pair` test's pairs (defense names)
 
@@ -86,8 +99,10 @@ class Family(Frozen):
     def column(self) -> str:
         return TESTS[self.test].column
 
-    def covers(self, dataset: str, encoder: str, attack: str, defense: str, versus: str = "") -> bool:
-        """Whether the comparison of this test on a line of these names belongs to the family."""
+    def covers(self, dataset: str, encoder: str, attack: str, defense: str, versus: str = "", *,
+               attack_params: Params, defense_params: Params) -> bool:
+        """Whether the comparison of this test on a line of these names and params belongs to
+        the family."""
         kind = TESTS[self.test]
         if attack == "none" or (kind.undefended and defense != "none") or (not kind.undefended
                                                                            and defense == "none"):
@@ -96,12 +111,15 @@ class Family(Frozen):
             return False
         chosen = ((self.attacks, attack), (self.defenses, defense), (self.datasets, dataset),
                   (self.encoders, encoder))
-        return all(not names or name in names for names, name in chosen)
+        return (all(not names or name in names for names, name in chosen)
+                and holds(attack_params, self.attack_params) and holds(defense_params, self.defense_params))
 
-    def covers_pair(self, dataset: str, encoder: str, attack: str, first: str, second: str) -> bool:
-        """Whether a defense pair (by defense names) of a line of these names is in the family."""
-        if self.test != "defense-pair" or not all(self.covers(dataset, encoder, attack, d)
-                                                  for d in (first, second)):
+    def covers_pair(self, dataset: str, encoder: str, attack: str, first: str, second: str, *,
+                    attack_params: Params) -> bool:
+        """Whether a defense pair (by defense names) of a line of these names is in the family
+        (a defense-pair family takes no `defense_params`: its pairs name the defenses)."""
+        if self.test != "defense-pair" or not all(self.covers(dataset, encoder, attack, d, attack_params=attack_params,
+                                                              defense_params={}) for d in (first, second)):
             return False
         return not self.pairs or {first, second} in [set(p) for p in self.pairs]
 
@@ -110,11 +128,16 @@ DEFAULT: tuple[Family, ...] = (Family(family="attack-effect", test="vs-twin"),
                                Family(family="defense-effect", test="vs-none"))
 
 
-def check(families: tuple[Family, ...], axes: dict[str, tuple[str, ...]]) -> tuple[str, str] | None:
+Setting = tuple[str, Params]  # a plugin's name and its resolved params (datasets: no params)
+
+
+def check(families: tuple[Family, ...], axes: dict[str, tuple[Setting, ...]]) -> tuple[str, str] | None:
     """Why a suite's declared families cannot be used (the key path, the reason), or None: names
     unique, every name a filter uses on the suite's axes (`axes`: attacks, defenses, datasets,
-    encoders -> names), `versus` given exactly for the versus test, pairs only for
-    defense-pair, and no comparison in two families."""
+    encoders -> settings), params filters held by a setting of the names they narrow, defense
+    params only for tests of a defense (not defense-pair), `versus` given exactly for the versus
+    test, pairs only for defense-pair, and no comparison in two families."""
+    names = {axis: tuple(dict.fromkeys(n for n, _ in settings)) for axis, settings in axes.items()}
     seen: dict[str, int] = {}
     for i, f in enumerate(families):
         where = f"comparisons[{i}]"
@@ -122,18 +145,21 @@ def check(families: tuple[Family, ...], axes: dict[str, tuple[str, ...]]) -> tup
             return f"{where}.family", f"{f.family!r} is declared twice (also comparisons[{seen[f.family]}])"
         seen[f.family] = i
         for axis in ("attacks", "defenses", "datasets", "encoders"):
-            unknown = [n for n in getattr(f, axis) if n not in axes[axis]]
+            unknown = [n for n in getattr(f, axis) if n not in names[axis]]
             if unknown:
-                return f"{where}.{axis}", f"{unknown[0]!r} is not among the suite's {axis} ({', '.join(axes[axis])})"
+                return f"{where}.{axis}", f"{unknown[0]!r} is not among the suite's {axis} ({', '.join(names[axis])})"
+        problem = _params_problem(f, axes)
+        if problem:
+            return f"{where}.{problem[0]}", problem[1]
         if (f.test == "versus") != (f.versus is not None):
             return f"{where}.versus", "the versus test names its reference attack, and only it"
-        if f.versus is not None and f.versus not in axes["attacks"]:
+        if f.versus is not None and f.versus not in names["attacks"]:
             return f"{where}.versus", f"{f.versus!r} is not among the suite's attacks"
         if f.pairs and f.test != "defense-pair":
             return f"{where}.pairs", "only the defense-pair test takes pairs"
         for a, b in f.pairs:
             for d in (a, b):
-                if d not in axes["defenses"]:
+                if d not in names["defenses"]:
                     return f"{where}.pairs", f"{d!r} is not among the suite's defenses"
     for i, f in enumerate(families):
         for j in range(i):
@@ -143,33 +169,52 @@ def check(families: tuple[Family, ...], axes: dict[str, tuple[str, ...]]) -> tup
     return None
 
 
-def _overlap(a: Family, b: Family, axes: dict[str, tuple[str, ...]]) -> bool:
+def _params_problem(f: Family, axes: dict[str, tuple[Setting, ...]]) -> tuple[str, str] | None:
+    """A params filter that would silently match nothing, or one on a test it cannot narrow."""
+    if f.defense_params is not None and (TESTS[f.test].undefended or f.test == "defense-pair"):
+        return "defense_params", f"the {f.test} test does not compare defense settings: name the defenses instead"
+    for key, axis, wanted in (("attack_params", "attacks", f.attack_params),
+                              ("defense_params", "defenses", f.defense_params)):
+        chosen = getattr(f, axis)
+        if wanted is not None and not any(holds(params, wanted) for name, params in axes[axis]
+                                          if not chosen or name in chosen):
+            return key, (f"{json.dumps(wanted, sort_keys=True)} is held by no setting of the suite's "
+                         f"{', '.join(chosen) or axis}")
+    return None
+
+
+def _overlap(a: Family, b: Family, axes: dict[str, tuple[Setting, ...]]) -> bool:
     if a.test != b.test or a.versus != b.versus:
         return False
-    cells = [(d, e, x) for d in axes["datasets"] for e in axes["encoders"] for x in axes["attacks"]]
+    cells = [(d, e, x) for d, _ in axes["datasets"] for e, _ in axes["encoders"] for x in axes["attacks"]]
     if a.test == "defense-pair":
-        pairs = [(p, q) for i, p in enumerate(axes["defenses"]) for q in axes["defenses"][i + 1:]]
-        return any(a.covers_pair(*c, *p) and b.covers_pair(*c, *p) for c in cells for p in pairs)
-    return any(a.covers(*c, y, a.versus or "") and b.covers(*c, y, b.versus or "")
-               for c in cells for y in axes["defenses"])
+        names = tuple(dict.fromkeys(n for n, _ in axes["defenses"]))
+        pairs = [(p, q) for i, p in enumerate(names) for q in names[i + 1:]]
+        return any(a.covers_pair(d, e, x, p, q, attack_params=xp) and b.covers_pair(d, e, x, p, q, attack_params=xp)
+                   for d, e, (x, xp) in cells for p, q in pairs)
+    return any(a.covers(d, e, x, y, a.versus or "", attack_params=xp, defense_params=yp)
+               and b.covers(d, e, x, y, b.versus or "", attack_params=xp, defense_params=yp)
+               for d, e, (x, xp) in cells for y, yp in axes["defenses"])
 
 
-Cell = tuple[str, str, str, str, str]  # dataset, encoder, attack, defense names; "attack params|defense params"
+# dataset, encoder, attack, defense names; the attack's and the defense's params as sorted JSON
+Cell = tuple[str, str, str, str, str, str]
 
 
 def count(family: Family, cells: set[Cell], detectors: set[str] = set()) -> int:
-    """How many comparisons the family holds among a grid's cells (dataset, encoder, attack and
-    defense names, defense params), per task: pairs of defense settings for defense-pair, else cells;
-    a detector (`detectors`: it changes no encoder) against no defense is no comparison."""
+    """How many comparisons the family holds among a grid's cells, per task: pairs of defense
+    settings for defense-pair, else cells; a detector (`detectors`: it changes no encoder)
+    against no defense is no comparison."""
     if family.test in ("vs-none", "pa-vs-none"):
         cells = {c for c in cells if c[3] not in detectors}
     if family.test != "defense-pair":
-        return sum(family.covers(d, e, a, x, family.versus or "") for d, e, a, x, _ in cells)
+        return sum(family.covers(d, e, a, x, family.versus or "", attack_params=json.loads(ap),
+                                 defense_params=json.loads(dp)) for d, e, a, x, ap, dp in cells)
     by_setup: dict[tuple[str, str, str, str], list[str]] = {}
-    for d, e, a, x, params in sorted(cells):  # one setup per attack setting
-        by_setup.setdefault((d, e, a, params.split("|")[0]), []).append(x)
-    return sum(family.covers_pair(*setup[:3], p, q) for setup, names in by_setup.items()
-               for i, p in enumerate(names) for q in names[i + 1:])
+    for d, e, a, x, ap, _ in sorted(cells):  # one setup per attack setting
+        by_setup.setdefault((d, e, a, ap), []).append(x)
+    return sum(family.covers_pair(*setup[:3], p, q, attack_params=json.loads(setup[3]))
+               for setup, names in by_setup.items() for i, p in enumerate(names) for q in names[i + 1:])
 
 
 def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
@@ -183,6 +228,8 @@ def describe(families: tuple[Family, ...], declared: bool, cells: set[Cell],
     for f in families:
         narrow = [f"{axis} {', '.join(getattr(f, axis))}" for axis in ("attacks", "defenses", "datasets",
                                                                          "encoders") if getattr(f, axis)]
+        narrow += [f"{key.replace('_', ' ')} " + ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+                   for key in ("attack_params", "defense_params") if (wanted := getattr(f, key))]
         if f.versus:
             narrow.append(f"versus {f.versus}")
         if f.pairs:

@@ -94,7 +94,8 @@ def comparisons(suite: Suite, grid: Grid) -> list[Comparison]:
 
 
 def _covers(f: Family, t: TrialSpec) -> bool:
-    return bool(f.covers(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f.versus or ""))
+    return f.covers(t.dataset, t.encoder.name, t.attack.name, t.defense.name, f.versus or "",
+                    attack_params=t.attack.params, defense_params=t.defense.params)
 
 
 def find(path: str | Path, suite: Suite, grid: Grid, strict: bool = True) -> list[Tested]:

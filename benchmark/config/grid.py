@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pe_bench.config.comparisons import holds
 from pe_bench.errors import PeBenchError
 from pe_bench.plugins.registry import ATTACKS, DEFENSES, ENCODERS, Registry
 from pe_bench.config.spec import TrialSpec, resolve_recipe
@@ -92,9 +93,8 @@ def _matches(rule: ExcludeRule, spec: TrialSpec) -> bool:
         "defense": spec.defense.name,
     }
     wanted = {k: getattr(rule, k) for k in fields if getattr(rule, k) is not None}
-    params = rule.attack_params or {}
-    same = all(spec.attack.params.get(k) == v for k, v in params.items())
-    return bool(wanted or params) and same and all(fields[k] == v for k, v in wanted.items())
+    return (bool(wanted or rule.attack_params) and holds(spec.attack.params, rule.attack_params)
+            and all(fields[k] == v for k, v in wanted.items()))
 
 
 APPLICABILITY_HEAD = (

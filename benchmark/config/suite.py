@@ -247,7 +247,7 @@ def resolve_plugins(suite: Suite, file: str) -> Suite:
     for i, rule in enumerate(suite.exclude):
         names = {axis.removesuffix("s"): [v.name for v in values] for axis, values in axes.items()}
         _check_exclude(rule, f"exclude[{i}]", names, file)
-    problem = check(suite.comparisons, {axis: tuple(dict.fromkeys(v.name for v in values))
+    problem = check(suite.comparisons, {axis: tuple((v.name, getattr(v, "params", {})) for v in values)
                                         for axis, values in axes.items()})
     if problem:
         raise SuiteError(file, *problem)

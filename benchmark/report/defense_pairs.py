@@ -18,6 +18,7 @@ unadjusted p, never a verdict; an interval that excludes 0 is never one either.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -68,7 +69,7 @@ def _pair(setup: tuple[str, str, str], attack: str, first: str, second: str,
     suites = tuple(sorted({x[s].row.suite for x in (a, b) for s in seeds}))
     return PairLine(setup, attack, first, second, len(seeds), asr_a, asr_b, _d_asr(a, b, seeds), d_pa,
                     names=(head_a.attack, head_a.defense, head_b.defense), suites=suites,
-                    encoder_name=head_a.encoder)
+                    encoder_name=head_a.encoder, attack_params=head_a.attack_params)
 
 
 def pair_lines(rows: Sequence[TrialRow], families: Families = lambda _: DEFAULT) -> list[PairLine]:
@@ -109,7 +110,8 @@ def _family(line: PairLine, families: Families) -> tuple[str, str] | None:
     if len(line.suites) != 1:
         return None
     found = [f.family for f in families(line.suites[0])
-             if f.covers_pair(line.setup[0], line.encoder_name, *line.names)]
+             if f.covers_pair(line.setup[0], line.encoder_name, *line.names,
+                              attack_params=json.loads(line.attack_params))]
     return (line.suites[0], found[0]) if found else None
 
 

@@ -157,3 +157,4 @@ class PairLine:
     names: tuple[str, str, str] = ("", "", "")  # attack, defense A, defense B: plugin names
     encoder_name: str = ""  # the encoder plugin's registry name
     suites: tuple[str, ...] = ()  # the suites its rows come from
+    attack_params: str = "{}"  # the attack's params (JSON): what a family's params filter reads

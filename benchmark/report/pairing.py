@@ -131,5 +131,6 @@ def _family(line: Line, key: str, families: Families, partial: bool) -> tuple[st
     if partial or len(line.suites) != 1:
         return None
     found = [f.family for f in families(line.suites[0]) if f.column == key
-             and f.covers(line.dataset, line.encoder_name, line.attack, line.defense, line.versus)]
+             and f.covers(line.dataset, line.encoder_name, line.attack, line.defense, line.versus,
+                          attack_params=json.loads(line.attack_params), defense_params=json.loads(line.defense_params))]
     return (line.suites[0], found[0]) if found else None

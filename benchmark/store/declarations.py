@@ -53,6 +53,8 @@ def _path(store: Path, suite: str) -> Path:
 
 
 def _payload(families: tuple[Family, ...]) -> list[dict[str, Any]]:
+    """The families as recorded; a record written before a field existed reads as its default
+    (so it compares equal to the same declaration today)."""
     return [f.model_dump(mode="json") for f in families]
 
 
@@ -83,7 +85,7 @@ def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclar
     history: list[dict[str, Any]] = []
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("families") == new:
+        if _payload(tuple(Family.model_validate(f) for f in data.get("families", []))) == new:
             if data.get("evidence", "") != evidence:
                 _write(path, {**data, "evidence": evidence})
             return read(store, suite)

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from pe_bench.config.comparisons import DEFAULT, Family, count, declared, describe
+import json
 
-CELLS = {
-    ("digits", "simclr", "corrupt-encoder", "none", "{'poison_rate': 0.1}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "knn-density", "{'poison_rate': 0.1}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "patchsearch", "{'poison_rate': 0.1}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "decree", "{'poison_rate': 0.1}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "none", "{'poison_rate': 0.01}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "knn-density", "{'poison_rate': 0.01}|{}"),
-    ("digits", "simclr", "corrupt-encoder", "patchsearch", "{'poison_rate': 0.01}|{}"),
-    ("digits", "simclr", "none", "none", "{}|{}"),
-}
+from pe_bench.config.comparisons import DEFAULT, Family, check, count, declared, describe
+
+HIGH, LOW = {"poison_rate": 0.1}, {"poison_rate": 0.01}
+CELLS = {("digits", "simclr", attack, defense, json.dumps(params), "{}") for attack, defense, params in (
+    ("corrupt-encoder", "none", HIGH), ("corrupt-encoder", "knn-density", HIGH),
+    ("corrupt-encoder", "patchsearch", HIGH), ("corrupt-encoder", "decree", HIGH),
+    ("corrupt-encoder", "none", LOW), ("corrupt-encoder", "knn-density", LOW),
+    ("corrupt-encoder", "patchsearch", LOW), ("none", "none", {}))}
+ON = {"attack_params": HIGH, "defense_params": {}}  # a line's params, for `covers`
 
 
 def test_defaults_test_each_attack_against_its_twin_and_each_defense_against_none() -> None:
@@ -28,20 +27,56 @@ def test_defaults_test_each_attack_against_its_twin_and_each_defense_against_non
 def test_a_pair_is_counted_once_per_attack_setting() -> None:
     pairs = Family(family="filters", test="defense-pair", pairs=(("patchsearch", "knn-density"),))
     assert count(pairs, CELLS) == 2
-    assert pairs.covers_pair("digits", "simclr", "corrupt-encoder", "knn-density", "patchsearch")
-    assert not pairs.covers_pair("digits", "simclr", "corrupt-encoder", "knn-density", "decree")
+    assert pairs.covers_pair("digits", "simclr", "corrupt-encoder", "knn-density", "patchsearch", attack_params=HIGH)
+    assert not pairs.covers_pair("digits", "simclr", "corrupt-encoder", "knn-density", "decree", attack_params=HIGH)
 
 
 def test_filters_narrow_a_family() -> None:
     low = Family(family="x", test="vs-none", defenses=("patchsearch",), encoders=("simclr",))
-    assert low.covers("digits", "simclr", "corrupt-encoder", "patchsearch")
-    assert not low.covers("digits", "moco", "corrupt-encoder", "patchsearch")
-    assert not low.covers("digits", "simclr", "corrupt-encoder", "knn-density")
-    assert not low.covers("digits", "simclr", "none", "patchsearch")  # no attack: no test
+    assert low.covers("digits", "simclr", "corrupt-encoder", "patchsearch", **ON)
+    assert not low.covers("digits", "moco", "corrupt-encoder", "patchsearch", **ON)
+    assert not low.covers("digits", "simclr", "corrupt-encoder", "knn-density", **ON)
+    assert not low.covers("digits", "simclr", "none", "patchsearch", **ON)  # no attack: no test
     versus = Family(family="v", test="versus", versus="duplicate")
-    assert versus.covers("digits", "simclr", "poisoned-encoder", "none", "duplicate")
-    assert not versus.covers("digits", "simclr", "duplicate", "none", "duplicate")  # itself
-    assert not versus.covers("digits", "simclr", "poisoned-encoder", "none", "")  # no --versus
+    assert versus.covers("digits", "simclr", "poisoned-encoder", "none", "duplicate", **ON)
+    assert not versus.covers("digits", "simclr", "duplicate", "none", "duplicate", **ON)  # itself
+    assert not versus.covers("digits", "simclr", "poisoned-encoder", "none", "", **ON)  # no --versus
+
+
+def test_params_narrow_a_family_to_settings_as_exclude_does() -> None:
+    """One primary comparison among several settings of an attack: the settings holding the
+    family's params are in it, every other setting of that attack is exploratory."""
+    high = Family(family="primary", test="vs-twin", attack_params=HIGH)
+    assert count(high, CELLS) == 1
+    assert high.covers("digits", "simclr", "corrupt-encoder", "none", attack_params={**HIGH, "x": 1}, defense_params={})
+    assert not high.covers("digits", "simclr", "corrupt-encoder", "none", attack_params=LOW, defense_params={})
+    assert not high.covers("digits", "simclr", "corrupt-encoder", "none", attack_params={}, defense_params={})
+    pair = Family(family="p", test="defense-pair", attack_params=LOW)
+    assert count(pair, CELLS) == 1  # knn-density vs patchsearch at 1% only
+    crop = Family(family="c", test="vs-none", defense_params={"mode": "localized"})
+    assert crop.covers("d", "e", "a", "conservative-crop", attack_params={}, defense_params={"mode": "localized"})
+    assert not crop.covers("d", "e", "a", "conservative-crop", attack_params={}, defense_params={"mode": "independent"})
+    text = "\n".join(describe((high,), True, CELLS))
+    assert "(attack params poison_rate=0.1): 1 comparisons per task" in text
+
+
+AXES = {"datasets": (("digits", {}),), "encoders": (("simclr", {}),),
+        "attacks": (("none", {}), ("corrupt-encoder", HIGH), ("corrupt-encoder", LOW)),
+        "defenses": (("none", {}), ("patchsearch", {}))}
+
+
+def test_families_split_by_params_do_not_overlap_and_an_unheld_filter_is_refused() -> None:
+    split = (Family(family="primary", test="vs-twin", attack_params=HIGH),
+             Family(family="secondary", test="vs-twin", attack_params=LOW))
+    assert check(split, AXES) is None
+    again = (*split, Family(family="all", test="vs-twin"))
+    assert check(again, AXES) == ("comparisons[2]", "family 'all' repeats comparisons of family 'primary' "
+                                  "(a comparison belongs to one family)")
+    unheld = (Family(family="x", test="vs-twin", attack_params={"poison_rate": 0.5}),)
+    assert check(unheld, AXES) == ("comparisons[0].attack_params",
+                                   '{"poison_rate": 0.5} is held by no setting of the suite\'s attacks')
+    twin = (Family(family="x", test="vs-twin", defense_params={}),)
+    assert check(twin, AXES)[0] == "comparisons[0].defense_params"  # type: ignore[index]
 
 
 def test_validate_says_what_is_declared_and_what_is_exploratory() -> None:

@@ -114,3 +114,33 @@ def test_a_family_narrowed_by_encoder_reads_the_plugin_name_not_the_board_label(
     moco = (Family(family="moco-only", test="vs-twin", encoders=("moco",)),)
     assert _delta(aggregate(rows, families=lambda _: simclr), "a").family == "simclr-only"
     assert _delta(aggregate(rows, families=lambda _: moco), "a").verdict == "exploratory"
+
+
+def test_a_family_narrowed_by_params_tests_one_setting_and_leaves_the_other_exploratory(tmp_path: Path) -> None:
+    """The primary comparison of a suite running one attack at two budgets: only the setting
+    holding the family's params is corrected and can be supported."""
+    for seed in range(6):
+        for rate in (0.05, 0.1):
+            append(tmp_path, backdoor_row(seed, hits=40 + seed, hits_clean=20, suite="a",
+                                          attack_params={"poison_rate": rate, "target_class": 0}))
+    primary = (Family(family="primary", test="vs-twin", attack_params={"poison_rate": 0.1}),)
+    lines = aggregate(latest_ok(scan(tmp_path)), families=lambda _: primary)
+    by_rate = {ln.attack_params: ln.intervals["delta_asr"] for ln in lines if ln.attack != "none"}
+    assert len(by_rate) == 2
+    tested = [ci for params, ci in by_rate.items() if '"poison_rate": 0.1' in params]
+    other = [ci for params, ci in by_rate.items() if '"poison_rate": 0.05' in params]
+    assert tested[0].family == "primary" and tested[0].verdict == "supported"
+    assert other[0].family is None and other[0].verdict == "exploratory"
+
+
+def test_a_record_from_before_params_filters_reads_as_the_same_declaration(tmp_path: Path) -> None:
+    import json
+
+    declared = (Family(family="effect", test="vs-twin"),)
+    path = record(tmp_path, "s", declared) and tmp_path / "_declarations" / "s.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for f in data["families"]:
+        f.pop("attack_params"), f.pop("defense_params")
+    path.write_text(json.dumps(data), encoding="utf-8")
+    _suite(tmp_path, "s", effect=1, seeds=1)
+    assert record(tmp_path, "s", declared).changes == 0  # no refusal, no re-declaration
