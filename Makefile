@@ -10,11 +10,11 @@ STORE  ?= results
 # every suite whose tables live in docs/results, shortest first; one store and one encoder cache
 # for all of them (settings they share train once). Resumable: re-run `make results` after an
 # interruption and finished trials are skipped.
-MEASURED      ?= demo demo-clip quick defenses encoders multitask paper attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
+MEASURED      ?= demo demo-clip quick defenses encoders multitask paper paper-confirm attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 RESULTS_STORE ?= results-measured
 FIGURES       := paper defenses attacks attacks-cifar10 defenses-matrix defenses-matrix-clip
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
-VERSUS        := quick=duplicate paper=duplicate attacks-cifar10=duplicate
+VERSUS        := quick=duplicate paper=duplicate paper-confirm=duplicate attacks-cifar10=duplicate
 # suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
 BY_SEED       := demo-clip attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 # suites whose readings compare defenses with each other: NAME-pairs.md (`leaderboard --defense-pairs`)
