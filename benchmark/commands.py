@@ -109,7 +109,7 @@ def _print_budgets(trials: Sequence[Any], data_dir: Path) -> None:
         return
     import json
 
-    from pe_bench.report.leaderboard import varying
+    from pe_bench.report.labels import varying
 
     labels = varying([(t.attack.name, json.dumps(t.attack.params)) for t in first.values()])
     short = []
@@ -159,7 +159,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         if board.mixed:
             print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
         print(f"pe-bench: {board.comparisons}", file=sys.stderr)
-        for note in (board.seeds_note, board.evidence):  # what its seeds support, which suite tests more
+        for note in (board.labels, board.seeds_note, board.evidence):  # labels; what its seeds support; more seeds
             if note:
                 console.print(note)
         return 0
@@ -200,11 +200,14 @@ def print_trial_table(args: argparse.Namespace) -> int:
         raise PeBenchError(f"{option}: no two defense settings of one attack in store {args.store!r}"
                            + (f" for suite {args.suite!r}" if args.suite else ""))
     title = f"pe-bench {what}: {args.suite or 'all suites'}" + (f", run {args.run}" * bool(args.run))
+    labels = per_seed.labels_note(rows)  # both tables label settings as the per-seed lines do
     if args.format == "terminal":
         console = _console()
         console.print(view.to_rich(lines, title, console.width))
+        if labels:
+            console.print(labels)
         return 0
-    source = source_note(rows, f"pe-bench leaderboard {option} --format md")
+    source = "\n\n".join(p for p in (source_note(rows, f"pe-bench leaderboard {option} --format md"), labels) if p)
     text = view.to_markdown(lines, title, source) if args.format == "md" else view.to_csv(lines)
     return _emit(text, args.out)
 

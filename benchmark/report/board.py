@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pe_bench.errors import PeBenchError
-from pe_bench.report.leaderboard import aggregate, sort_lines, store_families
+from pe_bench.report.leaderboard import aggregate, labels_note, sort_lines, store_families
 from pe_bench.report.lines import Line
 from pe_bench.store.declarations import ALPHA, Declaration, closed
 from pe_bench.store import declarations, versions
@@ -33,12 +33,17 @@ class Board:
     evidence: str = ""  # which suites test its comparisons at more seeds (a suite's `evidence`)
 
     def source(self, command: str = "pe-bench leaderboard --format md") -> str:
-        """Which runs and commits it comes from, the comparisons note and what its seeds can
-        support (Markdown's head)."""
+        """Which runs and commits it comes from, what its labels leave out, the comparisons note
+        and what its seeds can support (Markdown's head)."""
         from pe_bench.store.results import source_note
 
-        return "\n\n".join(p for p in (source_note(self.rows, command), self.comparisons, self.seeds_note,
-                                        self.evidence) if p)
+        return "\n\n".join(p for p in (source_note(self.rows, command), self.labels, self.comparisons,
+                                        self.seeds_note, self.evidence) if p)
+
+    @property
+    def labels(self) -> str:
+        """What the lines' labels leave out: the params most settings of a plugin share."""
+        return labels_note(self.lines)
 
     @property
     def seeds_note(self) -> str:

@@ -21,14 +21,14 @@ import csv
 import dataclasses
 import difflib
 import io
-import json
 import statistics
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pe_bench.errors import PeBenchError
+from pe_bench.report.labels import Setting, label_params, usual_note, varying
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
 from pe_bench.store.declarations import DEFAULT, Family
@@ -36,8 +36,8 @@ from pe_bench.report.pairing import Families, compare, correct, line_intervals, 
 from pe_bench.report.stats import mean_present
 from pe_bench.store.schema import TrialRow
 
-__all__ = ["MIN_SEEDS", "Line", "aggregate", "from_store", "label_params", "sort_lines", "task_views",
-           "to_csv", "to_markdown", "to_rich", "varying"]
+__all__ = ["MIN_SEEDS", "Line", "aggregate", "from_store", "sort_lines", "task_views", "to_csv",
+           "to_markdown", "to_rich"]
 GAP = 2  # spaces between terminal columns (a padding space and the box's blank divider)
 
 
@@ -149,39 +149,24 @@ def from_store(store: str | Path, suite: str | None = None, run: str | None = No
     return aggregate(latest_ok(table), failed_trials(table), versus, store_families(store), run is not None)
 
 
-SHORT = {"poison_rate": "rate", "references": "refs", "targets_per_task": "targets"}
-
-
-def label_params(declared: Iterable[tuple[str, tuple[str, ...]]]) -> Callable[[str], tuple[str, ...]]:
-    """The params each attack labels its lines' target selection by, as its rows carry them
-    (`TrialRow.label_params`, from `AttackMeta.label_params`: the `targets` column shows them,
-    so its name on the board leaves them out), from (attack, label params) pairs."""
-    found = dict(declared)
-    return lambda name: found.get(name, ())
-
-
-def varying(settings: Sequence[tuple[str, str]], hidden: Callable[[str], Collection[str]] = lambda _: ()
-            ) -> list[str]:
-    """Each setting (a plugin's name, its params as JSON) named with the params that tell it
-    apart from the other settings of the same plugin (e.g. a poison-rate sweep:
-    `poisoned-encoder(rate=0.05)`), leaving out the params `hidden(name)` shows elsewhere."""
-    params = [json.loads(p or "{}") for _, p in settings]
-    labels = []
-    for (name, _), mine in zip(settings, params, strict=True):
-        same = [p for (other, _), p in zip(settings, params, strict=True) if other == name]
-        hide = hidden(name)
-        keys = sorted(k for k in mine if k not in hide
-                      and len({json.dumps(p.get(k), sort_keys=True) for p in same}) > 1)
-        shown = ", ".join(f"{SHORT.get(k, k)}={mine[k]}" for k in keys)
-        labels.append(f"{name}({shown})" if shown else name)
-    return labels
-
-
 def _label_lines(lines: list[Line]) -> list[Line]:
-    attack = varying([(ln.attack, ln.attack_params) for ln in lines], label_params((ln.attack, ln.label_params) for ln in lines))
-    defense = varying([(ln.defense, ln.defense_params) for ln in lines])
+    (attacks, hidden), (defenses, _) = _settings(lines)
+    attack, defense = varying(attacks, hidden), varying(defenses)
     return [dataclasses.replace(ln, attack_label=a, defense_label=d)
             for ln, a, d in zip(lines, attack, defense, strict=True)]
+
+
+def _settings(lines: Sequence[Line]) -> tuple[tuple[list[Setting], Callable[[str], tuple[str, ...]]], ...]:
+    """The attack and the defense settings of the lines, each with the params its labels leave
+    out (an attack's target-selection params: the `targets` column shows them)."""
+    return (([(ln.attack, ln.attack_params) for ln in lines], label_params((ln.attack, ln.label_params) for ln in lines)),
+            ([(ln.defense, ln.defense_params) for ln in lines], lambda _: ()))
+
+
+def labels_note(lines: Sequence[Line]) -> str:
+    """What the lines' labels leave out: the params most settings of a plugin share
+    (pe_bench.report.labels), or ""."""
+    return usual_note(*_settings(lines))
 
 
 def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:

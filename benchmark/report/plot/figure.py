@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pe_bench.report.leaderboard import SHORT, aggregate
+from pe_bench.report.labels import SHORT
+from pe_bench.report.leaderboard import aggregate
 from pe_bench.report.lines import Line
 from pe_bench.report.plot.points import Point
 from pe_bench.report.plot.draw import (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 
+from pe_bench.report.leaderboard import labels_note
 from pe_bench.report.lines import Line
 from pe_bench.report.matrix import LEGEND, Setup, board, cell_lines, effect_matrices, setups
 from pe_bench.report.site.drill import SeedIndex, section
@@ -38,12 +39,14 @@ def _setup(k: int, setup: Setup, members: Sequence[Line], anchors: Mapping[int, 
 
 def _header(report: SuiteReport, setups: Sequence[Setup]) -> str:
     seeds = ", ".join(map(str, report.seed_values))
+    labels = labels_note(report.lines)  # what the tables' setting labels leave out
     contents = [link(f"#setup-{k}", " · ".join(s)) for k, s in enumerate(setups)]
     contents += [link("#legend", "legend"), link("#figure", "figure"), link("#provenance", "provenance")]
     return (f'<nav>{link("index.html", "all suites")}</nav><h1>Suite <code>{text(report.name)}</code></h1>'
             f'<p class="meta">{len(report.lines)} leaderboard lines from {len(report.used)} trials (the '
             f"latest ok row of each), {len(report.failed)} trial(s) that only failed; seeds {text(seeds)}; "
             f"runs {text(', '.join(report.run_ids))}; generated {generated()} from the results store</p>"
+            + (f'<p class="meta">{text(labels)}</p>' if labels else "") +
             f'<p class="meta">{text(report.comparisons)}</p>'
             + (f'<p class="meta">{text(report.evidence)}</p>' if report.evidence else "") +
             f'<p class="meta">every column of every line: {", ".join(link(f, f) for f in BOARD_FILES)}</p>'
