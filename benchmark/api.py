@@ -174,7 +174,7 @@ def run_suite(path: str | Path, *, store: str | Path = "results", data_dir: str 
                      run_id=run_id or new_run_id(), provenance=provenance(),
                      resources=plan.suite.resources, max_concurrent=plan.suite.max_concurrent,
                      source=str(path))
-    record(store, plan.suite.name, plan.suite.comparisons, redeclare, plan.evidence_line)
+    record(store, plan.suite.name, plan.suite.comparisons, redeclare, plan.evidence_line, plan.suite.description)
     rows = scan(store, plan.suite.name) if resume or retry_failed else None
     stale = stale_trials(plan.grid.trials, rows) if rows is not None and resume else {}
     todo = select_trials(plan.grid.trials, rows, resume=resume, retry_failed=retry_failed, stale=stale)

@@ -31,14 +31,15 @@ class Board:
     comparisons: str  # where the families its verdicts are corrected over come from
     mixed: tuple[str, ...]  # plugins its rows record at several versions
     evidence: str = ""  # which suites test its comparisons at more seeds (a suite's `evidence`)
+    description: str = ""  # what its suites are, as their runs recorded their `description`
 
     def source(self, command: str = "pe-bench leaderboard --format md") -> str:
-        """Which runs and commits it comes from, what its labels leave out, the comparisons note
-        and what its seeds can support (Markdown's head)."""
+        """What its suites are, which runs and commits it comes from, what its labels leave out,
+        the comparisons note and what its seeds can support (Markdown's head)."""
         from pe_bench.store.results import source_note
 
-        return "\n\n".join(p for p in (source_note(self.rows, command), self.labels, self.comparisons,
-                                        self.seeds_note, self.evidence) if p)
+        return "\n\n".join(p for p in (self.description, source_note(self.rows, command), self.labels,
+                                        self.comparisons, self.seeds_note, self.evidence) if p)
 
     @property
     def labels(self) -> str:
@@ -103,7 +104,13 @@ def load(store: str | Path, suite: str | None = None, run: str | None = None, ve
              + (f", other = {versus}" if versus else ""))
     records = {s: declarations.read(store, s) for s in sorted({r.suite for r in rows})}
     return Board(title, tuple(lines), tuple(rows), comparisons_note(records, run),
-                 tuple(versions.mixed(r.plugin_versions for r in rows)), evidence_note(records))
+                 tuple(versions.mixed(r.plugin_versions for r in rows)), evidence_note(records),
+                 description_note(records))
+
+
+def description_note(records: dict[str, Declaration]) -> str:
+    """Each suite's recorded description ("suite NAME: ..."), or "" where none is recorded."""
+    return "; ".join(f"suite {s}: {d.description}" for s, d in records.items() if d.description)
 
 
 def evidence_note(records: dict[str, Declaration]) -> str:

@@ -35,6 +35,7 @@ class Declaration:
     results_before: int = 0  # the suite's result rows in the store when the families were recorded
     changes: int = 0  # earlier declarations replaced with --redeclare
     evidence: str = ""  # which suites test its comparisons at more seeds, as its last run found
+    description: str = ""  # the suite's one-line description, as its last run had it
 
     def note(self) -> str:
         """One sentence on where the board's families come from."""
@@ -69,16 +70,18 @@ def read(store: str | Path, suite: str) -> Declaration:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PeBenchError(f"{path}: unreadable comparisons record ({exc})") from None
     return Declaration(declared(families), True, not families, int(data.get("results_before", 0)),
-                       len(data.get("history", [])), str(data.get("evidence", "")))
+                       len(data.get("history", [])), str(data.get("evidence", "")),
+                       str(data.get("description", "")))
 
 
 def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclare: bool = False,
-           evidence: str = "") -> Declaration:
+           evidence: str = "", description: str = "") -> Declaration:
     """Record the suite's families (as declared: empty means the defaults) unless the same are
     recorded, with the count of the suite's result rows already in the store; other families
     already recorded are refused unless `redeclare`. `evidence` (the line naming the suites that
     test its comparisons at more seeds: pe_bench.config.evidence) is kept as the latest run
-    found it; it changes no family, so a new one is no re-declaration."""
+    found it, and so is the suite's `description`: neither changes a family, so a new one is no
+    re-declaration."""
     path = _path(Path(store), suite)
     results_before = sum(1 for _ in (Path(store) / f"suite={suite}").glob("run=*/*.parquet"))
     new = _payload(families)
@@ -86,8 +89,9 @@ def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclar
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         if _payload(tuple(Family.model_validate(f) for f in data.get("families", []))) == new:
-            if data.get("evidence", "") != evidence:
-                _write(path, {**data, "evidence": evidence})
+            shown = {"evidence": evidence, "description": description}
+            if any(data.get(k, "") != v for k, v in shown.items()):
+                _write(path, {**data, **shown})
             return read(store, suite)
         if not redeclare:
             raise PeBenchError(
@@ -97,7 +101,8 @@ def record(store: str | Path, suite: str, families: tuple[Family, ...], redeclar
         history = [*data.get("history", []), {k: data[k] for k in ("families", "recorded_at",
                                                                      "results_before") if k in data}]
     _write(path, {"suite": suite, "families": new, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "results_before": results_before, "history": history, "evidence": evidence})
+                  "results_before": results_before, "history": history, "evidence": evidence,
+                  "description": description})
     return read(store, suite)
 
 

@@ -9,14 +9,14 @@ from pe_bench.report.site.markup import generated, link, page, text
 from pe_bench.report.site.suite_page import BOARD_FILES
 from pe_bench.report.site.suites import SuiteReport
 
-HEAD = ("suite", "lines", "trials", "failed trials", "seeds", "runs", "comparisons")
+HEAD = ("suite", "description", "lines", "trials", "failed trials", "seeds", "runs", "comparisons")
 
 
 def _row(report: SuiteReport, href: str) -> str:
     values = (len(report.lines), len(report.used), len(report.failed),
               ", ".join(map(str, report.seed_values)), ", ".join(report.run_ids))
     note = report.comparisons.removeprefix("comparisons: ")
-    return (f"<tr><td>{link(href, report.name)}</td>"
+    return (f"<tr><td>{link(href, report.name)}</td><td class=\"wrap\">{text(report.description or '-')}</td>"
             + "".join(f"<td>{text(v)}</td>" for v in values) + f'<td class="wrap">{text(note)}</td></tr>')
 
 

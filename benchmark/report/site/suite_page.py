@@ -43,6 +43,7 @@ def _header(report: SuiteReport, setups: Sequence[Setup]) -> str:
     contents = [link(f"#setup-{k}", " · ".join(s)) for k, s in enumerate(setups)]
     contents += [link("#legend", "legend"), link("#figure", "figure"), link("#provenance", "provenance")]
     return (f'<nav>{link("index.html", "all suites")}</nav><h1>Suite <code>{text(report.name)}</code></h1>'
+            + (f'<p>{text(report.description)}</p>' if report.description else "") +
             f'<p class="meta">{len(report.lines)} leaderboard lines from {len(report.used)} trials (the '
             f"latest ok row of each), {len(report.failed)} trial(s) that only failed; seeds {text(seeds)}; "
             f"runs {text(', '.join(report.run_ids))}; generated {generated()} from the results store</p>"

@@ -30,6 +30,7 @@ class SuiteReport:
     comparisons: str = ""  # where the families come from (pe_bench.store.declarations)
     seeds: tuple[SeedLine, ...] = ()  # one per (trial, task) of `used`
     evidence: str = ""  # the suites testing its comparisons at more seeds (its `evidence`)
+    description: str = ""  # the suite's description, as its last run recorded it
 
     @property
     def seed_values(self) -> list[int]:
@@ -62,7 +63,8 @@ def collect(store: str | Path, suite: str | None = None) -> list[SuiteReport]:
         png = png_bytes(figure(pts, f"{name}: attack success vs accuracy")) if pts else None
         declared = declarations.read(store, name)
         reports.append(SuiteReport(name, all_rows(part), used, lines, png, notes, tuple(failed),
-                                   declared.note(), tuple(seed_lines(used)), declared.evidence))
+                                   declared.note(), tuple(seed_lines(used)), declared.evidence,
+                                   declared.description))
     if not reports:
         raise no_ok_rows(store, suite)
     return reports

@@ -19,7 +19,7 @@ def test_two_suites_run_into_one_store_and_end_with_their_boards(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_suite(tmp_path / "wide.yaml", "wide", seeds=[0, 1])
     first = write_suite(tmp_path / "first.yaml", "first")
-    second = write_suite(tmp_path / "second.yaml", "second", evidence=["wide.yaml"])
+    second = write_suite(tmp_path / "second.yaml", "second", evidence=["wide.yaml"], description="the second one")
     store = tmp_path / "store"
     assert main(["run", str(first), str(second), "--in-process", "--store", str(store)]) == 0
     out, err = capsys.readouterr()
@@ -32,10 +32,12 @@ def test_two_suites_run_into_one_store_and_end_with_their_boards(
     assert " ".join(out.split()).endswith(closing)  # the terminal output ends with it (wrapped)
     # every view of the board says it: the Markdown head too (the store records the line)
     assert main(["leaderboard", "--store", str(store), "--suite", "second", "--format", "md"]) == 0
-    assert closing in capsys.readouterr().out
+    md = capsys.readouterr().out
+    assert closing in md and "suite second: the second one" in md  # what the suite is, as run
     assert main(["publish", "--store", str(store), "--out", str(tmp_path / "site"), "--suite", "second"]) == 0
     page = next((tmp_path / "site").glob("*second*.html")).read_text(encoding="utf-8")
-    assert html.escape(closing) in page
+    assert html.escape(closing) in page and "<p>the second one</p>" in page
+    assert "the second one" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_bad_later_suite_stops_before_the_first_runs(

@@ -144,3 +144,11 @@ def test_a_record_from_before_params_filters_reads_as_the_same_declaration(tmp_p
     path.write_text(json.dumps(data), encoding="utf-8")
     _suite(tmp_path, "s", effect=1, seeds=1)
     assert record(tmp_path, "s", declared).changes == 0  # no refusal, no re-declaration
+
+
+def test_a_new_description_or_evidence_line_is_kept_and_is_no_redeclaration(tmp_path: Path) -> None:
+    declared = (Family(family="effect", test="vs-twin"),)
+    record(tmp_path, "s", declared, description="first words")
+    _suite(tmp_path, "s", effect=1, seeds=1)
+    again = record(tmp_path, "s", declared, evidence="tested elsewhere", description="better words")
+    assert (again.description, again.evidence, again.changes) == ("better words", "tested elsewhere", 0)
