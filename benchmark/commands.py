@@ -159,7 +159,7 @@ def print_leaderboard(store: str, suite: str | None, run: str | None, fmt: str, 
         if board.mixed:
             print(f"pe-bench: note: this board mixes plugin versions: {'; '.join(board.mixed)}", file=sys.stderr)
         print(f"pe-bench: {board.comparisons}", file=sys.stderr)
-        for note in (board.labels, board.seeds_note, board.evidence):  # labels; what its seeds support; more seeds
+        for note in (board.description, board.labels, board.seeds_note, board.evidence):  # evidence: last
             if note:
                 console.print(note)
         return 0

@@ -30,6 +30,7 @@ def test_two_suites_run_into_one_store_and_end_with_their_boards(
     assert closing.startswith("tested at more seeds: duplicate vs its clean twin"), closing
     assert "in wide.yaml (attack-effect, 2 seeds; but 1 comparison there: Holm cannot go below 0.5" in closing
     assert " ".join(out.split()).endswith(closing)  # the terminal output ends with it (wrapped)
+    assert "suite second: the second one" in " ".join(out.split())
     # every view of the board says it: the Markdown head too (the store records the line)
     assert main(["leaderboard", "--store", str(store), "--suite", "second", "--format", "md"]) == 0
     md = capsys.readouterr().out
