@@ -16,7 +16,7 @@ FIGURES       := paper defenses attacks attacks-cifar10 defenses-matrix defenses
 # suites whose readings compare attacks: their tables carry the paired attack-vs-attack columns
 VERSUS        := quick=duplicate paper=duplicate paper-confirm=duplicate attacks-cifar10=duplicate
 # suites whose readings quote single seeds: they also get NAME-seeds.md (`leaderboard --by-seed`)
-BY_SEED       := demo-clip attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
+BY_SEED       := demo-clip paper-confirm attacks attacks-cifar10 attacks-zeroshot defenses-matrix defenses-matrix-clip
 # suites whose readings compare defenses with each other: NAME-pairs.md (`leaderboard --defense-pairs`)
 PAIRS         := defenses defenses-matrix defenses-matrix-clip
 
