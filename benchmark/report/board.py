@@ -9,7 +9,6 @@ and the published site render from it; none aggregates rows or computes a statis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
