@@ -15,7 +15,7 @@ from pathlib import Path
 from pe_bench.errors import PeBenchError
 from pe_bench.report.leaderboard import aggregate, labels_note, sort_lines, store_families
 from pe_bench.report.lines import Line
-from pe_bench.store.declarations import ALPHA, Declaration, closed
+from pe_bench.store.declarations import ALPHA, Declaration, closed, holm_floor
 from pe_bench.store import declarations, versions
 from pe_bench.store.schema import TrialRow
 
@@ -58,20 +58,41 @@ class Board:
         if floor >= ALPHA:
             return (f"seeds: {seeds}; an exact test over {n} seeds cannot go below p = {floor:.3g}, so no "
                     "comparison on this board can be supported, however large its effect")
+        closed_families = self._closed_families()
+        tied = self._tied_out({(suites, family) for suites, family, _, _ in closed_families})
         return f"seeds: {seeds}; the exact test's smallest p over {n} seeds is {floor:.3g}, before Holm" + "".join(
             f"; in family {family} ({m} comparisons) {text}, so none of them can be supported"
-            for family, m, text in self._closed_families())
+            for _, family, m, text in closed_families) + (
+            "; a seed whose two encoders tie drops out of the exact test, and with 5 or fewer untied "
+            "seeds a comparison cannot be supported: " + "; ".join(tied) if tied else "")
 
-    def _closed_families(self) -> list[tuple[str, int, str]]:
+    def _tied_out(self, closed_families: set[tuple[tuple[str, ...], str]]) -> list[str]:
+        """The declared comparisons whose untied seeds k leave the exact test no p below 2/2^k
+        < ALPHA (k <= 5) where their n seeds would have (n >= 6), outside the families already
+        too large to support anything: "in family F, what (k of n seeds untied)"."""
+        out = []
+        for ln in self.lines:
+            where = ln.encoder + (f" · task {ln.task}" if ln.task != ln.dataset else "")
+            for key, ci in ln.intervals.items():
+                if (ci is None or ci.family is None or (ln.suites, ci.family) in closed_families or ci.untied is None
+                        or not holm_floor(1, ci.untied) >= ALPHA > holm_floor(1, ci.units)):
+                    continue
+                attack = ln.attack_label or ln.attack
+                what = f"{ln.defense_label or ln.defense} under {attack}" if key.endswith("_defense") else attack
+                out.append(f"in family {ci.family}, {what} on {where} ({ci.untied} of {ci.units} seeds untied)")
+        return out
+
+    def _closed_families(self) -> list[tuple[tuple[str, ...], str, int, str]]:
         """The declared families of the board's lines too large for their seeds: m comparisons whose
-        best exact p is 2/2^n cannot pass Holm's first step (m · 2/2^n) at ALPHA. (family, m, why)."""
+        best exact p is 2/2^n cannot pass Holm's first step (m · 2/2^n) at ALPHA. (suites, family,
+        m, why)."""
         units: dict[tuple[tuple[str, ...], str], list[int]] = {}
         for ln in self.lines:
             for ci in ln.intervals.values():
                 if ci is not None and ci.family is not None and ci.p is not None:
                     units.setdefault((ln.suites, ci.family), []).append(ci.units)
-        found = [(family, len(u), closed(len(u), max(u))) for (_, family), u in sorted(units.items())]
-        return [(family, m, text) for family, m, text in found if text]
+        found = [(suites, family, len(u), closed(len(u), max(u))) for (suites, family), u in sorted(units.items())]
+        return [(suites, family, m, text) for suites, family, m, text in found if text]
 
 
 def comparisons_note(records: dict[str, Declaration], run: str | None) -> str:

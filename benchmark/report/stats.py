@@ -47,8 +47,10 @@ Cell = tuple[Hashable, Hashable, float]  # (seed, target identity, difference)
 class Interval:
     """A paired difference: the mean of its per-seed values with a Student-t interval, the exact
     sign-flip test's p-value over seeds (`p`), the p-value after the family's multiplicity
-    correction (`p_adjusted`), the number of seeds the interval and test rest on (`units`), and
-    the declared family it was tested in (`family`; None: exploratory, pe_bench.config.comparisons)."""
+    correction (`p_adjusted`), the number of seeds the interval rests on (`units`), of them the
+    seeds the test rests on (`untied`: a seed whose difference is 0 drops out of the sign-flip
+    test, so p cannot go below 2/2^untied), and the declared family it was tested in (`family`;
+    None: exploratory, pe_bench.config.comparisons)."""
 
     mean: float
     low: float
@@ -57,6 +59,7 @@ class Interval:
     p_adjusted: float | None = None
     units: int = 0
     family: str | None = None
+    untied: int | None = None
 
     @property
     def excludes_zero(self) -> bool:
@@ -107,7 +110,8 @@ def seed_interval(per_seed: Sequence[tuple[Hashable, float]], level: float = LEV
     half = 0.0
     if n > 1:
         half = float(stdtrit(n - 1, 1 - (1 - level) / 2)) * float(values.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, p=sign_flip_p(values), units=n)
+    untied = int((np.abs(values) > TOL).sum())
+    return Interval(mean, mean - half, mean + half, p=sign_flip_p(values), units=n, untied=untied)
 
 
 def sign_flip_p(values: Sequence[float] | np.ndarray) -> float:

@@ -152,3 +152,22 @@ def test_a_new_description_or_evidence_line_is_kept_and_is_no_redeclaration(tmp_
     _suite(tmp_path, "s", effect=1, seeds=1)
     again = record(tmp_path, "s", declared, evidence="tested elsewhere", description="better words")
     assert (again.description, again.evidence, again.changes) == ("better words", "tested elsewhere", 0)
+
+
+@pytest.mark.parametrize("tied", [3, 0])
+def test_the_board_names_a_comparison_whose_untied_seeds_cannot_reach_the_level(tmp_path: Path, tied: int) -> None:
+    """A seed whose encoder ties its twin drops out of the exact test: 5 untied seeds of 8 leave
+    p no lower than 2/2^5 >= 0.05, though 8 seeds would allow 2/2^8, and the seeds note says so."""
+    from pe_bench.report.board import load
+
+    for seed in range(8):
+        append(tmp_path, backdoor_row(seed, hits=20 if seed < tied else 30 + seed, hits_clean=20, suite="a"))
+    board = load(tmp_path, "a")
+    effect = _delta(list(board.lines), "a")
+    assert (effect.units, effect.untied) == (8, 8 - tied)
+    named = "in family attack-effect, ssl-backdoor on "
+    assert (named in board.seeds_note) == (tied == 3), board.seeds_note
+    if tied:
+        assert effect.verdict == "n.s." and "(5 of 8 seeds untied)" in board.seeds_note
+    else:
+        assert effect.verdict == "supported"
