@@ -159,6 +159,7 @@ def paired(key: str, header: str, fields: tuple[PairField, PairField] | None, no
         return {**{f"{key}_{name}": (float, None if ci is None else getattr(ci, part))
                    for name, part in parts.items()},
                 f"{key}_units": (int, None if ci is None else ci.units),
+                f"{key}_untied": (int, None if ci is None else ci.untied),  # the seeds its test used
                 f"{key}_family": (str, None if ci is None else ci.family),
                 f"{key}_verdict": (str, None if ci is None else ci.verdict)}
 

@@ -30,7 +30,7 @@ __all__ = ["PROVENANCE", "SuiteReport", "collect", "line_record", "lines_table",
 
 def line_record(line: Line) -> dict[str, tuple[type, Any]]:
     """A line as typed Parquet fields, every column's (stats -> `<key>_mean`/`_std`, intervals
-    -> `<key>_mean`/`_low`/`_high`/`_p`/`_p_holm`/`_units`, names and counts as themselves)."""
+    -> `<key>_mean`/`_low`/`_high`/`_p`/`_p_holm`/`_units`/`_untied`, names and counts as themselves)."""
     out: dict[str, tuple[type, Any]] = {}
     for column in COLUMNS:
         out.update(column.record(line))

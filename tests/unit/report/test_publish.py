@@ -101,6 +101,7 @@ def test_the_parquet_has_typed_columns(site: Path, lines: dict[str, list[Line]])
             assert row["delta_asr_low"] is None and row["asr_mean"] is None
         else:
             assert row["delta_asr_low"] == pytest.approx(delta_asr.low)
+            assert (row["delta_asr_units"], row["delta_asr_untied"]) == (delta_asr.units, delta_asr.untied)
         assert row["failed"] == line.failed
     assert not any(r["published"] for r in table.to_pylist() if r["suite"] == HOSTILE_SUITE)
 
