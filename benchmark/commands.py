@@ -107,8 +107,6 @@ def _print_budgets(trials: Sequence[Any], data_dir: Path) -> None:
             first.setdefault((t.dataset, f"{t.attack.name}{t.attack.params}"), t)
     if not first:
         return
-    import json
-
     from pe_bench.report.labels import varying
 
     labels = varying([(t.attack.name, json.dumps(t.attack.params)) for t in first.values()])
