@@ -31,6 +31,18 @@ def label_params(declared: Iterable[tuple[str, tuple[str, ...]]]) -> Callable[[s
     return lambda name: found.get(name, ())
 
 
+Group = tuple[list[Setting], Callable[[str], Collection[str]]]  # settings, the params labels leave out
+
+
+def settings_of(items: Sequence[Any], kinds: Sequence[str] = ("attack", "defense")) -> tuple[Group, ...]:
+    """Per plugin kind, the settings of `items` (board lines or stored rows: each carries `<kind>`
+    and `<kind>_params`), with the params its labels leave out: an attack's target-selection
+    params (`label_params`: the tables show them in their own column), nothing of the others."""
+    hidden = label_params((x.attack, x.label_params) for x in items)
+    return tuple(([(getattr(x, kind), getattr(x, f"{kind}_params")) for x in items],
+                  hidden if kind == "attack" else lambda _: ()) for kind in kinds)
+
+
 def _usual(settings: Sequence[Setting], hidden: Callable[[str], Collection[str]]
            ) -> dict[str, dict[str, str | None]]:
     """Per plugin name, each param that varies among its distinct settings (not `hidden`): the
@@ -71,7 +83,7 @@ def varying(settings: Sequence[Setting], hidden: Callable[[str], Collection[str]
     return labels
 
 
-def usual_note(*groups: tuple[Sequence[Setting], Callable[[str], Collection[str]]]) -> str:
+def usual_note(*groups: Group) -> str:
     """What the labels `varying` gives each group (its settings, its hidden params) leave out:
     per plugin, the values most of its settings share ("" when every label names all its
     varying params)."""

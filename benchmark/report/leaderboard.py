@@ -23,12 +23,12 @@ import difflib
 import io
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pe_bench.errors import PeBenchError
-from pe_bench.report.labels import Setting, label_params, usual_note, varying
+from pe_bench.report.labels import settings_of, usual_note, varying
 from pe_bench.report.columns import BOARD, BY_KEY, COLUMNS, COMPACT, SORTABLE, VERSUS_SHOWN, Column, footnote
 from pe_bench.report.lines import MIN_SEEDS, Line, Member, task_views
 from pe_bench.store.declarations import DEFAULT, Family
@@ -150,23 +150,15 @@ def from_store(store: str | Path, suite: str | None = None, run: str | None = No
 
 
 def _label_lines(lines: list[Line]) -> list[Line]:
-    (attacks, hidden), (defenses, _) = _settings(lines)
-    attack, defense = varying(attacks, hidden), varying(defenses)
+    attack, defense = (varying(*group) for group in settings_of(lines))
     return [dataclasses.replace(ln, attack_label=a, defense_label=d)
             for ln, a, d in zip(lines, attack, defense, strict=True)]
-
-
-def _settings(lines: Sequence[Line]) -> tuple[tuple[list[Setting], Callable[[str], tuple[str, ...]]], ...]:
-    """The attack and the defense settings of the lines, each with the params its labels leave
-    out (an attack's target-selection params: the `targets` column shows them)."""
-    return (([(ln.attack, ln.attack_params) for ln in lines], label_params((ln.attack, ln.label_params) for ln in lines)),
-            ([(ln.defense, ln.defense_params) for ln in lines], lambda _: ()))
 
 
 def labels_note(lines: Sequence[Line]) -> str:
     """What the lines' labels leave out: the params most settings of a plugin share
     (pe_bench.report.labels), or ""."""
-    return usual_note(*_settings(lines))
+    return usual_note(*settings_of(lines))
 
 
 def sort_lines(lines: Sequence[Line], key: str) -> list[Line]:

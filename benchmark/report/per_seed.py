@@ -11,12 +11,12 @@ encoder's ASR and PA. Generated from the store like the leaderboard (`pe-bench l
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pe_bench.report import text_table
 from pe_bench.report.columns import pick_view
-from pe_bench.report.labels import Setting, label_params, usual_note, varying
+from pe_bench.report.labels import settings_of, usual_note, varying
 from pe_bench.report.lines import SeedLine, task_views
 from pe_bench.store.schema import TrialRow
 
@@ -34,25 +34,20 @@ COLUMNS = pick_view(("dataset", "encoder", "task", "attack", "family", "defense"
                      "undefended_hits", "asr_undefended", "pa_undefended"), lambda c: c.seed)
 
 
-def _settings(rows: Sequence[TrialRow]) -> tuple[tuple[list[Setting], Callable[[str], Collection[str]]], ...]:
-    """The attack, defense and encoder settings of the rows, each with the params its labels
-    leave out (an attack's target-selection params, as the board's lines leave them out)."""
-    return (([(r.attack, r.attack_params) for r in rows], label_params((r.attack, r.label_params) for r in rows)),
-            ([(r.defense, r.defense_params) for r in rows], lambda _: ()),
-            ([(r.encoder, r.encoder_params) for r in rows], lambda _: ()))
+KINDS = ("attack", "defense", "encoder")  # the plugins a per-seed line labels by their settings
 
 
 def labels_note(rows: Sequence[TrialRow]) -> str:
     """What the labels of `seed_lines(rows)` leave out (pe_bench.report.labels), or "": the
     per-seed and defense-pair tables name their settings by it."""
-    return usual_note(*_settings(rows))
+    return usual_note(*settings_of(rows, KINDS))
 
 
 def seed_lines(rows: Sequence[TrialRow]) -> list[SeedLine]:
     """Every (trial, task) of `rows` (the latest ok row per trial), labelled and ordered as the
     leaderboard orders its lines, seeds ascending within a cell."""
     bare = [SeedLine(row, view) for row in rows for view in task_views(row)]
-    attack, defense, encoder = (varying(*group) for group in _settings([s.row for s in bare]))
+    attack, defense, encoder = (varying(*group) for group in settings_of([s.row for s in bare], KINDS))
     lines = [dataclasses.replace(s, attack_label=a, defense_label=d, encoder_label=e)
              for s, a, d, e in zip(bare, attack, defense, encoder, strict=True)]
     lines.sort(key=lambda s: (s.row.dataset, s.encoder_label, s.view.task == "all", s.view.task,
